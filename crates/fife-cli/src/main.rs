@@ -1,0 +1,21 @@
+//! `fife`: the command-line face of Fife. Each subcommand lives in its own module and
+//! owns its flags, its output and its exit codes.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "fife", version, about = "Progressive delivery with statistical judgement")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {}
+}

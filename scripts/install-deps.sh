@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what Fife's tests and benchmarks need beyond the Rust toolchain, from the
+# package registries only (Debian, PyPI). Safe to run again: it skips what is present.
+set -euo pipefail
+
+need_apt=()
+command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v kubectl >/dev/null 2>&1 || need_apt+=(kubernetes-client)
+if [ "${FIFE_BENCH_DEPS:-0}" = 1 ]; then
+  command -v Rscript >/dev/null 2>&1 || need_apt+=(r-base-core)
+fi
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${need_apt[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+if [ "${FIFE_BENCH_DEPS:-0}" = 1 ]; then
+  python3 -c 'import numpy, scipy' 2>/dev/null || python3 -m pip install -q numpy scipy
+fi
