@@ -1,0 +1,109 @@
+//! Turns raw observations into the sorted, finite samples the statistics are defined on:
+//! the NaN policy, then the outlier fence, then an ascending sort.
+
+use crate::config::{NanPolicy, OutlierPolicy};
+
+/// Applies the NaN policy and the outlier policy to one sample and returns it sorted
+/// ascending. Non-finite values (NaN, ±∞) follow the NaN policy. `-0.0` becomes `0.0`
+/// so that equal values compare equal under the total order used for sorting.
+pub(crate) fn clean_sorted(raw: &[f64], nan: NanPolicy, outliers: OutlierPolicy) -> Vec<f64> {
+    let mut values: Vec<f64> = match nan {
+        NanPolicy::Remove => raw
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .map(|v| v + 0.0)
+            .collect(),
+        NanPolicy::ReplaceWithZero => raw
+            .iter()
+            .map(|&v| if v.is_finite() { v + 0.0 } else { 0.0 })
+            .collect(),
+    };
+    values.sort_unstable_by(f64::total_cmp);
+    if let OutlierPolicy::RemoveIqr { factor } = outliers
+        && !values.is_empty()
+    {
+        let q1 = quantile_sorted(&values, 0.25);
+        let q3 = quantile_sorted(&values, 0.75);
+        let iqr = q3 - q1;
+        let (lo, hi) = (q1 - factor * iqr, q3 + factor * iqr);
+        values.retain(|&v| v >= lo && v <= hi);
+    }
+    values
+}
+
+/// Quantile by linear interpolation between order statistics (R type 7, numpy's default):
+/// h = (len − 1)·p, value = x[⌊h⌋] + (h − ⌊h⌋)·(x[⌊h⌋+1] − x[⌊h⌋]).
+pub(crate) fn quantile_sorted(sorted: &[f64], p: f64) -> f64 {
+    let h = (sorted.len() - 1) as f64 * p;
+    let below = h.floor() as usize;
+    let above = (below + 1).min(sorted.len() - 1);
+    sorted[below] + (h - below as f64) * (sorted[above] - sorted[below])
+}
+
+/// Arithmetic mean with Neumaier's compensated sum, so that large samples of similar
+/// values do not lose the digits the mean ratio depends on.
+pub(crate) fn mean(values: &[f64]) -> f64 {
+    let mut sum = 0.0f64;
+    let mut compensation = 0.0f64;
+    for &v in values {
+        let t = sum + v;
+        if sum.abs() >= v.abs() {
+            compensation += (sum - t) + v;
+        } else {
+            compensation += (v - t) + sum;
+        }
+        sum = t;
+    }
+    (sum + compensation) / values.len() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nan_policy_removes_or_zeroes_non_finite_values() {
+        let raw = [3.0, f64::NAN, 1.0, f64::INFINITY, -0.0];
+        let removed = clean_sorted(&raw, NanPolicy::Remove, OutlierPolicy::Keep);
+        assert_eq!(removed, vec![0.0, 1.0, 3.0]);
+        assert!(removed[0].is_sign_positive(), "-0.0 is normalised to 0.0");
+        let zeroed = clean_sorted(&raw, NanPolicy::ReplaceWithZero, OutlierPolicy::Keep);
+        assert_eq!(zeroed, vec![0.0, 0.0, 0.0, 1.0, 3.0]);
+    }
+
+    #[test]
+    fn iqr_fence_drops_only_values_outside_it() {
+        // Q1 = 2, Q3 = 4 (type 7 on 1..=5), IQR = 2, fence [-1, 7] at factor 1.5.
+        let raw = [1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 7.5, -1.0];
+        let kept = clean_sorted(
+            &raw,
+            NanPolicy::Remove,
+            OutlierPolicy::RemoveIqr { factor: 1.5 },
+        );
+        // With all eight values: Q1 = 1.75, Q3 = 5.5, IQR = 3.75, fence [-3.875, 11.125].
+        assert_eq!(kept.len(), 8);
+        let raw = [1.0, 2.0, 3.0, 4.0, 5.0, 100.0];
+        let kept = clean_sorted(
+            &raw,
+            NanPolicy::Remove,
+            OutlierPolicy::RemoveIqr { factor: 1.5 },
+        );
+        assert_eq!(kept, vec![1.0, 2.0, 3.0, 4.0, 5.0]);
+    }
+
+    #[test]
+    fn quantile_interpolates_like_numpy() {
+        let x = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(quantile_sorted(&x, 0.25), 1.75);
+        assert_eq!(quantile_sorted(&x, 0.75), 3.25);
+        assert_eq!(quantile_sorted(&[5.0], 0.25), 5.0);
+    }
+
+    #[test]
+    fn compensated_mean_keeps_small_digits() {
+        let mut v = vec![1e16, 1.0, -1e16];
+        v.extend([1.0; 7]);
+        assert_eq!(mean(&v), 0.8);
+    }
+}
