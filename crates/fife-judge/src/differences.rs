@@ -87,10 +87,12 @@ impl<'a> PairwiseDifferences<'a> {
             }
             return *all.select_nth_unstable_by(k as usize, f64::total_cmp).1;
         }
-        self.select_in_windows(k)
+        self.select_in_windows(k, (self.canary.len() + self.baseline.len()) as u64 + 1024)
     }
 
-    fn select_in_windows(&self, k: u64) -> f64 {
+    /// Narrows per-row windows until at most `materialise_at` candidates remain, then
+    /// selects among them. Returns the k-th smallest difference, 0-based.
+    fn select_in_windows(&self, k: u64, materialise_at: u64) -> f64 {
         let (n, m) = (self.canary.len(), self.baseline.len());
         // Row i may still hold the answer in columns lo[i]..hi[i]; everything left of the
         // window is smaller than the answer, everything right of it larger.
@@ -108,7 +110,7 @@ impl<'a> PairwiseDifferences<'a> {
                 window_ends[i] = active;
             }
             let rank_in_window = k - left;
-            if active <= (n + m) as u64 + 1024 {
+            if active <= materialise_at {
                 let mut window: Vec<f64> = Vec::with_capacity(active as usize);
                 for i in 0..n {
                     window.extend((lo[i]..hi[i]).map(|j| self.at(i, j)));
@@ -176,6 +178,7 @@ impl SplitMix64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn brute_force(canary: &[f64], baseline: &[f64]) -> Vec<f64> {
         let mut all: Vec<f64> = canary
@@ -193,6 +196,28 @@ mod tests {
             .collect();
         v.sort_by(f64::total_cmp);
         v
+    }
+
+    proptest! {
+        /// The windowed search, forced to narrow all the way down (no materialising),
+        /// finds exactly what sorting every difference finds, ties and all.
+        #[test]
+        fn windowed_selection_equals_brute_force(
+            canary in prop::collection::vec(-20i32..20, 1..40),
+            baseline in prop::collection::vec(-20i32..20, 1..40),
+            scale in prop::sample::select(vec![1.0, 0.1, 0.37, 1e-3]),
+            rank_fraction in 0.0f64..1.0,
+        ) {
+            let mut c: Vec<f64> = canary.iter().map(|&v| v as f64 * scale).collect();
+            let mut b: Vec<f64> = baseline.iter().map(|&v| v as f64 * scale).collect();
+            c.sort_by(f64::total_cmp);
+            b.sort_by(f64::total_cmp);
+            let d = PairwiseDifferences::new(&c, &b);
+            let all = brute_force(&c, &b);
+            let k = ((rank_fraction * d.len() as f64) as u64).min(d.len() - 1);
+            prop_assert_eq!(d.select_in_windows(k, 0).to_bits(), all[k as usize].to_bits());
+            prop_assert_eq!(d.order_statistic(k + 1).to_bits(), all[k as usize].to_bits());
+        }
     }
 
     #[test]
@@ -226,7 +251,7 @@ mod tests {
                 d.len(),
             ] {
                 assert_eq!(
-                    d.select_in_windows(rank - 1).to_bits(),
+                    d.select_in_windows(rank - 1, 4096).to_bits(),
                     all[rank as usize - 1].to_bits(),
                     "rank {rank}, levels {levels}"
                 );

@@ -95,10 +95,18 @@ fn agrees_with_scipy_and_brute_force_to_1e_9() {
         serde_json::from_str(include_str!("oracle/scipy_cases.json")).expect("valid oracle JSON");
     assert!(cases.len() >= 30, "oracle has {} cases", cases.len());
     for case in &cases {
-        let j = judge(&values(&case.canary), &values(&case.baseline), &case.config.judge_config());
+        let j = judge(
+            &values(&case.canary),
+            &values(&case.baseline),
+            &case.config.judge_config(),
+        );
         let e = &case.expected;
         let name = case.name.as_str();
-        assert_eq!((j.n_canary, j.n_baseline), (e.n_canary, e.n_baseline), "{name}: sizes");
+        assert_eq!(
+            (j.n_canary, j.n_baseline),
+            (e.n_canary, e.n_baseline),
+            "{name}: sizes"
+        );
         assert_eq!(j.classification, e.classification, "{name}: {}", j.reason);
         if e.classification == Classification::NoData {
             continue;
