@@ -549,3 +549,198 @@ fn parse_exposition(
             .collect(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NoData;
+    use prometheus_parse::HistogramCount;
+
+    fn t(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
+    }
+
+    fn provider(window: usize) -> ScrapeProvider {
+        let settings = ScrapeSettings {
+            window,
+            ..ScrapeSettings::default()
+        };
+        let provider = ScrapeProvider::new(&ClientPool::new(1), settings).unwrap();
+        let target = |name: &str, role: &str| ScrapeTarget {
+            name: name.into(),
+            url: format!("http://127.0.0.1:1/{name}"),
+            labels: BTreeMap::from([("fife_role".to_owned(), role.to_owned())]),
+        };
+        provider.set_targets(vec![target("canary-0", "canary"), target("baseline-0", "baseline")]);
+        provider
+    }
+
+    fn exposition(requests: u64, errors: u64, fast: u64, slow: u64, inflight: f64) -> String {
+        format!(
+            "# TYPE http_requests counter\n\
+             http_requests_total{{code=\"200\"}} {requests}\n\
+             http_requests_total{{code=\"500\"}} {errors}\n\
+             # TYPE inflight gauge\n\
+             inflight {inflight}\n\
+             # TYPE latency_seconds histogram\n\
+             latency_seconds_bucket{{le=\"0.1\"}} {fast}\n\
+             latency_seconds_bucket{{le=\"0.2\"}} {all}\n\
+             latency_seconds_bucket{{le=\"+Inf\"}} {all}\n\
+             latency_seconds_sum 1\n\
+             latency_seconds_count {all}\n\
+             # EOF\n",
+            all = fast + slow
+        )
+    }
+
+    fn range(text: &str, lookback: u64, at: u64) -> Query {
+        Query::range(text, Duration::from_secs(lookback), Duration::from_secs(1), t(at))
+    }
+
+    #[test]
+    fn parses_the_three_selector_forms() {
+        let s = Selector::parse(r#"inflight{fife_role="canary", pod="a"}"#).unwrap();
+        assert_eq!(s.statistic, Statistic::Value);
+        assert_eq!(s.metric, "inflight");
+        assert_eq!(s.labels.len(), 2);
+        let s = Selector::parse("rate( http_requests_total{code=\"500\"} )").unwrap();
+        assert_eq!(s.statistic, Statistic::Rate);
+        assert_eq!(s.metric, "http_requests_total");
+        let s = Selector::parse("histogram_quantile(0.9, latency_seconds_bucket)").unwrap();
+        assert_eq!(s.statistic, Statistic::HistogramQuantile(0.9));
+        assert_eq!(s.metric, "latency_seconds");
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_evaluate() {
+        for bad in [
+            r#"x{a!="b"}"#,
+            r#"x{a=~"b.*"}"#,
+            "x{a=b}",
+            "histogram_quantile(1.5, x)",
+            "histogram_quantile(x)",
+            "rate(x",
+            "sum(rate(x[1m]))",
+            "",
+        ] {
+            assert!(Selector::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn quantile_interpolates_inside_the_bucket_between_scrapes() {
+        let h = |counts: [f64; 3]| -> Vec<HistogramCount> {
+            [0.1, 0.2, f64::INFINITY]
+                .into_iter()
+                .zip(counts)
+                .map(|(less_than, count)| HistogramCount { less_than, count })
+                .collect()
+        };
+        // Between the scrapes: 10 observations ≤ 0.1 and 10 in (0.1, 0.2].
+        let before = h([5.0, 5.0, 5.0]);
+        let after = h([15.0, 25.0, 25.0]);
+        assert!((histogram_quantile(0.5, &before, &after) - 0.1).abs() < 1e-12);
+        assert!((histogram_quantile(0.75, &before, &after) - 0.15).abs() < 1e-12);
+        assert!((histogram_quantile(0.25, &before, &after) - 0.05).abs() < 1e-12);
+        // Nothing observed in between: no number.
+        assert!(histogram_quantile(0.5, &after, &after).is_nan());
+        // Observations beyond the last finite bound report that bound.
+        let overflow = h([15.0, 25.0, 125.0]);
+        assert_eq!(histogram_quantile(0.99, &after, &overflow), 0.2);
+    }
+
+    #[test]
+    fn gauge_values_per_scrape_in_the_window() {
+        let p = provider(10);
+        for (i, v) in [1.0, 2.0, 3.0].into_iter().enumerate() {
+            p.record_exposition("canary-0", &exposition(0, 0, 0, 0, v), t(i as u64));
+            p.record_exposition("baseline-0", &exposition(0, 0, 0, 0, 10.0 * v), t(i as u64));
+        }
+        let canary = p.evaluate(&range(r#"inflight{fife_role="canary"}"#, 1, 2)).unwrap();
+        assert_eq!(canary.values, vec![2.0, 3.0]);
+        let latest = p
+            .evaluate(&Query::instant(r#"inflight{fife_role="baseline"}"#, t(2)))
+            .unwrap();
+        assert_eq!(latest.values, vec![30.0]);
+        let both = p.evaluate(&range("inflight", 10, 2)).unwrap();
+        assert_eq!(both.series, 2);
+    }
+
+    #[test]
+    fn counter_rate_between_scrapes_handles_resets() {
+        let p = provider(10);
+        for (i, requests) in [100, 120, 160, 10].into_iter().enumerate() {
+            p.record_exposition("canary-0", &exposition(requests, 0, 0, 0, 0.0), t(2 * i as u64));
+        }
+        let rates = p
+            .evaluate(&range(r#"rate(http_requests_total{code="200",fife_role="canary"})"#, 60, 6))
+            .unwrap();
+        // +20 in 2 s, +40 in 2 s, reset to 10 in 2 s.
+        assert_eq!(rates.values, vec![10.0, 20.0, 5.0]);
+    }
+
+    #[test]
+    fn histogram_quantile_between_scrapes() {
+        let p = provider(10);
+        p.record_exposition("canary-0", &exposition(0, 0, 0, 0, 0.0), t(0));
+        p.record_exposition("canary-0", &exposition(0, 0, 10, 10, 0.0), t(1));
+        p.record_exposition("canary-0", &exposition(0, 0, 10, 10, 0.0), t(2));
+        let q = p
+            .evaluate(&range(r#"histogram_quantile(0.75, latency_seconds{fife_role="canary"})"#, 60, 2))
+            .unwrap();
+        // The second pair saw no traffic: its NaN is left out and counted.
+        assert_eq!(q.values.len(), 1);
+        assert!((q.values[0] - 0.15).abs() < 1e-12, "{:?}", q.values);
+        assert_eq!(q.dropped_non_finite, 1);
+    }
+
+    #[test]
+    fn the_window_is_bounded() {
+        let p = provider(3);
+        for i in 0..10 {
+            p.record_exposition("canary-0", &exposition(0, 0, 0, 0, i as f64), t(i));
+        }
+        let all = p.evaluate(&range(r#"inflight{fife_role="canary"}"#, 3600, 9)).unwrap();
+        assert_eq!(all.values, vec![7.0, 8.0, 9.0]);
+    }
+
+    #[test]
+    fn missing_metrics_and_no_scrapes_are_no_data() {
+        let p = provider(10);
+        let err = p.evaluate(&Query::instant("inflight", t(0))).unwrap_err();
+        assert_eq!(err.cause, FailureCause::NoData(NoData::EmptyResult));
+        p.record_exposition("canary-0", &exposition(0, 0, 0, 0, 1.0), t(0));
+        let err = p.evaluate(&Query::instant("no_such_metric", t(0))).unwrap_err();
+        assert_eq!(err.cause, FailureCause::NoData(NoData::EmptyResult));
+        let err = p.evaluate(&Query::instant("x{a=~\"b\"}", t(0))).unwrap_err();
+        assert!(matches!(err.cause, FailureCause::InvalidQuery { .. }), "{err}");
+    }
+
+    #[test]
+    fn set_targets_keeps_the_history_of_pods_that_stay() {
+        let p = provider(10);
+        p.record_exposition("canary-0", &exposition(0, 0, 0, 0, 1.0), t(0));
+        let kept = p.lock()[0].target.clone();
+        p.set_targets(vec![kept]);
+        assert_eq!(p.evaluate(&Query::instant("inflight", t(0))).unwrap().values, vec![1.0]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_scrape_is_the_measurement_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/metrics", listener.local_addr().unwrap());
+        drop(listener);
+        let p = provider(10);
+        p.record_exposition("canary-0", &exposition(0, 0, 0, 0, 1.0), t(0));
+        p.set_targets(vec![ScrapeTarget {
+            name: "canary-0".into(),
+            url: url.clone(),
+            labels: BTreeMap::from([("fife_role".to_owned(), "canary".to_owned())]),
+        }]);
+        let failures = p.scrape_all(t(1)).await;
+        assert_eq!(failures, vec![("canary-0".to_owned(), FailureCause::ConnectionRefused)]);
+        let err = p.evaluate(&range(r#"inflight{fife_role="canary"}"#, 60, 1)).unwrap_err();
+        assert_eq!(err.cause, FailureCause::ConnectionRefused);
+        assert_eq!(err.endpoint, url);
+    }
+}
