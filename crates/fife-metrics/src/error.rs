@@ -49,7 +49,9 @@ pub enum ErrorClass {
 /// Why the source gave nothing to judge.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum NoData {
-    #[error("no data: the query matched no series; check its selectors and that the targets are scraped")]
+    #[error(
+        "no data: the query matched no series; check its selectors and that the targets are scraped"
+    )]
     EmptyResult,
     #[error(
         "no data: every value was NaN or ±Inf (first {value} in series {series}); a ratio or quantile over a window without traffic gives NaN"
@@ -160,18 +162,29 @@ mod tests {
         );
         let text = err.to_string();
         assert!(!text.contains('\n'), "{text}");
-        assert!(text.starts_with("query `sum(rate( x[1m]))` against http://127.0.0.1:9 failed: connection refused"), "{text}");
+        assert!(
+            text.starts_with(
+                "query `sum(rate( x[1m]))` against http://127.0.0.1:9 failed: connection refused"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
     fn only_no_data_is_classified_as_no_data() {
-        assert_eq!(FailureCause::NoData(NoData::EmptyResult).class(), ErrorClass::NoData);
+        assert_eq!(
+            FailureCause::NoData(NoData::EmptyResult).class(),
+            ErrorClass::NoData
+        );
         let nan = NoData::NonFinite {
             value: f64::NAN,
             series: "{}".into(),
         };
         assert_eq!(FailureCause::NoData(nan).class(), ErrorClass::NoData);
-        assert_eq!(FailureCause::ConnectionRefused.class(), ErrorClass::SourceFailure);
+        assert_eq!(
+            FailureCause::ConnectionRefused.class(),
+            ErrorClass::SourceFailure
+        );
         assert_eq!(
             FailureCause::ResponseTooLarge { limit: 1 }.class(),
             ErrorClass::SourceFailure

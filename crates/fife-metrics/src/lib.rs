@@ -19,7 +19,9 @@ pub mod scrape;
 pub mod template;
 
 pub use error::{ErrorClass, FailureCause, MetricError, NoData};
-pub use prometheus::{Auth, ClientPool, PrometheusProvider, PrometheusSource, RetryPolicy, TlsOptions};
+pub use prometheus::{
+    Auth, ClientPool, PrometheusProvider, PrometheusSource, RetryPolicy, TlsOptions,
+};
 pub use roles::{RoleQueries, RoleSamples, measure_roles};
 pub use scrape::{ScrapeProvider, ScrapeTarget};
 pub use template::{Role, TemplateError, TemplateValues, render};
@@ -44,7 +46,12 @@ impl Query {
         }
     }
 
-    pub fn range(text: impl Into<String>, lookback: Duration, step: Duration, at: SystemTime) -> Self {
+    pub fn range(
+        text: impl Into<String>,
+        lookback: Duration,
+        step: Duration,
+        at: SystemTime,
+    ) -> Self {
         Self {
             text: text.into(),
             window: Window::Range { lookback, step },

@@ -182,10 +182,11 @@ pub struct PrometheusProvider {
 
 impl PrometheusProvider {
     pub fn new(pool: &ClientPool, source: PrometheusSource) -> Result<Self, SourceError> {
-        let url = reqwest::Url::parse(&source.address).map_err(|e| SourceError::InvalidAddress {
-            address: source.address.clone(),
-            detail: e.to_string(),
-        })?;
+        let url =
+            reqwest::Url::parse(&source.address).map_err(|e| SourceError::InvalidAddress {
+                address: source.address.clone(),
+                detail: e.to_string(),
+            })?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(SourceError::InvalidAddress {
                 address: source.address.clone(),
@@ -211,13 +212,11 @@ impl PrometheusProvider {
         let fail = |cause| MetricError::new(&self.endpoint, &query.text, cause);
         // The slot is taken before the deadline starts: the timeout bounds the time
         // spent on Prometheus, and every holder is itself bounded, so waiting ends.
-        let _slot = self
-            .slots
-            .acquire()
-            .await
-            .map_err(|_| fail(FailureCause::InvalidSource {
+        let _slot = self.slots.acquire().await.map_err(|_| {
+            fail(FailureCause::InvalidSource {
                 detail: "the query pool was shut down".into(),
-            }))?;
+            })
+        })?;
         let retry = self.source.retry;
         let deadline = Instant::now() + self.source.timeout;
         let mut backoff = retry.initial_backoff;
@@ -263,7 +262,10 @@ impl PrometheusProvider {
                 "/api/v1/query_range",
                 vec![
                     ("query", query.text.clone()),
-                    ("start", unix_seconds(query.at.checked_sub(lookback).unwrap_or(UNIX_EPOCH))),
+                    (
+                        "start",
+                        unix_seconds(query.at.checked_sub(lookback).unwrap_or(UNIX_EPOCH)),
+                    ),
                     ("end", at),
                     ("step", format!("{}", step.as_secs_f64())),
                     ("timeout", server_timeout),
@@ -276,7 +278,9 @@ impl PrometheusProvider {
             .form(&form);
         request = match &self.source.auth {
             Some(Auth::Bearer { token }) => request.bearer_auth(token),
-            Some(Auth::Basic { username, password }) => request.basic_auth(username, Some(password)),
+            Some(Auth::Basic { username, password }) => {
+                request.basic_auth(username, Some(password))
+            }
             None => request,
         };
         let response = request
@@ -309,7 +313,10 @@ pub(crate) async fn read_limited(
     limit: usize,
     host: &str,
 ) -> Result<Vec<u8>, FailureCause> {
-    if response.content_length().is_some_and(|len| len > limit as u64) {
+    if response
+        .content_length()
+        .is_some_and(|len| len > limit as u64)
+    {
         return Err(FailureCause::ResponseTooLarge { limit });
     }
     let mut body = Vec::new();
@@ -418,7 +425,9 @@ fn parse_response(body: &[u8], window: Window) -> Result<Samples, FailureCause> 
             message: envelope.error.unwrap_or_default(),
         });
     }
-    let data = envelope.data.ok_or_else(|| malformed("`data` is missing"))?;
+    let data = envelope
+        .data
+        .ok_or_else(|| malformed("`data` is missing"))?;
     let mut collector = SampleCollector::default();
     match (window, data.result_type.as_str()) {
         (Window::Instant, "vector") => {
@@ -541,7 +550,10 @@ mod tests {
     #[test]
     fn parses_scalar_for_instant_queries() {
         let body = br#"{"status":"success","data":{"resultType":"scalar","result":[1.5,"0.99"]}}"#;
-        assert_eq!(parse_response(body, Window::Instant).unwrap().values, vec![0.99]);
+        assert_eq!(
+            parse_response(body, Window::Instant).unwrap().values,
+            vec![0.99]
+        );
     }
 
     #[test]
@@ -577,7 +589,10 @@ mod tests {
         let body = br#"{"status":"success","data":{"resultType":"matrix","result":[
             {"metric":{},"values":[[1,"NaN"],[2,"+Inf"]]}]}}"#;
         let err = parse_response(body, range()).unwrap_err();
-        assert!(matches!(err, FailureCause::NoData(NoData::NonFinite { .. })), "{err:?}");
+        assert!(
+            matches!(err, FailureCause::NoData(NoData::NonFinite { .. })),
+            "{err:?}"
+        );
         assert!(err.to_string().starts_with("no data"), "{err}");
     }
 
@@ -606,7 +621,10 @@ mod tests {
         let string = br#"{"status":"success","data":{"resultType":"string","result":[1,"x"]}}"#;
         assert!(matches!(
             parse_response(string, Window::Instant).unwrap_err(),
-            FailureCause::UnexpectedResultType { expected: "vector", .. }
+            FailureCause::UnexpectedResultType {
+                expected: "vector",
+                ..
+            }
         ));
     }
 
@@ -668,7 +686,8 @@ mod tests {
     #[test]
     fn invalid_sources_are_rejected_before_any_query() {
         let pool = ClientPool::new(1);
-        let err = PrometheusProvider::new(&pool, PrometheusSource::new("prometheus:9090")).unwrap_err();
+        let err =
+            PrometheusProvider::new(&pool, PrometheusSource::new("prometheus:9090")).unwrap_err();
         assert!(matches!(err, SourceError::InvalidAddress { .. }), "{err}");
         let mut source = PrometheusSource::new("https://p:9090");
         source.tls.ca_bundle_pem = Some(b"not pem".to_vec());

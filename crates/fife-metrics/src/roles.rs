@@ -50,8 +50,9 @@ pub async fn measure_roles(
             args: args.clone(),
             role: Some(role),
         };
-        let text = render(template, &values)
-            .map_err(|e| MetricError::new(provider.endpoint(), template, FailureCause::Template(e)))?;
+        let text = render(template, &values).map_err(|e| {
+            MetricError::new(provider.endpoint(), template, FailureCause::Template(e))
+        })?;
         Ok(Query { text, window, at })
     };
     let canary = query_for(Role::Canary)?;

@@ -145,16 +145,18 @@ fn parse_series(text: &str) -> Result<(String, BTreeMap<String, String>), String
     let text = text.trim();
     let (name, matchers) = match text.split_once('{') {
         Some((name, rest)) => {
-            let body = rest
-                .strip_suffix('}')
-                .ok_or_else(|| format!("the label matchers of `{text}` are not closed with `}}`"))?;
+            let body = rest.strip_suffix('}').ok_or_else(|| {
+                format!("the label matchers of `{text}` are not closed with `}}`")
+            })?;
             (name.trim(), body)
         }
         None => (text, ""),
     };
     let valid_name = !name.is_empty()
         && !name.starts_with(|c: char| c.is_ascii_digit())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
     if !valid_name {
         return Err(format!(
             "`{name}` is not a metric name; write name{{label=\"value\"}}, rate(…) or histogram_quantile(q, …)"
@@ -212,7 +214,10 @@ pub struct ScrapeProvider {
 }
 
 impl ScrapeProvider {
-    pub fn new(pool: &ClientPool, settings: ScrapeSettings) -> Result<Self, crate::prometheus::SourceError> {
+    pub fn new(
+        pool: &ClientPool,
+        settings: ScrapeSettings,
+    ) -> Result<Self, crate::prometheus::SourceError> {
         Ok(Self {
             client: pool.client_for(&TlsOptions::default())?,
             settings,
@@ -254,7 +259,11 @@ impl ScrapeProvider {
         let mut states = self.lock();
         if let Some(state) = states.iter_mut().find(|s| s.target.name == target_name) {
             let outcome = parse_exposition(text, &state.target, at);
-            push_bounded(&mut state.scrapes, ScrapeRecord { at, outcome }, self.settings.window);
+            push_bounded(
+                &mut state.scrapes,
+                ScrapeRecord { at, outcome },
+                self.settings.window,
+            );
         }
     }
 
@@ -274,7 +283,11 @@ impl ScrapeProvider {
             if let Err(cause) = &outcome {
                 failures.push((target.name.clone(), cause.clone()));
             }
-            push_bounded(&mut state.scrapes, ScrapeRecord { at, outcome }, self.settings.window);
+            push_bounded(
+                &mut state.scrapes,
+                ScrapeRecord { at, outcome },
+                self.settings.window,
+            );
         }
         failures
     }
@@ -341,7 +354,9 @@ impl ScrapeProvider {
         for ((pod, labels), values) in &series {
             collector.start_series();
             for value in values {
-                collector.push(*value, || format!("{}{{{labels}}} of {pod}", selector.metric));
+                collector.push(*value, || {
+                    format!("{}{{{labels}}} of {pod}", selector.metric)
+                });
             }
         }
         let finished = match query.window {
@@ -381,7 +396,10 @@ fn window_scrapes<'s>(
         .filter_map(|r| r.outcome.as_ref().ok().map(|s| (r.at, s.as_slice())));
     match query.window {
         Window::Range { lookback, .. } => {
-            let start = query.at.checked_sub(lookback).unwrap_or(SystemTime::UNIX_EPOCH);
+            let start = query
+                .at
+                .checked_sub(lookback)
+                .unwrap_or(SystemTime::UNIX_EPOCH);
             ok.filter(|(at, _)| *at >= start).collect()
         }
         Window::Instant => {
@@ -420,24 +438,36 @@ fn evaluate_target(
             for pair in scrapes.windows(2) {
                 let (t0, before) = (pair[0].0, matching(pair[0].1));
                 let (t1, after) = (pair[1].0, matching(pair[1].1));
-                let Some(seconds) = t1.duration_since(t0).ok().map(|d| d.as_secs_f64()).filter(|s| *s > 0.0) else {
+                let Some(seconds) = t1
+                    .duration_since(t0)
+                    .ok()
+                    .map(|d| d.as_secs_f64())
+                    .filter(|s| *s > 0.0)
+                else {
                     continue;
                 };
                 for (labels, now) in &after {
-                    let Some(then) = before.get(labels) else { continue };
+                    let Some(then) = before.get(labels) else {
+                        continue;
+                    };
                     let value = match selector.statistic {
                         Statistic::Rate => match (scalar(then), scalar(now)) {
                             (Some(a), Some(b)) => Some(counter_increase(a, b) / seconds),
                             _ => None,
                         },
                         Statistic::HistogramQuantile(q) => match (then, now) {
-                            (Value::Histogram(a), Value::Histogram(b)) => Some(histogram_quantile(q, a, b)),
+                            (Value::Histogram(a), Value::Histogram(b)) => {
+                                Some(histogram_quantile(q, a, b))
+                            }
                             _ => None,
                         },
                         Statistic::Value => None,
                     };
                     if let Some(value) = value {
-                        series.entry((pod.to_owned(), labels.clone())).or_default().push(value);
+                        series
+                            .entry((pod.to_owned(), labels.clone()))
+                            .or_default()
+                            .push(value);
                     }
                 }
             }
@@ -454,7 +484,11 @@ fn scalar(value: &Value) -> Option<f64> {
 
 /// A counter that went down was reset (the pod restarted): its new value is the increase.
 fn counter_increase(before: f64, after: f64) -> f64 {
-    if after < before { after } else { after - before }
+    if after < before {
+        after
+    } else {
+        after - before
+    }
 }
 
 /// The `q` quantile of the observations made between two cumulative histograms, with
@@ -519,14 +553,17 @@ fn parse_exposition(
     at: SystemTime,
 ) -> Result<Arc<Vec<ScrapedSeries>>, FailureCause> {
     let lines = text.lines().map(|l| Ok(l.to_owned()));
-    let scrape = Scrape::parse_at(lines, chrono::DateTime::<chrono::Utc>::from(at)).map_err(|e| {
-        FailureCause::MalformedResponse {
-            detail: format!("the metrics page is not in the text exposition format: {e}"),
-        }
-    })?;
+    let scrape =
+        Scrape::parse_at(lines, chrono::DateTime::<chrono::Utc>::from(at)).map_err(|e| {
+            FailureCause::MalformedResponse {
+                detail: format!("the metrics page is not in the text exposition format: {e}"),
+            }
+        })?;
     if scrape.samples.is_empty() && !text.trim().is_empty() && !text.trim_start().starts_with('#') {
         return Err(FailureCause::MalformedResponse {
-            detail: "no sample could be read from the metrics page; is it the text exposition format?".into(),
+            detail:
+                "no sample could be read from the metrics page; is it the text exposition format?"
+                    .into(),
         });
     }
     Ok(Arc::new(
@@ -571,7 +608,10 @@ mod tests {
             url: format!("http://127.0.0.1:1/{name}"),
             labels: BTreeMap::from([("fife_role".to_owned(), role.to_owned())]),
         };
-        provider.set_targets(vec![target("canary-0", "canary"), target("baseline-0", "baseline")]);
+        provider.set_targets(vec![
+            target("canary-0", "canary"),
+            target("baseline-0", "baseline"),
+        ]);
         provider
     }
 
@@ -594,7 +634,12 @@ mod tests {
     }
 
     fn range(text: &str, lookback: u64, at: u64) -> Query {
-        Query::range(text, Duration::from_secs(lookback), Duration::from_secs(1), t(at))
+        Query::range(
+            text,
+            Duration::from_secs(lookback),
+            Duration::from_secs(1),
+            t(at),
+        )
     }
 
     #[test]
@@ -656,7 +701,9 @@ mod tests {
             p.record_exposition("canary-0", &exposition(0, 0, 0, 0, v), t(i as u64));
             p.record_exposition("baseline-0", &exposition(0, 0, 0, 0, 10.0 * v), t(i as u64));
         }
-        let canary = p.evaluate(&range(r#"inflight{fife_role="canary"}"#, 1, 2)).unwrap();
+        let canary = p
+            .evaluate(&range(r#"inflight{fife_role="canary"}"#, 1, 2))
+            .unwrap();
         assert_eq!(canary.values, vec![2.0, 3.0]);
         let latest = p
             .evaluate(&Query::instant(r#"inflight{fife_role="baseline"}"#, t(2)))
@@ -670,10 +717,18 @@ mod tests {
     fn counter_rate_between_scrapes_handles_resets() {
         let p = provider(10);
         for (i, requests) in [100, 120, 160, 10].into_iter().enumerate() {
-            p.record_exposition("canary-0", &exposition(requests, 0, 0, 0, 0.0), t(2 * i as u64));
+            p.record_exposition(
+                "canary-0",
+                &exposition(requests, 0, 0, 0, 0.0),
+                t(2 * i as u64),
+            );
         }
         let rates = p
-            .evaluate(&range(r#"rate(http_requests_total{code="200",fife_role="canary"})"#, 60, 6))
+            .evaluate(&range(
+                r#"rate(http_requests_total{code="200",fife_role="canary"})"#,
+                60,
+                6,
+            ))
             .unwrap();
         // +20 in 2 s, +40 in 2 s, reset to 10 in 2 s.
         assert_eq!(rates.values, vec![10.0, 20.0, 5.0]);
@@ -686,7 +741,11 @@ mod tests {
         p.record_exposition("canary-0", &exposition(0, 0, 10, 10, 0.0), t(1));
         p.record_exposition("canary-0", &exposition(0, 0, 10, 10, 0.0), t(2));
         let q = p
-            .evaluate(&range(r#"histogram_quantile(0.75, latency_seconds{fife_role="canary"})"#, 60, 2))
+            .evaluate(&range(
+                r#"histogram_quantile(0.75, latency_seconds{fife_role="canary"})"#,
+                60,
+                2,
+            ))
             .unwrap();
         // The second pair saw no traffic: its NaN is left out and counted.
         assert_eq!(q.values.len(), 1);
@@ -700,7 +759,9 @@ mod tests {
         for i in 0..10 {
             p.record_exposition("canary-0", &exposition(0, 0, 0, 0, i as f64), t(i));
         }
-        let all = p.evaluate(&range(r#"inflight{fife_role="canary"}"#, 3600, 9)).unwrap();
+        let all = p
+            .evaluate(&range(r#"inflight{fife_role="canary"}"#, 3600, 9))
+            .unwrap();
         assert_eq!(all.values, vec![7.0, 8.0, 9.0]);
     }
 
@@ -710,10 +771,17 @@ mod tests {
         let err = p.evaluate(&Query::instant("inflight", t(0))).unwrap_err();
         assert_eq!(err.cause, FailureCause::NoData(NoData::EmptyResult));
         p.record_exposition("canary-0", &exposition(0, 0, 0, 0, 1.0), t(0));
-        let err = p.evaluate(&Query::instant("no_such_metric", t(0))).unwrap_err();
+        let err = p
+            .evaluate(&Query::instant("no_such_metric", t(0)))
+            .unwrap_err();
         assert_eq!(err.cause, FailureCause::NoData(NoData::EmptyResult));
-        let err = p.evaluate(&Query::instant("x{a=~\"b\"}", t(0))).unwrap_err();
-        assert!(matches!(err.cause, FailureCause::InvalidQuery { .. }), "{err}");
+        let err = p
+            .evaluate(&Query::instant("x{a=~\"b\"}", t(0)))
+            .unwrap_err();
+        assert!(
+            matches!(err.cause, FailureCause::InvalidQuery { .. }),
+            "{err}"
+        );
     }
 
     #[test]
@@ -722,7 +790,12 @@ mod tests {
         p.record_exposition("canary-0", &exposition(0, 0, 0, 0, 1.0), t(0));
         let kept = p.lock()[0].target.clone();
         p.set_targets(vec![kept]);
-        assert_eq!(p.evaluate(&Query::instant("inflight", t(0))).unwrap().values, vec![1.0]);
+        assert_eq!(
+            p.evaluate(&Query::instant("inflight", t(0)))
+                .unwrap()
+                .values,
+            vec![1.0]
+        );
     }
 
     #[tokio::test]
@@ -738,8 +811,13 @@ mod tests {
             labels: BTreeMap::from([("fife_role".to_owned(), "canary".to_owned())]),
         }]);
         let failures = p.scrape_all(t(1)).await;
-        assert_eq!(failures, vec![("canary-0".to_owned(), FailureCause::ConnectionRefused)]);
-        let err = p.evaluate(&range(r#"inflight{fife_role="canary"}"#, 60, 1)).unwrap_err();
+        assert_eq!(
+            failures,
+            vec![("canary-0".to_owned(), FailureCause::ConnectionRefused)]
+        );
+        let err = p
+            .evaluate(&range(r#"inflight{fife_role="canary"}"#, 60, 1))
+            .unwrap_err();
         assert_eq!(err.cause, FailureCause::ConnectionRefused);
         assert_eq!(err.endpoint, url);
     }

@@ -101,13 +101,11 @@ fn resolve<'v>(placeholder: &str, values: &'v TemplateValues) -> Result<&'v str,
             .ok_or(TemplateError::MissingRole);
     }
     if let Some(name) = placeholder.strip_prefix("args.") {
-        return values
-            .args
-            .get(name)
-            .map(String::as_str)
-            .ok_or_else(|| TemplateError::MissingArg {
+        return values.args.get(name).map(String::as_str).ok_or_else(|| {
+            TemplateError::MissingArg {
                 name: name.to_owned(),
-            });
+            }
+        });
     }
     Err(TemplateError::UnknownPlaceholder {
         placeholder: placeholder.to_owned(),

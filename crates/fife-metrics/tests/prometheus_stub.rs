@@ -13,8 +13,8 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use fife_metrics::roles::prometheus_role_samples;
 use fife_metrics::{
-    Auth, ClientPool, ErrorClass, FailureCause, MetricError, MetricProvider, NoData, PrometheusProvider,
-    PrometheusSource, Query, RoleQueries, Samples, Window, measure_roles,
+    Auth, ClientPool, ErrorClass, FailureCause, MetricError, MetricProvider, NoData,
+    PrometheusProvider, PrometheusSource, Query, RoleQueries, Samples, Window, measure_roles,
 };
 
 type Responder = dyn Fn(usize, &HeaderMap, &BTreeMap<String, String>) -> Response + Send + Sync;
@@ -35,7 +35,10 @@ struct Stub {
 impl Stub {
     async fn start(
         delay: Duration,
-        responder: impl Fn(usize, &HeaderMap, &BTreeMap<String, String>) -> Response + Send + Sync + 'static,
+        responder: impl Fn(usize, &HeaderMap, &BTreeMap<String, String>) -> Response
+        + Send
+        + Sync
+        + 'static,
     ) -> Stub {
         let state = Arc::new(StubState {
             requests: AtomicUsize::new(0),
@@ -114,7 +117,10 @@ fn vector(values: &[&str]) -> String {
         .enumerate()
         .map(|(i, v)| format!(r#"{{"metric":{{"pod":"p{i}"}},"value":[1700000000,"{v}"]}}"#))
         .collect();
-    format!(r#"{{"status":"success","data":{{"resultType":"vector","result":[{}]}}}}"#, result.join(","))
+    format!(
+        r#"{{"status":"success","data":{{"resultType":"vector","result":[{}]}}}}"#,
+        result.join(",")
+    )
 }
 
 fn instant(text: &str) -> Query {
@@ -177,12 +183,16 @@ async fn connection_refused_is_named_and_retried_briefly() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
-    let provider = PrometheusProvider::new(&ClientPool::new(1), PrometheusSource::new(&address)).unwrap();
+    let provider =
+        PrometheusProvider::new(&ClientPool::new(1), PrometheusSource::new(&address)).unwrap();
     let err = fail(&provider, &instant("up")).await;
     assert_eq!(err.cause, FailureCause::ConnectionRefused);
     assert_eq!(err.class(), ErrorClass::SourceFailure);
     let text = err.to_string();
-    assert!(text.contains(&address) && text.contains("`up`") && text.contains("connection refused"), "{text}");
+    assert!(
+        text.contains(&address) && text.contains("`up`") && text.contains("connection refused"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -216,7 +226,10 @@ async fn a_slow_server_times_out() {
 
 #[tokio::test]
 async fn http_status_carries_the_body_error_and_4xx_is_not_retried() {
-    let stub = Stub::start(Duration::ZERO, |_, _, _| json(403, r#"{"error":"token expired"}"#)).await;
+    let stub = Stub::start(Duration::ZERO, |_, _, _| {
+        json(403, r#"{"error":"token expired"}"#)
+    })
+    .await;
     let err = fail(&stub.provider(|_| {}), &instant("up")).await;
     assert_eq!(
         err.cause,
@@ -252,7 +265,10 @@ async fn prometheus_status_error_carries_error_type() {
 #[tokio::test]
 async fn overload_answers_are_retried_until_success() {
     let stub = Stub::start(Duration::ZERO, |n, _, _| match n {
-        0 => json(503, r#"{"status":"error","errorType":"unavailable","error":"overloaded"}"#),
+        0 => json(
+            503,
+            r#"{"status":"error","errorType":"unavailable","error":"overloaded"}"#,
+        ),
         1 => json(429, "slow down"),
         _ => json(200, &vector(&["2"])),
     })
@@ -284,7 +300,10 @@ async fn retries_are_bounded() {
 #[tokio::test]
 async fn wrong_result_type_nan_and_empty_are_classified() {
     let stub = Stub::start(Duration::ZERO, |_, _, form| match form["query"].as_str() {
-        "matrix" => json(200, r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#),
+        "matrix" => json(
+            200,
+            r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#,
+        ),
         "nan" => json(200, &vector(&["NaN"])),
         "inf" => json(200, &vector(&["1", "+Inf"])),
         _ => json(200, &vector(&[])),
@@ -292,11 +311,23 @@ async fn wrong_result_type_nan_and_empty_are_classified() {
     .await;
     let provider = stub.provider(|_| {});
     let err = fail(&provider, &instant("matrix")).await;
-    assert!(matches!(err.cause, FailureCause::UnexpectedResultType { expected: "vector", .. }), "{err}");
+    assert!(
+        matches!(
+            err.cause,
+            FailureCause::UnexpectedResultType {
+                expected: "vector",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(err.class(), ErrorClass::SourceFailure);
     for query in ["nan", "inf"] {
         let err = fail(&provider, &instant(query)).await;
-        assert!(matches!(err.cause, FailureCause::NoData(NoData::NonFinite { .. })), "{err}");
+        assert!(
+            matches!(err.cause, FailureCause::NoData(NoData::NonFinite { .. })),
+            "{err}"
+        );
         assert_eq!(err.class(), ErrorClass::NoData);
     }
     let err = fail(&provider, &instant("empty")).await;
@@ -324,7 +355,11 @@ async fn oversized_responses_are_cut_off_while_streaming() {
     let provider = stub.provider(|s| s.max_response_bytes = 64 * 1024);
     for query in ["chunked", "sized"] {
         let err = fail(&provider, &instant(query)).await;
-        assert_eq!(err.cause, FailureCause::ResponseTooLarge { limit: 64 * 1024 }, "{query}");
+        assert_eq!(
+            err.cause,
+            FailureCause::ResponseTooLarge { limit: 64 * 1024 },
+            "{query}"
+        );
     }
 }
 
@@ -338,23 +373,37 @@ async fn bearer_and_basic_auth_are_sent() {
         }
     })
     .await;
-    let bearer = stub.provider(|s| s.auth = Some(Auth::Bearer { token: "t0ken".into() }));
+    let bearer = stub.provider(|s| {
+        s.auth = Some(Auth::Bearer {
+            token: "t0ken".into(),
+        })
+    });
     let basic = stub.provider(|s| {
         s.auth = Some(Auth::Basic {
             username: "fife".into(),
             password: "s3cret".into(),
         })
     });
-    let wrong = stub.provider(|s| s.auth = Some(Auth::Bearer { token: "nope".into() }));
+    let wrong = stub.provider(|s| {
+        s.auth = Some(Auth::Bearer {
+            token: "nope".into(),
+        })
+    });
     assert!(bearer.measure(&instant("up")).await.is_ok());
     assert!(basic.measure(&instant("up")).await.is_ok());
     let err = fail(&wrong, &instant("up")).await;
-    assert!(matches!(err.cause, FailureCause::HttpStatus { status: 401, .. }), "{err}");
+    assert!(
+        matches!(err.cause, FailureCause::HttpStatus { status: 401, .. }),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn the_pool_caps_concurrent_queries() {
-    let stub = Stub::start(Duration::from_millis(50), |_, _, _| json(200, &vector(&["1"]))).await;
+    let stub = Stub::start(Duration::from_millis(50), |_, _, _| {
+        json(200, &vector(&["1"]))
+    })
+    .await;
     let pool = ClientPool::new(2);
     let provider = PrometheusProvider::new(&pool, PrometheusSource::new(&stub.address)).unwrap();
     let query = instant("up");
@@ -381,19 +430,30 @@ async fn roles_render_the_template_for_each_side() {
     .await;
     let provider = stub.provider(|_| {});
     let args = BTreeMap::from([("service".to_owned(), "checkout".to_owned())]);
-    let template = RoleQueries::PerRole(r#"p50{service="{{args.service}}",fife_role="{{role}}"}"#.into());
+    let template =
+        RoleQueries::PerRole(r#"p50{service="{{args.service}}",fife_role="{{role}}"}"#.into());
     let window = Window::Range {
         lookback: Duration::from_secs(60),
         step: Duration::from_secs(15),
     };
     let at = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-    let samples = measure_roles(&provider, &template, &args, window, at).await.unwrap();
+    let samples = measure_roles(&provider, &template, &args, window, at)
+        .await
+        .unwrap();
     assert_eq!(samples.canary.values, vec![0.2]);
     assert_eq!(samples.baseline.values, vec![0.1]);
 
-    let missing = measure_roles(&provider, &template, &BTreeMap::new(), window, at).await.unwrap_err();
-    assert!(matches!(missing.cause, FailureCause::Template(_)), "{missing}");
-    assert!(missing.to_string().contains("{{args.service}}"), "{missing}");
+    let missing = measure_roles(&provider, &template, &BTreeMap::new(), window, at)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(missing.cause, FailureCause::Template(_)),
+        "{missing}"
+    );
+    assert!(
+        missing.to_string().contains("{{args.service}}"),
+        "{missing}"
+    );
     assert_eq!(stub.requests(), 2, "a template error sends nothing");
 }
 
@@ -406,15 +466,35 @@ async fn the_cli_helper_names_url_query_and_cause_on_one_line() {
         canary: "lat{fife_role=\"canary\"}".into(),
         baseline: "lat{fife_role=\"baseline\"}".into(),
     };
-    let err = prometheus_role_samples(&address, &queries, Duration::from_secs(60), Duration::from_secs(5), UNIX_EPOCH)
-        .await
-        .unwrap_err();
+    let err = prometheus_role_samples(
+        &address,
+        &queries,
+        Duration::from_secs(60),
+        Duration::from_secs(5),
+        UNIX_EPOCH,
+    )
+    .await
+    .unwrap_err();
     let line = err.to_string();
     assert!(!line.contains('\n'));
-    assert!(line.contains(&address) && line.contains("lat{fife_role=") && line.contains("connection refused"), "{line}");
+    assert!(
+        line.contains(&address)
+            && line.contains("lat{fife_role=")
+            && line.contains("connection refused"),
+        "{line}"
+    );
 
-    let err = prometheus_role_samples("localhost:9090", &queries, Duration::from_secs(60), Duration::from_secs(5), UNIX_EPOCH)
-        .await
-        .unwrap_err();
-    assert!(matches!(err.cause, FailureCause::InvalidSource { .. }), "{err}");
+    let err = prometheus_role_samples(
+        "localhost:9090",
+        &queries,
+        Duration::from_secs(60),
+        Duration::from_secs(5),
+        UNIX_EPOCH,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err.cause, FailureCause::InvalidSource { .. }),
+        "{err}"
+    );
 }

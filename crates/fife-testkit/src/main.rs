@@ -6,7 +6,10 @@ use clap::{Parser, Subcommand};
 use fife_testkit::workload::{LatencyModel, Workload, WorkloadConfig, WorkloadRole};
 
 #[derive(Debug, Parser)]
-#[command(name = "fife-testkit", about = "Test stand-ins for Fife (never for production)")]
+#[command(
+    name = "fife-testkit",
+    about = "Test stand-ins for Fife (never for production)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

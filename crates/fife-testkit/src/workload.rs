@@ -136,9 +136,8 @@ pub struct WorkloadMetrics {
 
 impl WorkloadMetrics {
     pub fn new(config: WorkloadConfig) -> Self {
-        let mut registry = Registry::with_labels(
-            [(ROLE_LABEL.into(), config.role.as_str().into())].into_iter(),
-        );
+        let mut registry =
+            Registry::with_labels([(ROLE_LABEL.into(), config.role.as_str().into())].into_iter());
         // 10% wide buckets from 5 ms to ~3.6 s: fine enough that a quantile moves
         // visibly with a 5% latency shift.
         let duration = Histogram::new(latency_buckets());
@@ -148,7 +147,11 @@ impl WorkloadMetrics {
             "Request latency (synthetic)",
             duration.clone(),
         );
-        registry.register("http_requests", "Requests by status code (synthetic)", requests.clone());
+        registry.register(
+            "http_requests",
+            "Requests by status code (synthetic)",
+            requests.clone(),
+        );
         Self {
             rng: Pcg64::seed_from_u64(config.seed),
             config,
@@ -315,7 +318,10 @@ mod tests {
         let base_median = median((0..20_000).map(|_| base.sample(&mut rng)).collect());
         let slow_median = median((0..20_000).map(|_| slow.sample(&mut rng)).collect());
         assert!((base_median - 0.1).abs() < 0.002, "{base_median}");
-        assert!((slow_median / base_median - 1.2).abs() < 0.03, "{slow_median}");
+        assert!(
+            (slow_median / base_median - 1.2).abs() < 0.03,
+            "{slow_median}"
+        );
     }
 
     #[test]
@@ -335,7 +341,10 @@ mod tests {
         let mut metrics = WorkloadMetrics::new(config);
         metrics.serve_requests(400);
         let text = metrics.exposition();
-        assert!(text.contains("# TYPE http_request_duration_seconds histogram"), "{text}");
+        assert!(
+            text.contains("# TYPE http_request_duration_seconds histogram"),
+            "{text}"
+        );
         assert!(
             text.contains(r#"http_request_duration_seconds_count{fife_role="canary"} 400"#),
             "{text}"
@@ -349,7 +358,11 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(count("200") + count("500"), 400.0);
-        assert!((count("500") / 400.0 - 0.25).abs() < 0.06, "{}", count("500"));
+        assert!(
+            (count("500") / 400.0 - 0.25).abs() < 0.06,
+            "{}",
+            count("500")
+        );
     }
 
     #[tokio::test]
@@ -365,7 +378,10 @@ mod tests {
         let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         stream
-            .write_all(format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+            .write_all(
+                format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
             .await
             .unwrap();
         let mut response = String::new();
