@@ -1,0 +1,265 @@
+//! End to end: a real Prometheus (`/usr/bin/prometheus`, installed by
+//! `scripts/install-deps.sh`) scrapes synthetic canary and baseline workloads every
+//! second; both providers must see a 20% slower canary as slower, an identical canary as
+//! the same, and a stopped Prometheus as "connection refused".
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use fife_metrics::scrape::ScrapeSettings;
+use fife_metrics::{
+    ClientPool, FailureCause, MetricProvider, PrometheusProvider, PrometheusSource, Query,
+    RoleQueries, RoleSamples, ScrapeProvider, ScrapeTarget, Window, measure_roles,
+};
+use fife_testkit::workload::{Workload, WorkloadConfig, WorkloadRole};
+
+/// A Prometheus server for one test, killed when dropped whatever happens.
+struct PrometheusProcess {
+    child: Child,
+    address: String,
+    _dir: tempfile::TempDir,
+}
+
+impl PrometheusProcess {
+    fn start(jobs: &[(&str, &[SocketAddr])]) -> PrometheusProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = String::from(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n",
+        );
+        for (job, targets) in jobs {
+            let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+            config.push_str(&format!(
+                "  - job_name: {job}\n    static_configs:\n      - targets: [{}]\n",
+                targets.join(", ")
+            ));
+        }
+        let config_path = dir.path().join("prometheus.yml");
+        std::fs::write(&config_path, config).unwrap();
+        let port = free_port();
+        let child = Command::new("/usr/bin/prometheus")
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus must be installed (scripts/install-deps.sh installs it)");
+        PrometheusProcess {
+            child,
+            address: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PrometheusProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+async fn workload(role: WorkloadRole, scale: f64, seed: u64) -> Workload {
+    let mut config = WorkloadConfig::new(role, seed);
+    config.latency.scale = scale;
+    config.requests_per_second = 400.0;
+    Workload::start("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap()
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+/// Per-pod p50 over 3 s windows, one point a second.
+fn p50_query(job: &str) -> RoleQueries {
+    RoleQueries::PerRole(format!(
+        "histogram_quantile(0.5, sum by (le, instance) (rate(\n  \
+         http_request_duration_seconds_bucket{{job=\"{job}\",fife_role=\"{{{{role}}}}\"}}[3s])))"
+    ))
+}
+
+const WINDOW: Window = Window::Range {
+    lookback: Duration::from_secs(12),
+    step: Duration::from_secs(1),
+};
+
+/// Polls until both sides have at least `min` points (bounded).
+async fn wait_for_samples(
+    provider: &PrometheusProvider,
+    queries: &RoleQueries,
+    min: usize,
+) -> RoleSamples {
+    let started = Instant::now();
+    loop {
+        let last = measure_roles(
+            provider,
+            queries,
+            &BTreeMap::new(),
+            WINDOW,
+            SystemTime::now(),
+        )
+        .await;
+        match last {
+            Ok(samples)
+                if samples.canary.values.len() >= min && samples.baseline.values.len() >= min =>
+            {
+                return samples;
+            }
+            other if started.elapsed() > Duration::from_secs(40) => {
+                panic!("no data from Prometheus after 40 s: {other:?}")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
+fn ratio(samples: &RoleSamples) -> (f64, f64) {
+    (
+        median(&samples.canary.values) / median(&samples.baseline.values),
+        mean(&samples.canary.values) / mean(&samples.baseline.values),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn providers_see_a_slower_canary_through_a_real_prometheus() {
+    let slow_canary = workload(WorkloadRole::Canary, 1.2, 11).await;
+    let baseline = workload(WorkloadRole::Baseline, 1.0, 12).await;
+    let same_canary = workload(WorkloadRole::Canary, 1.0, 13).await;
+    let same_baseline = workload(WorkloadRole::Baseline, 1.0, 14).await;
+    let mut prometheus = PrometheusProcess::start(&[
+        ("slow", &[slow_canary.local_addr(), baseline.local_addr()]),
+        (
+            "same",
+            &[same_canary.local_addr(), same_baseline.local_addr()],
+        ),
+    ]);
+
+    // The scrape provider watches the same pods while Prometheus collects.
+    let pool = ClientPool::new(4);
+    let scraper = ScrapeProvider::new(&pool, ScrapeSettings::default()).unwrap();
+    let target = |name: &str, role: &str, w: &Workload| ScrapeTarget {
+        name: name.into(),
+        url: w.metrics_url(),
+        labels: BTreeMap::from([
+            ("fife_role".into(), role.into()),
+            ("pod".into(), name.into()),
+        ]),
+    };
+    scraper.set_targets(vec![
+        target("checkout-canary-0", "canary", &slow_canary),
+        target("checkout-baseline-0", "baseline", &baseline),
+    ]);
+    let scraping = {
+        let scraper = scraper.clone();
+        tokio::spawn(async move {
+            for _ in 0..6 {
+                let failures = scraper.scrape_all(SystemTime::now()).await;
+                assert!(failures.is_empty(), "{failures:?}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    };
+
+    let provider =
+        PrometheusProvider::new(&pool, PrometheusSource::new(&prometheus.address)).unwrap();
+    let slow = wait_for_samples(&provider, &p50_query("slow"), 6).await;
+    let same = wait_for_samples(&provider, &p50_query("same"), 6).await;
+    let (slow_median, slow_mean) = ratio(&slow);
+    let (same_median, same_mean) = ratio(&same);
+    eprintln!(
+        "prometheus: slow canary/baseline median {slow_median:.3} mean {slow_mean:.3} ({} vs {} points); \
+         identical {same_median:.3} / {same_mean:.3}",
+        slow.canary.values.len(),
+        slow.baseline.values.len()
+    );
+    assert!(
+        (1.1..1.3).contains(&slow_median),
+        "median ratio {slow_median}: {slow:?}"
+    );
+    assert!((1.1..1.3).contains(&slow_mean), "mean ratio {slow_mean}");
+    assert!(
+        (0.95..1.05).contains(&same_median),
+        "median ratio {same_median}: {same:?}"
+    );
+    assert!((0.95..1.05).contains(&same_mean), "mean ratio {same_mean}");
+    let baseline_median = median(&slow.baseline.values);
+    let above = slow
+        .canary
+        .values
+        .iter()
+        .filter(|v| **v > baseline_median)
+        .count();
+    assert_eq!(
+        above,
+        slow.canary.values.len(),
+        "every slow-canary point is above the baseline median"
+    );
+
+    scraping.await.unwrap();
+    let now = SystemTime::now();
+    let p50 = RoleQueries::PerRole(
+        r#"histogram_quantile(0.5, http_request_duration_seconds{fife_role="{{role}}"})"#.into(),
+    );
+    let scraped = measure_roles(&scraper, &p50, &BTreeMap::new(), WINDOW, now)
+        .await
+        .unwrap();
+    let (scraped_median, _) = ratio(&scraped);
+    eprintln!(
+        "scrape: canary/baseline median ratio {scraped_median:.3} ({} vs {} points)",
+        scraped.canary.values.len(),
+        scraped.baseline.values.len()
+    );
+    assert!(scraped.canary.values.len() >= 4, "{scraped:?}");
+    assert!((1.1..1.3).contains(&scraped_median), "{scraped:?}");
+    let rate = scraper
+        .measure(&Query::range(
+            r#"rate(http_requests_total{fife_role="canary",code="200"})"#,
+            Duration::from_secs(60),
+            Duration::from_secs(1),
+            now,
+        ))
+        .await
+        .unwrap();
+    let rps = mean(&rate.values);
+    assert!((200.0..600.0).contains(&rps), "canary request rate {rps}/s");
+
+    prometheus.stop();
+    let err = measure_roles(
+        &provider,
+        &p50_query("slow"),
+        &BTreeMap::new(),
+        WINDOW,
+        SystemTime::now(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.cause, FailureCause::ConnectionRefused, "{err}");
+    let line = err.to_string();
+    assert!(
+        line.contains(&prometheus.address) && line.contains("connection refused"),
+        "{line}"
+    );
+}
