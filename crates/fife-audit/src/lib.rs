@@ -1,0 +1,44 @@
+//! Fife's audit trail: every decision as a tamper-evident record, written before it is acted
+//! on. No Kubernetes types: callers pass plain data.
+//!
+//! ```text
+//!   AuditEntry ─▶ AuditLog::append ─▶ seal (seq, prev, hash, sig) ─▶ FileSink (fsync) ─▶ Ok: act
+//!                                                                └─▶ TracingSink, WebhookNotifier
+//!   bytes ─▶ verify_log ─▶ whole | first break          bytes ─▶ query_log ─▶ lines | table
+//! ```
+//!
+//! - [`record`]: the schema (`"v": 1`).
+//! - [`canonical`], [`chain`]: canonical JSON, hashing, signing.
+//! - [`sink`], [`file`], [`webhook`]: where records go.
+//! - [`verify`], [`query`]: reading a log back. [`events`]: records as Kubernetes Events.
+
+#![forbid(unsafe_code)]
+
+pub mod canonical;
+pub mod chain;
+pub mod events;
+pub mod file;
+pub mod query;
+pub mod record;
+pub mod sink;
+pub mod verify;
+pub mod webhook;
+
+pub use chain::{ChainHead, KeyError, SealedRecord, SigningKey, line_hash, seal};
+pub use events::{EventType, RolloutEvent, event_reason, rollout_event};
+pub use file::{FileSink, OpenError, OpenedLog};
+pub use query::{
+    AuditFilter, QueryResult, parse_rollout, parse_time, query_log, render_json_lines, render_table,
+};
+pub use record::{
+    Actor, ActorKind, AuditAction, AuditEntry, AuditRecord, ComparisonEvidence, Evidence, ImageRef,
+    MeasurementEvidence, MetricOutcome, Phase, RenderedQuery, RolloutRef, StepPosition,
+    ThresholdEvidence, TornTailEvidence, Weights,
+};
+pub use sink::{
+    AuditError, AuditLog, AuditSink, AuditStats, AuditStatsSnapshot, SinkError, TracingSink,
+};
+pub use verify::{ChainBreak, ChainReport, Problem, SignatureCheck, verify_log};
+pub use webhook::{
+    WebhookConfig, WebhookError, WebhookFormat, WebhookNotifier, WebhookStatsSnapshot, webhook_body,
+};
