@@ -21,12 +21,12 @@ unit:
 
 # Regenerate crds/*.yaml from the Rust types.
 crds:
-	@if [ -d crates/fife-api ]; then $(CARGO) run -q --locked -p fife-api --bin crdgen -- crds; fi
+	@if [ -d crates/fife-api ]; then $(CARGO) run -q --locked -p fife-api --features crdgen --bin crdgen -- crds; fi
 
 # Fails when crds/ does not match the Rust types.
 crds-check:
 	@if [ -d crates/fife-api ]; then \
-	  tmp=$$(mktemp -d) && $(CARGO) run -q --locked -p fife-api --bin crdgen -- "$$tmp" && \
+	  tmp=$$(mktemp -d) && $(CARGO) run -q --locked -p fife-api --features crdgen --bin crdgen -- "$$tmp" && \
 	  diff -ru crds "$$tmp" || { echo "crds/ is out of date: run 'make crds' and commit the result."; exit 1; }; \
 	fi
 
