@@ -1,0 +1,1 @@
+//! Fife's controller.
