@@ -4,7 +4,7 @@
 //! status stays the same, as the API conventions ask. Pure.
 
 use fife_api::RolloutStatus;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 /// The status to write, or `None` when `desired` says nothing `current` does not.
 pub fn status_patch(current: Option<&RolloutStatus>, desired: &RolloutStatus) -> Option<RolloutStatus> {
@@ -32,12 +32,13 @@ fn carry_transition_times(current: &[Condition], desired: &mut [Condition]) {
 
 /// The status with the fields that only say "when this was computed" cleared.
 fn timeless(status: &RolloutStatus) -> RolloutStatus {
+    let epoch = Time(jiff::Timestamp::UNIX_EPOCH);
     let mut s = status.clone();
     for c in &mut s.conditions {
-        c.last_transition_time = Default::default();
+        c.last_transition_time = epoch.clone();
     }
     if let Some(handled) = s.last_manual_action.as_mut() {
-        handled.handled_at = Default::default();
+        handled.handled_at = epoch;
     }
     s
 }
@@ -46,7 +47,6 @@ fn timeless(status: &RolloutStatus) -> RolloutStatus {
 mod tests {
     use super::*;
     use fife_api::RolloutPhase;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     fn at(secs: i64) -> Time {
         Time(jiff::Timestamp::from_second(secs).unwrap())
