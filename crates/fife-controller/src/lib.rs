@@ -1,11 +1,343 @@
-//! Fife's controller.
+//! Fife's controller: watches Rollouts and runs them.
+//!
+//! ```text
+//!   watch Rollouts ─┬─▶ reconcile: observe ─▶ decide ─▶ record ─▶ act ─▶ report
+//!   owns Deployments, Services, AnalysisRuns ┘        (engine)   (audit)  (SSA)   (status, Events, metrics)
+//!   watches AnalysisTemplates ─▶ Rollouts that use them
+//!   watch AnalysisRuns ─▶ analysis_runner: measure what is due ─▶ audit ─▶ run status
+//!   Lease ─▶ leader: only the leader reconciles     /healthz /readyz /metrics
+//! ```
+//!
+//! Pure builders ([`children`], [`services`], [`traffic`], [`runs`], [`status_diff`]) do no
+//! I/O and are tested with plain tests; the pipeline steps ([`observe`], [`record`],
+//! [`act`], [`report`]) are the edges.
 
 #![forbid(unsafe_code)]
 
+pub mod act;
+pub mod analysis_runner;
 pub mod children;
+pub mod context;
+pub mod error;
+pub mod leader;
 pub mod measure;
+pub mod observe;
+pub mod reconcile;
+pub mod record;
+pub mod report;
 pub mod roles;
 pub mod runs;
+pub mod server;
 pub mod services;
 pub mod status_diff;
+pub mod telemetry;
 pub mod traffic;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use fife_api::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
+use fife_audit::{Actor, AuditLog, ChainHead, SigningKey, TracingSink, WebhookConfig, WebhookNotifier};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::ListParams;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::DeserializeGuard;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, controller, watcher};
+use kube::{Api, Client, ResourceExt};
+
+use crate::context::Context;
+use crate::leader::{LeaseConfig, Leadership};
+use crate::roles::ROLLOUT_LABEL;
+use crate::telemetry::Metrics;
+
+/// How the controller runs; the `fife controller` flags.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// A kubeconfig file; in-cluster (or the default kubeconfig) when unset.
+    pub kubeconfig: Option<PathBuf>,
+    /// Watch only this namespace; every namespace when unset.
+    pub namespace: Option<String>,
+    /// Rollouts reconciled at once.
+    pub concurrency: u16,
+    pub metrics_addr: SocketAddr,
+    /// The durable audit log. Without it records go to the structured log only.
+    pub audit_log: Option<PathBuf>,
+    pub audit_hmac_key_file: Option<PathBuf>,
+    pub webhook_url: Option<String>,
+    /// Leader election; without it this replica always acts (run one replica only).
+    pub lease: Option<LeaseSettings>,
+    /// Who acts, in audit records, Events and the Lease.
+    pub identity: String,
+}
+
+/// Where the leader Lease lives and how long it lasts.
+#[derive(Debug, Clone)]
+pub struct LeaseSettings {
+    pub name: String,
+    pub namespace: String,
+    pub duration: Duration,
+    pub grace: Duration,
+}
+
+/// Why the controller did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot read kubeconfig {path}: {detail}; pass a readable file with --kubeconfig")]
+    Kubeconfig { path: PathBuf, detail: String },
+    #[error("cannot build a Kubernetes client: {detail}; pass --kubeconfig or run in a cluster")]
+    Client { detail: String },
+    #[error(
+        "the {kind} CustomResourceDefinition ({crd}) is not installed in the cluster; install \
+         the CRDs first: kubectl apply -f crds/"
+    )]
+    CrdMissing { kind: &'static str, crd: &'static str },
+    #[error("cannot reach the Kubernetes API to check the CRDs: {source}")]
+    Api {
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cannot open the audit log: {detail}")]
+    Audit { detail: String },
+    #[error("cannot listen on {addr} for /metrics: {source}; pick another --metrics-addr")]
+    Metrics { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Leader(#[from] leader::LeaderError),
+}
+
+/// Builds a client from `--kubeconfig`, or the environment.
+pub async fn client(kubeconfig: Option<&std::path::Path>) -> Result<Client, StartError> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path).map_err(|e| StartError::Kubeconfig {
+                path: path.to_owned(),
+                detail: e.to_string(),
+            })?;
+            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| StartError::Kubeconfig {
+                    path: path.to_owned(),
+                    detail: e.to_string(),
+                })?
+        }
+        None => kube::Config::infer().await.map_err(|e| StartError::Client { detail: e.to_string() })?,
+    };
+    Client::try_from(config).map_err(|e| StartError::Client { detail: e.to_string() })
+}
+
+/// Fails fast, with the command that fixes it, when a CRD is missing.
+pub async fn check_crds(client: &Client) -> Result<(), StartError> {
+    async fn probe<K>(api: Api<K>, kind: &'static str, crd: &'static str) -> Result<(), StartError>
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        match api.list_metadata(&ListParams::default().limit(1)).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Err(StartError::CrdMissing { kind, crd }),
+            Err(source) => Err(StartError::Api { source }),
+        }
+    }
+    probe(Api::<Rollout>::all(client.clone()), "Rollout", "rollouts.fife.dev").await?;
+    probe(Api::<AnalysisRun>::all(client.clone()), "AnalysisRun", "analysisruns.fife.dev").await?;
+    probe(Api::<AnalysisTemplate>::all(client.clone()), "AnalysisTemplate", "analysistemplates.fife.dev").await?;
+    probe(
+        Api::<ClusterAnalysisTemplate>::all(client.clone()),
+        "ClusterAnalysisTemplate",
+        "clusteranalysistemplates.fife.dev",
+    )
+    .await?;
+    Ok(())
+}
+
+fn open_audit(config: &ControllerConfig) -> Result<AuditLog, StartError> {
+    let audit_err = |detail: String| StartError::Audit { detail };
+    let key = match &config.audit_hmac_key_file {
+        Some(path) => Some(SigningKey::from_file(path).map_err(|e| audit_err(e.to_string()))?),
+        None => None,
+    };
+    let log = match &config.audit_log {
+        Some(path) => {
+            let (log, recovered) =
+                AuditLog::open_file(path, key, Actor::controller(&config.identity), chrono::Utc::now())
+                    .map_err(|e| audit_err(e.to_string()))?;
+            if let Some(r) = recovered {
+                tracing::warn!(seq = r.record.seq, "recovered a torn last record in the audit log");
+            }
+            log
+        }
+        None => {
+            tracing::warn!("no --audit-log: audit records go to the structured log only and are not durable");
+            AuditLog::new(ChainHead::genesis(), key)
+        }
+    };
+    let mut log = log.with_notifier(TracingSink);
+    if let Some(url) = &config.webhook_url {
+        let notifier = WebhookNotifier::spawn(WebhookConfig::new(url.clone())).map_err(|e| audit_err(e.to_string()))?;
+        log = log.with_notifier(notifier);
+    }
+    Ok(log)
+}
+
+fn api_for<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// The Rollouts in `store` that name `template` (namespaced in `namespace`, or cluster-scoped).
+fn rollouts_using(
+    store: &Store<DeserializeGuard<Rollout>>,
+    template: &str,
+    namespace: Option<&str>,
+) -> Vec<ObjectRef<DeserializeGuard<Rollout>>> {
+    store
+        .state()
+        .into_iter()
+        .filter(|guard| {
+            let Ok(rollout) = &guard.0 else { return false };
+            if let Some(ns) = namespace
+                && rollout.namespace().as_deref() != Some(ns)
+            {
+                return false;
+            }
+            let cluster = namespace.is_none();
+            let canary = &rollout.spec.strategy.canary;
+            let step_refs = canary.steps.iter().flat_map(|s| match s {
+                fife_api::CanaryStep::Analysis(a) => a.templates.as_slice(),
+                _ => &[],
+            });
+            let background = canary.analysis.iter().flat_map(|a| a.templates.iter());
+            step_refs
+                .chain(background)
+                .any(|r| r.template_name == template && r.cluster_scope == cluster)
+        })
+        .map(|guard| ObjectRef::from_obj(&*guard))
+        .collect()
+}
+
+/// Runs the controller until SIGTERM or SIGINT.
+pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
+    let client = client(config.kubeconfig.as_deref()).await?;
+    check_crds(&client).await?;
+    let metrics = Arc::new(Metrics::new());
+    let audit = Arc::new(open_audit(&config)?);
+    let ready = Arc::new(AtomicBool::new(false));
+    let (bound, server_task) = server::serve(
+        config.metrics_addr,
+        server::Health {
+            metrics: Arc::clone(&metrics),
+            ready: Arc::clone(&ready),
+        },
+    )
+    .await
+    .map_err(|source| StartError::Metrics {
+        addr: config.metrics_addr,
+        source,
+    })?;
+    tracing::info!(address = %bound, "serving /healthz, /readyz and /metrics");
+
+    let (leadership, leader_task) = match &config.lease {
+        Some(lease) => {
+            let (leadership, task) = Leadership::elect(
+                client.clone(),
+                LeaseConfig {
+                    name: lease.name.clone(),
+                    namespace: lease.namespace.clone(),
+                    identity: config.identity.clone(),
+                    duration: lease.duration,
+                    grace: lease.grace,
+                },
+                Arc::clone(&metrics),
+            )
+            .await?;
+            (leadership, Some(task))
+        }
+        None => {
+            metrics.set_leader(true);
+            (Leadership::always(), None)
+        }
+    };
+
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        Arc::clone(&audit),
+        Arc::clone(&metrics),
+        leadership,
+        config.identity.clone(),
+    ));
+    let ns = config.namespace.as_deref();
+    let children = watcher::Config::default().labels(ROLLOUT_LABEL);
+    let controller_config = controller::Config::default().concurrency(config.concurrency.max(1));
+
+    let rollouts = Controller::new(api_for::<DeserializeGuard<Rollout>>(&client, ns), watcher::Config::default());
+    let store = rollouts.store();
+    let cluster_store = store.clone();
+    let namespace_filter = config.namespace.clone();
+    let rollouts = rollouts
+        .owns(api_for::<Deployment>(&client, ns), children.clone())
+        .owns(api_for::<Service>(&client, ns), children.clone())
+        .owns(api_for::<DeserializeGuard<AnalysisRun>>(&client, ns), watcher::Config::default())
+        .watches(
+            api_for::<DeserializeGuard<AnalysisTemplate>>(&client, ns),
+            watcher::Config::default(),
+            move |t| match &t.0 {
+                Ok(t) => rollouts_using(&store, &t.name_any(), Some(&t.namespace().unwrap_or_default())),
+                Err(_) => Vec::new(),
+            },
+        );
+    let rollouts = if namespace_filter.is_none() {
+        rollouts.watches(
+            Api::<DeserializeGuard<ClusterAnalysisTemplate>>::all(client.clone()),
+            watcher::Config::default(),
+            move |t| match &t.0 {
+                Ok(t) => rollouts_using(&cluster_store, &t.name_any(), None),
+                Err(_) => Vec::new(),
+            },
+        )
+    } else {
+        rollouts
+    };
+    let rollout_loop = rollouts
+        .with_config(controller_config.clone())
+        .shutdown_on_signal()
+        .run(reconcile::reconcile, reconcile::error_policy, Arc::clone(&ctx))
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "rollout controller event");
+            }
+        });
+    let run_loop = Controller::new(api_for::<DeserializeGuard<AnalysisRun>>(&client, ns), watcher::Config::default())
+        .with_config(controller_config)
+        .shutdown_on_signal()
+        .run(
+            analysis_runner::reconcile_run,
+            analysis_runner::run_error_policy,
+            Arc::clone(&ctx),
+        )
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "analysis controller event");
+            }
+        });
+    ready.store(true, Ordering::Relaxed);
+    tracing::info!(identity = %config.identity, namespace = ?config.namespace, "controller started");
+    futures::join!(rollout_loop, run_loop);
+
+    tracing::info!("shutting down");
+    ready.store(false, Ordering::Relaxed);
+    if let Some(task) = leader_task {
+        task.abort();
+    }
+    server_task.abort();
+    Ok(())
+}

@@ -1,0 +1,334 @@
+//! Act: applies a recorded decision. Deployments and Services by server-side apply (always
+//! with apiVersion and kind, field manager `fife`, forced: the controller owns these
+//! fields); HTTPRoute weights by a merge patch guarded by resourceVersion; AnalysisRuns
+//! created once and terminated by a spec flag. Every write here is idempotent, so
+//! replaying a decision after a crash changes nothing that was already applied.
+
+use fife_api::analysis::AnalysisTemplateSpec;
+use fife_api::{AnalysisPhase, AnalysisRun, AnalysisRunStatus, AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
+use fife_engine::{AnalysisIntent, AnalysisKind, Decision, DesiredChild};
+use fife_api::rollout::TemplateRef;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::children::{ExistingChildren, build_deployment, scaled_down, template_for_revision};
+use crate::context::Context;
+use crate::error::ReconcileError;
+use crate::observe::Observation;
+use crate::roles::{FIELD_MANAGER, Role};
+use crate::runs::{RunContext, build_analysis_run};
+use crate::services::build_services;
+use crate::traffic::{current_weights, http_route_resource, route_rules, weighted_rules};
+
+/// Applies children, Services, traffic and analysis intents, in that order: pods exist
+/// before traffic is sent to them, and analyses start once their canary serves.
+pub async fn act(ctx: &Context, observation: &Observation, decision: &Decision) -> Result<(), ReconcileError> {
+    let rollout = &observation.rollout;
+    let key = crate::observe::rollout_key(rollout);
+    apply_children(ctx, rollout, &observation.children, decision, &key).await?;
+    apply_services(ctx, rollout, &key).await?;
+    apply_traffic(ctx, rollout, decision, &key).await?;
+    for intent in &decision.analysis {
+        apply_analysis(ctx, rollout, decision, intent, &key).await?;
+    }
+    Ok(())
+}
+
+/// The children as the decision wants them, ready to apply. Pure.
+pub fn desired_deployments(
+    rollout: &Rollout,
+    existing: &ExistingChildren,
+    decision: &Decision,
+) -> Result<Vec<Deployment>, crate::children::BuildError> {
+    let spec_revision = rollout
+        .spec
+        .template
+        .as_ref()
+        .map(fife_engine::pod_template_hash)
+        .unwrap_or_default();
+    let wanted: [(Role, Option<&DesiredChild>); 3] = [
+        (Role::Stable, decision.children.stable.as_ref()),
+        (Role::Canary, decision.children.canary.as_ref()),
+        (Role::Baseline, decision.children.baseline.as_ref()),
+    ];
+    let mut out = Vec::new();
+    for (role, child) in wanted {
+        match (child, existing.get(role)) {
+            (Some(child), _) => {
+                let template = template_for_revision(rollout, &spec_revision, &child.revision, existing)?;
+                out.push(build_deployment(rollout, role, &child.revision, child.replicas, &template)?);
+            }
+            (None, Some(current)) => {
+                let running = current.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+                if running != 0
+                    && let Some(down) = scaled_down(rollout, role, current)
+                {
+                    out.push(down);
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    Ok(out)
+}
+
+async fn apply_children(
+    ctx: &Context,
+    rollout: &Rollout,
+    existing: &ExistingChildren,
+    decision: &Decision,
+    key: &str,
+) -> Result<(), ReconcileError> {
+    let deployments = desired_deployments(rollout, existing, decision).map_err(|source| ReconcileError::Build {
+        rollout: key.to_owned(),
+        source,
+    })?;
+    let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
+    for d in deployments {
+        let unchanged = existing
+            .get(role_of(&d))
+            .is_some_and(|current| same_spec(current, &d));
+        if unchanged {
+            continue;
+        }
+        server_side_apply(&api, &d, key).await?;
+    }
+    Ok(())
+}
+
+fn role_of(d: &Deployment) -> Role {
+    match d.labels().get(crate::roles::ROLE_LABEL).map(String::as_str) {
+        Some("canary") => Role::Canary,
+        Some("baseline") => Role::Baseline,
+        _ => Role::Stable,
+    }
+}
+
+/// True when applying `desired` would not change what `current` runs (saves a write per
+/// reconcile; the apply would be a no-op anyway).
+fn same_spec(current: &Deployment, desired: &Deployment) -> bool {
+    let (Some(c), Some(d)) = (&current.spec, &desired.spec) else {
+        return false;
+    };
+    c.replicas == d.replicas
+        && current.labels().get(crate::roles::REVISION_LABEL) == desired.labels().get(crate::roles::REVISION_LABEL)
+        && c.template.metadata.as_ref().and_then(|m| m.labels.clone())
+            == d.template.metadata.as_ref().and_then(|m| m.labels.clone())
+}
+
+async fn apply_services(ctx: &Context, rollout: &Rollout, key: &str) -> Result<(), ReconcileError> {
+    let Some(template) = &rollout.spec.template else {
+        return Ok(());
+    };
+    let services = build_services(rollout, template).map_err(|source| ReconcileError::Build {
+        rollout: key.to_owned(),
+        source,
+    })?;
+    let api: Api<Service> = Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
+    for service in services {
+        let current = api.get_opt(&service.name_any()).await.map_err(|source| act_error(key, "a Service", source))?;
+        let unchanged = current.as_ref().is_some_and(|c| {
+            let (Some(cs), Some(ds)) = (&c.spec, &service.spec) else { return false };
+            cs.selector == ds.selector
+                && cs.ports.as_ref().map(|p| p.iter().map(|p| (p.port, p.name.clone())).collect::<Vec<_>>())
+                    == ds.ports.as_ref().map(|p| p.iter().map(|p| (p.port, p.name.clone())).collect::<Vec<_>>())
+        });
+        if !unchanged {
+            server_side_apply(&api, &service, key).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn apply_traffic(ctx: &Context, rollout: &Rollout, decision: &Decision, key: &str) -> Result<(), ReconcileError> {
+    let Some(gateway) = rollout
+        .spec
+        .strategy
+        .canary
+        .traffic_routing
+        .as_ref()
+        .and_then(|t| t.gateway_api.as_ref())
+    else {
+        // Without a router, the replica counts are the split.
+        return Ok(());
+    };
+    let namespace = gateway
+        .namespace
+        .clone()
+        .or_else(|| rollout.namespace())
+        .unwrap_or_default();
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, &http_route_resource());
+    let route = api
+        .get(&gateway.http_route)
+        .await
+        .map_err(|source| act_error(key, &format!("HTTPRoute {namespace}/{}", gateway.http_route), source))?;
+    let spec = route.data.get("spec").cloned().unwrap_or_default();
+    let traffic = |source| ReconcileError::Traffic {
+        rollout: key.to_owned(),
+        source,
+    };
+    let rules = route_rules(&gateway.http_route, &spec).map_err(traffic)?;
+    if current_weights(&rollout.name_any(), &rules) == Some(decision.weights) {
+        return Ok(());
+    }
+    let rules = weighted_rules(&gateway.http_route, &rollout.name_any(), &rules, decision.weights).map_err(traffic)?;
+    // The resourceVersion makes the merge patch fail on a concurrent edit instead of
+    // overwriting it; the reconcile is then retried on the fresh route.
+    let patch = json!({
+        "metadata": { "resourceVersion": route.resource_version() },
+        "spec": { "rules": rules },
+    });
+    api.patch(&gateway.http_route, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|source| act_error(key, &format!("HTTPRoute {namespace}/{} weights", gateway.http_route), source))?;
+    Ok(())
+}
+
+async fn apply_analysis(
+    ctx: &Context,
+    rollout: &Rollout,
+    decision: &Decision,
+    intent: &AnalysisIntent,
+    key: &str,
+) -> Result<(), ReconcileError> {
+    let namespace = rollout.namespace().unwrap_or_default();
+    let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &namespace);
+    match intent {
+        AnalysisIntent::Terminate { name } => {
+            let Some(run) = api.get_opt(name).await.map_err(|s| act_error(key, "an AnalysisRun", s))? else {
+                return Ok(());
+            };
+            let done = run.status.as_ref().and_then(|s| s.phase).is_some_and(AnalysisPhase::is_completed);
+            if !run.spec.terminate && !done {
+                api.patch(name, &PatchParams::default(), &Patch::Merge(json!({ "spec": { "terminate": true } })))
+                    .await
+                    .map_err(|s| act_error(key, &format!("AnalysisRun {name} termination"), s))?;
+            }
+            Ok(())
+        }
+        AnalysisIntent::Start {
+            name,
+            kind,
+            templates,
+            args,
+        } => {
+            if api.get_opt(name).await.map_err(|s| act_error(key, "an AnalysisRun", s))?.is_some() {
+                return Ok(());
+            }
+            let context = RunContext {
+                name,
+                step_index: match kind {
+                    AnalysisKind::Step { index } => Some(*index),
+                    AnalysisKind::Background => None,
+                },
+                stable_revision: decision.status.stable_revision.as_deref(),
+                canary_revision: decision.status.canary_revision.as_deref(),
+            };
+            let (specs, missing) = fetch_templates(ctx, &namespace, templates, key).await?;
+            let built = match missing {
+                None => build_analysis_run(rollout, &context, &specs, args).map_err(|e| e.to_string()),
+                Some(missing) => Err(missing),
+            };
+            match built {
+                Ok(run) => create_run(&api, &run, key).await,
+                Err(problem) => {
+                    // A run that cannot be built still exists, in phase Error, so the rollout
+                    // aborts as for any analysis error instead of waiting forever.
+                    let run = build_analysis_run(rollout, &context, &[], &[])
+                        .map_err(|source| ReconcileError::Analysis { rollout: key.to_owned(), source })?;
+                    create_run(&api, &run, key).await?;
+                    let status = AnalysisRunStatus {
+                        phase: Some(AnalysisPhase::Error),
+                        message: Some(problem),
+                        started_at: Some(Time(jiff::Timestamp::now())),
+                        completed_at: Some(Time(jiff::Timestamp::now())),
+                        metric_results: Vec::new(),
+                    };
+                    let patch = json!({ "apiVersion": fife_api::API_VERSION, "kind": "AnalysisRun", "status": status });
+                    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+                        .await
+                        .map_err(|source| ReconcileError::Report { object: format!("AnalysisRun {namespace}/{name}"), source })?;
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+async fn create_run(api: &Api<AnalysisRun>, run: &AnalysisRun, key: &str) -> Result<(), ReconcileError> {
+    match api.create(&PostParams::default(), run).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(source) => Err(act_error(key, &format!("AnalysisRun {}", run.name_any()), source)),
+    }
+}
+
+/// The specs of the referenced templates, or a sentence naming the ones that are missing.
+async fn fetch_templates(
+    ctx: &Context,
+    namespace: &str,
+    refs: &[TemplateRef],
+    key: &str,
+) -> Result<(Vec<AnalysisTemplateSpec>, Option<String>), ReconcileError> {
+    let namespaced: Api<AnalysisTemplate> = Api::namespaced(ctx.client.clone(), namespace);
+    let cluster: Api<ClusterAnalysisTemplate> = Api::all(ctx.client.clone());
+    let mut specs = Vec::new();
+    let mut missing = Vec::new();
+    for r in refs {
+        let found = if r.cluster_scope {
+            cluster
+                .get_opt(&r.template_name)
+                .await
+                .map_err(|s| act_error(key, "a ClusterAnalysisTemplate", s))?
+                .map(|t| AnalysisTemplateSpec::from(t.spec))
+        } else {
+            namespaced
+                .get_opt(&r.template_name)
+                .await
+                .map_err(|s| act_error(key, "an AnalysisTemplate", s))?
+                .map(|t| t.spec)
+        };
+        match found {
+            Some(spec) => specs.push(spec),
+            None => missing.push(if r.cluster_scope {
+                format!("ClusterAnalysisTemplate {}", r.template_name)
+            } else {
+                format!("AnalysisTemplate {namespace}/{}", r.template_name)
+            }),
+        }
+    }
+    let missing = (!missing.is_empty()).then(|| {
+        format!(
+            "{} not found; create it (or fix the name in the Rollout) and retry the rollout",
+            missing.join(", ")
+        )
+    });
+    Ok((specs, missing))
+}
+
+/// Server-side apply of a whole object as field manager `fife`.
+pub async fn server_side_apply<K>(api: &Api<K>, object: &K, key: &str) -> Result<K, ReconcileError>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut value = serde_json::to_value(object).map_err(|e| act_error(key, "an object", kube::Error::SerdeError(e)))?;
+    value["apiVersion"] = json!(K::api_version(&()));
+    value["kind"] = json!(K::kind(&()));
+    let name = object.name_any();
+    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&value))
+        .await
+        .map_err(|source| act_error(key, &format!("{} {name}", K::kind(&())), source))
+}
+
+fn act_error(key: &str, what: &str, source: kube::Error) -> ReconcileError {
+    ReconcileError::Act {
+        rollout: key.to_owned(),
+        what: what.to_owned(),
+        source,
+    }
+}

@@ -1,0 +1,187 @@
+//! Runs AnalysisRuns: on each wake-up asks the engine which metrics are due, measures them
+//! (concurrently), records each measurement in the audit log, folds the outcomes into the
+//! run's status with the engine, writes the status and sleeps until the next one is due.
+//! The Rollout's reconcile sees the run's phase through its `.owns()` watch.
+//!
+//! ```text
+//!   progress(spec, status, now) ─▶ due metrics ─▶ measure ─▶ audit (Measurement) ─▶ record ─▶ status
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fife_api::{AnalysisRun, AnalysisRunStatus};
+use fife_audit::{Actor, AuditAction, AuditEntry, Evidence, RolloutRef};
+use fife_engine::MeasurementOutcome;
+use kube::api::{Patch, PatchParams};
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+use crate::context::Context;
+use crate::error::ReconcileError;
+use crate::measure::{TakenMeasurement, measure_metric};
+use crate::record::append_all;
+use crate::roles::FIELD_MANAGER;
+
+/// The shortest sleep between two looks at a running analysis.
+const MIN_WAKEUP: Duration = Duration::from_millis(200);
+
+/// Reconciles one AnalysisRun.
+pub async fn reconcile_run(guard: Arc<DeserializeGuard<AnalysisRun>>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let result = run_once(&guard, &ctx).await;
+    if result.is_ok()
+        && let Ok(run) = &guard.0
+    {
+        ctx.succeeded(&run_key(run));
+    }
+    result
+}
+
+fn run_key(run: &AnalysisRun) -> String {
+    format!("run:{}/{}", run.namespace().unwrap_or_default(), run.name_any())
+}
+
+async fn run_once(guard: &DeserializeGuard<AnalysisRun>, ctx: &Context) -> Result<Action, ReconcileError> {
+    let Ok(cached) = &guard.0 else {
+        return Ok(Action::await_change());
+    };
+    if !ctx.leadership.is_leading() {
+        return Ok(Action::requeue(crate::reconcile::FOLLOWER_RETRY));
+    }
+    let namespace = cached.namespace().unwrap_or_default();
+    let name = cached.name_any();
+    let object = format!("AnalysisRun {namespace}/{name}");
+    let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &namespace);
+    let Some(run) = api.get_opt(&name).await.map_err(|source| ReconcileError::Observe {
+        rollout: object.clone(),
+        source,
+    })?
+    else {
+        return Ok(Action::await_change());
+    };
+    let was_completed = run.status.as_ref().and_then(|s| s.phase).is_some_and(|p| p.is_completed());
+    if was_completed {
+        return Ok(Action::await_change());
+    }
+
+    let now = jiff::Timestamp::now();
+    let status = match &run.status {
+        Some(status) if status.phase.is_some() => status.clone(),
+        _ => fife_engine::start(&run.spec, now),
+    };
+    let progress = fife_engine::progress(&run.spec, &status, now);
+    let mut status = progress.status.clone();
+    let mut next_wakeup = progress.next_wakeup;
+    let mut completed = progress.completed;
+
+    if !progress.due.is_empty() && !completed {
+        let args: BTreeMap<String, String> = run
+            .spec
+            .args
+            .iter()
+            .filter_map(|a| Some((a.name.clone(), a.value.clone()?)))
+            .collect();
+        let measurements = futures::future::join_all(
+            run.spec
+                .metrics
+                .iter()
+                .filter(|m| progress.due.contains(&m.name))
+                .map(|metric| async { (metric.name.clone(), measure_metric(&ctx.pool, metric, &args, now).await) }),
+        )
+        .await;
+
+        // Record before the measurements can move anything.
+        let entries = measurements.iter().map(|(_, taken)| measurement_entry(&ctx.identity, &run, taken)).collect();
+        if !ctx.leadership.is_leading() {
+            return Ok(Action::requeue(crate::reconcile::FOLLOWER_RETRY));
+        }
+        match append_all(&ctx.audit, entries).await {
+            Ok(records) => records.iter().for_each(|_| ctx.metrics.audit_written()),
+            Err(message) => {
+                ctx.metrics.audit_failed();
+                return Err(ReconcileError::Record { rollout: object, message });
+            }
+        }
+        for (_, taken) in &measurements {
+            ctx.metrics.measured(&format!("{:?}", taken.measurement.phase));
+        }
+        let outcomes: Vec<MeasurementOutcome> = measurements
+            .into_iter()
+            .map(|(metric, taken)| MeasurementOutcome {
+                metric,
+                measurement: taken.measurement,
+            })
+            .collect();
+        status = fife_engine::record(&run.spec, &status, &outcomes, now);
+        let after = fife_engine::progress(&run.spec, &status, now);
+        status = after.status;
+        next_wakeup = after.next_wakeup;
+        completed = after.completed;
+    }
+
+    if run.status.as_ref() != Some(&status) {
+        write_run_status(&api, &name, &status, &object).await?;
+    }
+    if completed {
+        if let Some(phase) = status.phase {
+            ctx.metrics.analysis_completed(&format!("{phase:?}"));
+        }
+        return Ok(Action::await_change());
+    }
+    Ok(Action::requeue(next_wakeup.unwrap_or(Duration::from_secs(10)).max(MIN_WAKEUP)))
+}
+
+async fn write_run_status(
+    api: &Api<AnalysisRun>,
+    name: &str,
+    status: &AnalysisRunStatus,
+    object: &str,
+) -> Result<(), ReconcileError> {
+    let patch = json!({ "apiVersion": fife_api::API_VERSION, "kind": "AnalysisRun", "status": status });
+    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+        .await
+        .map_err(|source| ReconcileError::Report {
+            object: object.to_owned(),
+            source,
+        })?;
+    Ok(())
+}
+
+fn measurement_entry(identity: &str, run: &AnalysisRun, taken: &TakenMeasurement) -> AuditEntry {
+    let reason = format!(
+        "{} measured {:?}{}",
+        taken.evidence.metric,
+        taken.measurement.phase,
+        taken.measurement.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
+    );
+    let mut entry = AuditEntry::new(chrono::Utc::now(), AuditAction::Measurement, Actor::controller(identity), reason);
+    if let Some(r) = &run.spec.rollout {
+        entry.rollout = Some(RolloutRef {
+            namespace: run.namespace().unwrap_or_default(),
+            name: r.name.clone(),
+            uid: r.uid.clone().unwrap_or_default(),
+        });
+        entry.revision = r.canary_revision.clone();
+    }
+    entry.evidence = Evidence {
+        analysis_run: Some(run.name_any()),
+        measurements: vec![taken.evidence.clone()],
+        ..Evidence::default()
+    };
+    entry
+}
+
+/// Failed run reconciles back off like Rollouts do.
+pub fn run_error_policy(guard: Arc<DeserializeGuard<AnalysisRun>>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_failed(error.step());
+    let Ok(run) = &guard.0 else {
+        return Action::await_change();
+    };
+    let key = run_key(run);
+    let delay = ctx.backoff(&key);
+    tracing::warn!(run = %key, retry_in = ?delay, error = %error, "analysis reconcile failed");
+    Action::requeue(delay)
+}

@@ -1,0 +1,78 @@
+//! The ways one reconcile can fail, one variant per pipeline step. The step names the
+//! metric label (`fife_reconcile_errors_total{step}`) and the Event reason.
+
+use crate::children::BuildError;
+use crate::runs::RunError;
+use crate::traffic::TrafficError;
+
+/// Why a reconcile stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("observing Rollout {rollout} failed: {source}")]
+    Observe {
+        rollout: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
+        "the audit record for Rollout {rollout} could not be written, so nothing was applied: {message}"
+    )]
+    Record { rollout: String, message: String },
+    #[error("building the children of Rollout {rollout} failed: {source}")]
+    Build {
+        rollout: String,
+        #[source]
+        source: BuildError,
+    },
+    #[error("starting an analysis for Rollout {rollout} failed: {source}")]
+    Analysis {
+        rollout: String,
+        #[source]
+        source: RunError,
+    },
+    #[error("setting traffic for Rollout {rollout} failed: {source}")]
+    Traffic {
+        rollout: String,
+        #[source]
+        source: TrafficError,
+    },
+    #[error("applying {what} for Rollout {rollout} failed: {source}")]
+    Act {
+        rollout: String,
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("writing the status of {object} failed: {source}")]
+    Report {
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl ReconcileError {
+    /// The pipeline step that failed, as a metric label.
+    pub fn step(&self) -> &'static str {
+        match self {
+            ReconcileError::Observe { .. } => "observe",
+            ReconcileError::Record { .. } => "record",
+            ReconcileError::Build { .. } | ReconcileError::Analysis { .. } => "build",
+            ReconcileError::Traffic { .. } | ReconcileError::Act { .. } => "act",
+            ReconcileError::Report { .. } => "report",
+        }
+    }
+
+    /// The Event reason when the failure is shown on the Rollout.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ReconcileError::Observe { .. } => "ObserveFailed",
+            ReconcileError::Record { .. } => "AuditWriteFailed",
+            ReconcileError::Build { .. } => "InvalidSpec",
+            ReconcileError::Analysis { .. } => "AnalysisNotStarted",
+            ReconcileError::Traffic { .. } => "TrafficNotSet",
+            ReconcileError::Act { .. } => "ApplyFailed",
+            ReconcileError::Report { .. } => "StatusNotWritten",
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! The Rollout reconcile: a pipeline of named steps, only the ends doing I/O.
+//!
+//! ```text
+//!   observe ─▶ decide (fife-engine, pure) ─▶ record (audit, fsync) ─▶ act (apply) ─▶ report
+//!   GET rollout,     Decision                  fail closed:            SSA children,   status,
+//!   children, runs                             no record, no act       traffic, runs   Events, metrics
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fife_api::Rollout;
+use kube::ResourceExt;
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::Action;
+
+use crate::act::act;
+use crate::context::Context;
+use crate::error::ReconcileError;
+use crate::observe::observe;
+use crate::record::{append_all, decision_entries};
+use crate::report::{
+    publish_events, publish_warning, report_audit_failure, status_to_write, update_metrics, write_status,
+};
+
+/// How often a settled Rollout is looked at again without any change.
+pub const RESYNC: Duration = Duration::from_secs(300);
+/// How soon a follower (or a replica that lost the lease) looks again.
+pub const FOLLOWER_RETRY: Duration = Duration::from_secs(2);
+
+/// Reconciles one Rollout.
+pub async fn reconcile(guard: Arc<DeserializeGuard<Rollout>>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let rollout = match &guard.0 {
+        Ok(rollout) => rollout,
+        Err(invalid) => {
+            // One malformed object must not stop the watch; it is reported and skipped.
+            tracing::warn!(error = %invalid, "skipping a Rollout that does not deserialize");
+            return Ok(Action::await_change());
+        }
+    };
+    if !ctx.leadership.is_leading() {
+        return Ok(Action::requeue(FOLLOWER_RETRY));
+    }
+    let namespace = rollout.namespace().unwrap_or_default();
+    let name = rollout.name_any();
+    let started = Instant::now();
+    let result = pipeline(&ctx, &namespace, &name).await;
+    ctx.metrics.reconciled(started.elapsed().as_secs_f64());
+    if result.is_ok() {
+        ctx.succeeded(&format!("{namespace}/{name}"));
+    }
+    result
+}
+
+async fn pipeline(ctx: &Context, namespace: &str, name: &str) -> Result<Action, ReconcileError> {
+    // observe
+    let Some(observation) = observe(ctx, namespace, name).await? else {
+        ctx.metrics.forget_rollout(namespace, name);
+        return Ok(Action::await_change());
+    };
+    let rollout = &observation.rollout;
+    if rollout.metadata.deletion_timestamp.is_some() {
+        // Owner references let the garbage collector remove the children.
+        return Ok(Action::await_change());
+    }
+
+    // decide
+    let decision = fife_engine::decide(rollout, &observation.engine, jiff::Timestamp::now());
+
+    // record: nothing is applied without its record, and nothing after losing the lease.
+    if !ctx.leadership.is_leading() {
+        return Ok(Action::requeue(FOLLOWER_RETRY));
+    }
+    let entries = decision_entries(&observation, &decision, &ctx.identity, chrono::Utc::now());
+    let count = entries.len();
+    let records = match append_all(&ctx.audit, entries).await {
+        Ok(records) => {
+            for _ in 0..count {
+                ctx.metrics.audit_written();
+            }
+            records
+        }
+        Err(message) => {
+            ctx.metrics.audit_failed();
+            let error = ReconcileError::Record {
+                rollout: format!("{namespace}/{name}"),
+                message: message.clone(),
+            };
+            report_audit_failure(ctx, rollout, &message).await?;
+            return Err(error);
+        }
+    };
+
+    // act
+    act(ctx, &observation, &decision).await?;
+
+    // report
+    write_status(ctx, rollout, &status_to_write(&observation, &decision)).await?;
+    publish_events(ctx, rollout, &records).await;
+    update_metrics(ctx, rollout, &decision);
+
+    Ok(match decision.requeue_after {
+        Some(after) => Action::requeue(after.min(RESYNC)),
+        None => Action::requeue(RESYNC),
+    })
+}
+
+/// Per-object exponential backoff (bounded), with the failing step counted and shown.
+pub fn error_policy(guard: Arc<DeserializeGuard<Rollout>>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_failed(error.step());
+    let Ok(rollout) = &guard.0 else {
+        return Action::await_change();
+    };
+    let key = crate::observe::rollout_key(rollout);
+    let delay = ctx.backoff(&key);
+    tracing::warn!(rollout = %key, step = error.step(), retry_in = ?delay, error = %error, "reconcile failed");
+    // Events are published off the error path: error_policy itself cannot wait.
+    let rollout = rollout.clone();
+    let (reason, note) = (error.reason(), error.to_string());
+    tokio::spawn(async move { publish_warning(&ctx, &rollout, reason, &note).await });
+    Action::requeue(delay)
+}
