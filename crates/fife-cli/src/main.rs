@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod controller;
+
 #[derive(Debug, Parser)]
 #[command(name = "fife", version, about = "Progressive delivery with statistical judgement")]
 struct Cli {
@@ -13,9 +15,14 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Run the controller: watch Rollouts and run them.
+    Controller(controller::ControllerArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Controller(args) => controller::run(args),
+    }
 }
