@@ -2,3 +2,5 @@
 //! server (`apiserver`) and synthetic HTTP workloads that expose Prometheus metrics
 //! (`workload`). Used by integration tests, end-to-end tests, the demo and benchmarks;
 //! never shipped as a product.
+
+pub mod apiserver;
