@@ -290,6 +290,62 @@ impl Catalogue {
         })
     }
 
+    /// `/openapi/v3`: one entry per group-version. `kubectl` reads the per-group-version
+    /// documents only to learn that PATCH accepts `fieldValidation` (so it validates on
+    /// the server instead of downloading schemas); there are no schemas in them, so its
+    /// client-side apply falls back to compiled-in strategic merge for built-ins and to
+    /// JSON merge patch for custom resources, as it does against servers without schemas.
+    pub fn openapi_v3_root(&self) -> Value {
+        let mut paths = serde_json::Map::new();
+        let mut gvs: Vec<(String, String)> = self.types.values().map(|t| (t.group.clone(), t.version.clone())).collect();
+        gvs.dedup();
+        gvs.sort();
+        gvs.dedup();
+        for (group, version) in gvs {
+            let key = if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") };
+            let hash = self.openapi_v3_group(&group, &version).map(|d| fingerprint(&d.to_string())).unwrap_or_default();
+            paths.insert(key.clone(), json!({ "serverRelativeURL": format!("/openapi/v3/{key}?hash={hash}") }));
+        }
+        json!({ "paths": paths })
+    }
+
+    /// `/openapi/v3/apis/{group}/{version}`: the item paths with their PATCH operation
+    /// and the query parameters the server accepts.
+    pub fn openapi_v3_group(&self, group: &str, version: &str) -> Option<Value> {
+        let types: Vec<&ResourceType> =
+            self.types.values().filter(|t| t.group == group && t.version == version).collect();
+        if types.is_empty() {
+            return None;
+        }
+        let prefix = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
+        let parameters: Vec<Value> = ["dryRun", "fieldManager", "fieldValidation", "force", "pretty"]
+            .iter()
+            .map(|p| json!({ "name": p, "in": "query", "schema": { "type": "string", "uniqueItems": true } }))
+            .collect();
+        let mut paths = serde_json::Map::new();
+        for t in types {
+            let path = if t.namespaced {
+                format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", t.plural)
+            } else {
+                format!("{prefix}/{}/{{name}}", t.plural)
+            };
+            let operation = json!({
+                "operationId": format!("patch{}", t.kind),
+                "x-kubernetes-action": "patch",
+                "x-kubernetes-group-version-kind": { "group": t.group, "version": t.version, "kind": t.kind },
+                "parameters": parameters,
+                "responses": { "200": { "description": "OK" } },
+            });
+            paths.insert(path, json!({ "patch": operation }));
+        }
+        Some(json!({
+            "openapi": "3.0.0",
+            "info": { "title": "Kubernetes", "version": "v1.33.0" },
+            "paths": paths,
+            "components": { "schemas": {} },
+        }))
+    }
+
     pub fn resource_list(&self, group: &str, version: &str) -> Option<Value> {
         let types: Vec<&ResourceType> =
             self.types.values().filter(|t| t.group == group && t.version == version).collect();
@@ -328,6 +384,16 @@ impl Catalogue {
         }
         Some(json!({ "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources }))
     }
+}
+
+/// FNV-1a, for the `hash` query parameter clients cache OpenAPI documents by.
+fn fingerprint(text: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016X}")
 }
 
 fn group_json(name: &str, versions: &[String]) -> Value {

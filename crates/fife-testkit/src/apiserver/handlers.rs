@@ -56,7 +56,23 @@ pub async fn serve(
             let store = state.store.lock().expect("store lock poisoned");
             return json_response(200, &store.catalogue.group_list());
         }
+        "/openapi/v3" => {
+            let store = state.store.lock().expect("store lock poisoned");
+            return json_response(200, &store.catalogue.openapi_v3_root());
+        }
         _ => {}
+    }
+    if let Some(gv) = path.strip_prefix("/openapi/v3/") {
+        let store = state.store.lock().expect("store lock poisoned");
+        let doc = match gv.split('/').collect::<Vec<_>>().as_slice() {
+            ["api", version] => store.catalogue.openapi_v3_group("", version),
+            ["apis", group, version] => store.catalogue.openapi_v3_group(group, version),
+            _ => None,
+        };
+        return match doc {
+            Some(d) => json_response(200, &d),
+            None => not_served(&path),
+        };
     }
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let (group, version, rest) = match segments.as_slice() {

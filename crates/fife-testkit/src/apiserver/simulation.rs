@@ -72,6 +72,20 @@ fn needs_status(deployment: &Value, never_ready: bool) -> bool {
     timeless(&desired_status(deployment, never_ready, "")) != timeless(&deployment["status"])
 }
 
+/// A condition whose status did not change keeps its `lastTransitionTime`, as the real
+/// controller does; otherwise every status write would look like a transition.
+fn keep_transition_times(old: &Value, new: &mut Value) {
+    let Some(conditions) = new.get_mut("conditions").and_then(Value::as_array_mut) else { return };
+    for c in conditions {
+        let previous = old["conditions"]
+            .as_array()
+            .and_then(|list| list.iter().find(|o| o["type"] == c["type"] && o["status"] == c["status"]));
+        if let Some(p) = previous {
+            c["lastTransitionTime"] = p["lastTransitionTime"].clone();
+        }
+    }
+}
+
 /// Runs until the server stops: watches Deployments and writes their status.
 pub async fn run(state: Arc<State>) {
     let mut changes = state.store.lock().expect("store lock poisoned").subscribe();
@@ -126,6 +140,7 @@ fn schedule(state: &Arc<State>, deployment: Value) {
         let now = super::store::now_rfc3339();
         let mut next = current.clone();
         next["status"] = desired_status(&current, never_ready, &now);
+        keep_transition_times(&current["status"], &mut next["status"]);
         super::apply::record_update(&current, &mut next, "kube-controller-manager", "status", "apps/v1", &now);
         // A concurrent writer may have won; its change schedules another round.
         let _ = store.update(&rt, ns, name, next);
