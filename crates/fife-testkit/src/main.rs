@@ -3,7 +3,10 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "fife-testkit", about = "Test stand-ins for Fife (never for production)")]
+#[command(
+    name = "fife-testkit",
+    about = "Test stand-ins for Fife (never for production)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -33,12 +36,19 @@ struct ApiserverArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     match cli.command {
         Command::Apiserver(args) => {
             use fife_testkit::apiserver::{ApiServer, Config};
-            let config = Config { rollout_delay: args.rollout_delay, never_ready: args.never_ready, ..Config::default() };
+            let config = Config {
+                rollout_delay: args.rollout_delay,
+                never_ready: args.never_ready,
+                ..Config::default()
+            };
             let server = ApiServer::start(args.listen, config).await?;
             server.write_kubeconfig(&args.kubeconfig)?;
             println!("{}", server.url());

@@ -17,14 +17,24 @@ pub type FieldPath = Vec<String>;
 pub type FieldSet = BTreeSet<FieldPath>;
 
 /// Metadata fields no manager owns: the server sets them.
-const SERVER_METADATA: &[&str] =
-    &["name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink"];
+const SERVER_METADATA: &[&str] = &[
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "managedFields",
+    "selfLink",
+];
 
 /// The fields an object sets. `scope` keeps only `status` (status subresource), drops it
 /// (main resource of a kind with a status subresource), or keeps everything.
 pub fn field_set(object: &Value, scope: Scope) -> FieldSet {
     let mut set = FieldSet::new();
-    let Some(map) = object.as_object() else { return set };
+    let Some(map) = object.as_object() else {
+        return set;
+    };
     for (k, v) in map {
         if k == "apiVersion" || k == "kind" || !scope.includes(k) {
             continue;
@@ -110,7 +120,9 @@ pub fn value_at<'a>(object: &'a Value, path: &[String]) -> Option<&'a Value> {
             v.get(name)?
         } else if let Some(key) = step.strip_prefix("k:") {
             let key: Map<String, Value> = serde_json::from_str(key).ok()?;
-            v.as_array()?.iter().find(|item| key.iter().all(|(k, kv)| item.get(k) == Some(kv)))?
+            v.as_array()?
+                .iter()
+                .find(|item| key.iter().all(|(k, kv)| item.get(k) == Some(kv)))?
         } else if let Some(item) = step.strip_prefix("v:") {
             let item: Value = serde_json::from_str(item).ok()?;
             let found = v.as_array()?.iter().find(|x| **x == item)?;
@@ -127,15 +139,21 @@ pub fn value_at<'a>(object: &'a Value, path: &[String]) -> Option<&'a Value> {
 
 /// Removes the field a path points at (a map key, a list item).
 fn remove_at(object: &mut Value, path: &[String]) {
-    let Some((last, parent_path)) = path.split_last() else { return };
+    let Some((last, parent_path)) = path.split_last() else {
+        return;
+    };
     let mut v = object;
     for step in parent_path {
         let next = if let Some(name) = step.strip_prefix("f:") {
             v.get_mut(name)
         } else if let Some(key) = step.strip_prefix("k:") {
-            let Ok(key) = serde_json::from_str::<Map<String, Value>>(key) else { return };
-            v.as_array_mut()
-                .and_then(|a| a.iter_mut().find(|item| key.iter().all(|(k, kv)| item.get(k) == Some(kv))))
+            let Ok(key) = serde_json::from_str::<Map<String, Value>>(key) else {
+                return;
+            };
+            v.as_array_mut().and_then(|a| {
+                a.iter_mut()
+                    .find(|item| key.iter().all(|(k, kv)| item.get(k) == Some(kv)))
+            })
         } else {
             None
         };
@@ -149,7 +167,10 @@ fn remove_at(object: &mut Value, path: &[String]) {
             m.remove(name);
         }
     } else if let Some(key) = last.strip_prefix("k:") {
-        if let (Ok(key), Some(a)) = (serde_json::from_str::<Map<String, Value>>(key), v.as_array_mut()) {
+        if let (Ok(key), Some(a)) = (
+            serde_json::from_str::<Map<String, Value>>(key),
+            v.as_array_mut(),
+        ) {
             a.retain(|item| !key.iter().all(|(k, kv)| item.get(k) == Some(kv)));
         }
     } else if let Some(item) = last.strip_prefix("v:")
@@ -182,7 +203,9 @@ fn merge_applied(live: &mut Value, config: &Value, field: &str) {
                 }
                 return;
             }
-            match merge_key(field, c).filter(|k| c.iter().chain(l.iter()).all(|i| i.get(*k).is_some())) {
+            match merge_key(field, c)
+                .filter(|k| c.iter().chain(l.iter()).all(|i| i.get(*k).is_some()))
+            {
                 Some(key) => {
                     for item in c {
                         match l.iter_mut().find(|x| x.get(key) == item.get(key)) {
@@ -275,11 +298,19 @@ fn set_to_tree(set: &FieldSet) -> Value {
     for path in set {
         let mut node = &mut root;
         for step in path {
-            node = node.as_object_mut().expect("tree nodes are objects").entry(step.clone()).or_insert(json!({}));
+            node = node
+                .as_object_mut()
+                .expect("tree nodes are objects")
+                .entry(step.clone())
+                .or_insert(json!({}));
         }
-        let is_parent = set.iter().any(|p| p.len() > path.len() && p.starts_with(path));
+        let is_parent = set
+            .iter()
+            .any(|p| p.len() > path.len() && p.starts_with(path));
         if is_parent {
-            node.as_object_mut().expect("tree nodes are objects").insert(".".into(), json!({}));
+            node.as_object_mut()
+                .expect("tree nodes are objects")
+                .insert(".".into(), json!({}));
         }
     }
     root
@@ -301,7 +332,11 @@ pub fn render_path(path: &[String]) -> String {
             out.push_str(f);
         } else if let Some(k) = step.strip_prefix("k:") {
             out.push('[');
-            out.push_str(&k.trim_start_matches('{').trim_end_matches('}').replace(':', "="));
+            out.push_str(
+                &k.trim_start_matches('{')
+                    .trim_end_matches('}')
+                    .replace(':', "="),
+            );
             out.push(']');
         } else if let Some(v) = step.strip_prefix("v:") {
             out.push_str(&format!("[{v}]"));
@@ -327,12 +362,20 @@ pub fn apply(live: &Value, config: &Value, req: &ApplyRequest<'_>) -> Result<Val
     let applied = field_set(config, req.scope);
     let mut entries = read_managed(live);
     let mut conflicts = Vec::new();
-    for entry in entries.iter().filter(|e| !(e.manager == req.manager && e.operation == "Apply")) {
+    for entry in entries
+        .iter()
+        .filter(|e| !(e.manager == req.manager && e.operation == "Apply"))
+    {
         for path in entry.fields.intersection(&applied) {
-            let (Some(mine), Some(theirs)) = (value_at(config, path), value_at(live, path)) else { continue };
+            let (Some(mine), Some(theirs)) = (value_at(config, path), value_at(live, path)) else {
+                continue;
+            };
             let is_item = path.last().is_some_and(|s| s.starts_with("k:"));
             if !is_item && mine != theirs {
-                conflicts.push(Conflict { manager: entry.manager.clone(), field: render_path(path) });
+                conflicts.push(Conflict {
+                    manager: entry.manager.clone(),
+                    field: render_path(path),
+                });
             }
         }
     }
@@ -341,7 +384,10 @@ pub fn apply(live: &Value, config: &Value, req: &ApplyRequest<'_>) -> Result<Val
     }
     let mut result = live.clone();
     if !conflicts.is_empty() {
-        for entry in entries.iter_mut().filter(|e| !(e.manager == req.manager && e.operation == "Apply")) {
+        for entry in entries
+            .iter_mut()
+            .filter(|e| !(e.manager == req.manager && e.operation == "Apply"))
+        {
             entry.fields.retain(|p| {
                 let conflicted = value_at(config, p).is_some()
                     && applied.contains(p)
@@ -353,19 +399,30 @@ pub fn apply(live: &Value, config: &Value, req: &ApplyRequest<'_>) -> Result<Val
     }
     let previous: FieldSet = entries
         .iter()
-        .filter(|e| e.manager == req.manager && e.operation == "Apply" && e.subresource == req.subresource)
+        .filter(|e| {
+            e.manager == req.manager && e.operation == "Apply" && e.subresource == req.subresource
+        })
         .flat_map(|e| e.fields.iter().cloned())
         .collect();
     let others: FieldSet = entries
         .iter()
-        .filter(|e| !(e.manager == req.manager && e.operation == "Apply" && e.subresource == req.subresource))
+        .filter(|e| {
+            !(e.manager == req.manager
+                && e.operation == "Apply"
+                && e.subresource == req.subresource)
+        })
         .flat_map(|e| e.fields.iter().cloned())
         .collect();
     // Deeper paths first, so an item's fields go before the item itself.
-    let mut dropped: Vec<&FieldPath> = previous.difference(&applied).filter(|p| !others.contains(*p)).collect();
+    let mut dropped: Vec<&FieldPath> = previous
+        .difference(&applied)
+        .filter(|p| !others.contains(*p))
+        .collect();
     dropped.sort_by_key(|p| std::cmp::Reverse(p.len()));
     for path in dropped {
-        let still_needed = others.iter().any(|o| o.len() > path.len() && o.starts_with(path));
+        let still_needed = others
+            .iter()
+            .any(|o| o.len() > path.len() && o.starts_with(path));
         if !still_needed {
             remove_at(&mut result, path);
         }
@@ -374,14 +431,18 @@ pub fn apply(live: &Value, config: &Value, req: &ApplyRequest<'_>) -> Result<Val
     if let Some(m) = scoped.as_object_mut() {
         m.retain(|k, _| k == "apiVersion" || k == "kind" || req.scope.includes(k));
         if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.retain(|k, _| !SERVER_METADATA.contains(&k.as_str()) || k == "name" || k == "namespace");
+            meta.retain(|k, _| {
+                !SERVER_METADATA.contains(&k.as_str()) || k == "name" || k == "namespace"
+            });
             if req.scope == Scope::StatusOnly {
                 meta.retain(|k, _| k == "name" || k == "namespace");
             }
         }
     }
     merge_applied(&mut result, &scoped, "");
-    entries.retain(|e| !(e.manager == req.manager && e.operation == "Apply" && e.subresource == req.subresource));
+    entries.retain(|e| {
+        !(e.manager == req.manager && e.operation == "Apply" && e.subresource == req.subresource)
+    });
     entries.push(ManagedEntry {
         manager: req.manager.into(),
         operation: "Apply".into(),
@@ -396,22 +457,47 @@ pub fn apply(live: &Value, config: &Value, req: &ApplyRequest<'_>) -> Result<Val
 
 /// Records an ordinary write (create, update, patch): the writer owns every field it
 /// changed, other managers lose those fields, and removed fields are owned by nobody.
-pub fn record_update(old: &Value, new: &mut Value, manager: &str, subresource: &str, api_version: &str, now: &str) {
+pub fn record_update(
+    old: &Value,
+    new: &mut Value,
+    manager: &str,
+    subresource: &str,
+    api_version: &str,
+    now: &str,
+) {
     let scope = Scope::Everything;
     let before = field_set(old, scope);
     let after = field_set(new, scope);
-    let changed: FieldSet =
-        after.iter().filter(|p| !before.contains(*p) || value_at(old, p) != value_at(new, p)).cloned().collect();
+    let changed: FieldSet = after
+        .iter()
+        .filter(|p| !before.contains(*p) || value_at(old, p) != value_at(new, p))
+        .cloned()
+        .collect();
     let mut entries = read_managed(old);
     let mut by_key: BTreeMap<(String, String, String), usize> = BTreeMap::new();
     for (i, e) in entries.iter().enumerate() {
-        by_key.insert((e.manager.clone(), e.operation.clone(), e.subresource.clone()), i);
+        by_key.insert(
+            (
+                e.manager.clone(),
+                e.operation.clone(),
+                e.subresource.clone(),
+            ),
+            i,
+        );
     }
     for e in entries.iter_mut() {
-        e.fields.retain(|p| after.contains(p) && !(changed.contains(p) && !p.last().is_some_and(|s| s.starts_with("k:"))));
+        e.fields.retain(|p| {
+            // List items stay shared; a changed leaf moves to the writer.
+            let is_item = p.last().is_some_and(|s| s.starts_with("k:"));
+            after.contains(p) && (is_item || !changed.contains(p))
+        });
     }
     if !changed.is_empty() {
-        match by_key.get(&(manager.to_string(), "Update".to_string(), subresource.to_string())) {
+        match by_key.get(&(
+            manager.to_string(),
+            "Update".to_string(),
+            subresource.to_string(),
+        )) {
             Some(&i) => {
                 entries[i].fields.extend(changed);
                 entries[i].time = now.into();
@@ -454,14 +540,28 @@ mod tests {
     #[test]
     fn field_set_uses_merge_keys_for_containers() {
         let set = field_set(&deployment(1, "a"), Scope::AllButStatus);
-        let item: FieldPath =
-            ["f:spec", "f:template", "f:spec", "f:containers", "k:{\"name\":\"app\"}"].map(String::from).to_vec();
+        let item: FieldPath = [
+            "f:spec",
+            "f:template",
+            "f:spec",
+            "f:containers",
+            "k:{\"name\":\"app\"}",
+        ]
+        .map(String::from)
+        .to_vec();
         assert!(set.contains(&item));
         let mut image = item.clone();
         image.push("f:image".into());
         assert!(set.contains(&image));
-        assert!(set.contains(&vec!["f:metadata".to_string(), "f:labels".into(), "f:app".into()]));
-        assert!(!set.iter().any(|p| p.contains(&"f:name".to_string()) && p.len() == 2));
+        assert!(set.contains(&vec![
+            "f:metadata".to_string(),
+            "f:labels".into(),
+            "f:app".into()
+        ]));
+        assert!(
+            !set.iter()
+                .any(|p| p.contains(&"f:name".to_string()) && p.len() == 2)
+        );
     }
 
     #[test]
@@ -485,12 +585,22 @@ mod tests {
         let live = apply(&json!({}), &deployment(1, "a"), &req("alice", false)).unwrap();
         let bob = json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "d" }, "spec": { "replicas": 5 } });
         let conflicts = apply(&live, &bob, &req("bob", false)).unwrap_err();
-        assert_eq!(conflicts, vec![Conflict { manager: "alice".into(), field: ".spec.replicas".into() }]);
+        assert_eq!(
+            conflicts,
+            vec![Conflict {
+                manager: "alice".into(),
+                field: ".spec.replicas".into()
+            }]
+        );
         let forced = apply(&live, &bob, &req("bob", true)).unwrap();
         assert_eq!(forced["spec"]["replicas"], json!(5));
         let entries = read_managed(&forced);
         let alice = entries.iter().find(|e| e.manager == "alice").unwrap();
-        assert!(!alice.fields.contains(&vec!["f:spec".to_string(), "f:replicas".into()]));
+        assert!(
+            !alice
+                .fields
+                .contains(&vec!["f:spec".to_string(), "f:replicas".into()])
+        );
         // Same value: shared ownership, no conflict.
         let same = json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "d" }, "spec": { "replicas": 1 } });
         assert!(apply(&live, &same, &req("carol", false)).is_ok());
@@ -534,8 +644,14 @@ mod tests {
         edited["spec"]["replicas"] = json!(7);
         record_update(&live, &mut edited, "kubectl-edit", "", "apps/v1", "t");
         let entries = read_managed(&edited);
-        let editor = entries.iter().find(|e| e.manager == "kubectl-edit").unwrap();
-        assert_eq!(editor.fields, FieldSet::from([vec!["f:spec".to_string(), "f:replicas".into()]]));
+        let editor = entries
+            .iter()
+            .find(|e| e.manager == "kubectl-edit")
+            .unwrap();
+        assert_eq!(
+            editor.fields,
+            FieldSet::from([vec!["f:spec".to_string(), "f:replicas".into()]])
+        );
         let conflicts = apply(&edited, &deployment(1, "a"), &req("alice", false)).unwrap_err();
         assert_eq!(conflicts[0].manager, "kubectl-edit");
     }

@@ -44,12 +44,20 @@ pub struct ResourceType {
 
 impl ResourceType {
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
 
     /// `deployments.apps`, the name the real server uses in error messages.
     pub fn qualified(&self) -> String {
-        if self.group.is_empty() { self.plural.clone() } else { format!("{}.{}", self.plural, self.group) }
+        if self.group.is_empty() {
+            self.plural.clone()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
     }
 
     fn builtin(group: &str, version: &str, plural: &str, kind: &str, namespaced: bool) -> Self {
@@ -93,16 +101,37 @@ pub fn builtin_types() -> Vec<ResourceType> {
     deployments.scale = Some(deployment_scale);
     deployments.categories = vec!["all".into()];
     deployments.printer_columns = vec![
-        column("Ready", "string", ".status.readyReplicas", "Ready replicas over desired"),
-        column("Up-to-date", "integer", ".status.updatedReplicas", "Replicas running the current template"),
-        column("Available", "integer", ".status.availableReplicas", "Available replicas"),
+        column(
+            "Ready",
+            "string",
+            ".status.readyReplicas",
+            "Ready replicas over desired",
+        ),
+        column(
+            "Up-to-date",
+            "integer",
+            ".status.updatedReplicas",
+            "Replicas running the current template",
+        ),
+        column(
+            "Available",
+            "integer",
+            ".status.availableReplicas",
+            "Available replicas",
+        ),
     ];
-    let mut pods = ResourceType::builtin("", "v1", "pods", "Pod", true).short(&["po"]).with_status();
+    let mut pods = ResourceType::builtin("", "v1", "pods", "Pod", true)
+        .short(&["po"])
+        .with_status();
     pods.categories = vec!["all".into()];
-    let mut services = ResourceType::builtin("", "v1", "services", "Service", true).short(&["svc"]).with_status();
+    let mut services = ResourceType::builtin("", "v1", "services", "Service", true)
+        .short(&["svc"])
+        .with_status();
     services.categories = vec!["all".into()];
     vec![
-        ResourceType::builtin("", "v1", "namespaces", "Namespace", false).short(&["ns"]).with_status(),
+        ResourceType::builtin("", "v1", "namespaces", "Namespace", false)
+            .short(&["ns"])
+            .with_status(),
         services,
         pods,
         ResourceType::builtin("", "v1", "events", "Event", true).short(&["ev"]),
@@ -112,6 +141,32 @@ pub fn builtin_types() -> Vec<ResourceType> {
         deployments,
         ResourceType::builtin("events.k8s.io", "v1", "events", "Event", true).short(&["ev"]),
         ResourceType::builtin("coordination.k8s.io", "v1", "leases", "Lease", true),
+        {
+            // A CRD on real clusters (Gateway API); served from the start so traffic
+            // routing can be tested without installing it, with custom-resource rules.
+            let mut routes = ResourceType::builtin(
+                "gateway.networking.k8s.io",
+                "v1",
+                "httproutes",
+                "HTTPRoute",
+                true,
+            )
+            .with_status();
+            routes.custom = true;
+            routes.categories = vec!["gateway-api".into()];
+            routes.printer_columns = vec![
+                column("Hostnames", "string", ".spec.hostnames", ""),
+                PrinterColumn {
+                    name: "Age".into(),
+                    column_type: "date".into(),
+                    json_path: ".metadata.creationTimestamp".into(),
+                    description: String::new(),
+                    priority: 0,
+                    format: String::new(),
+                },
+            ];
+            routes
+        },
         {
             let mut crd = ResourceType::builtin(
                 "apiextensions.k8s.io",
@@ -153,9 +208,18 @@ pub fn types_from_crd(crd: &Value) -> Vec<ResourceType> {
     let names = &spec["names"];
     let plural = names["plural"].as_str().unwrap_or_default();
     let kind = names["kind"].as_str().unwrap_or_default();
-    let singular = names["singular"].as_str().map(str::to_string).unwrap_or_else(|| kind.to_lowercase());
+    let singular = names["singular"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| kind.to_lowercase());
     let strings = |v: &Value| -> Vec<String> {
-        v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()).unwrap_or_default()
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
     };
     let namespaced = spec["scope"].as_str() != Some("Cluster");
     let mut out = Vec::new();
@@ -165,8 +229,14 @@ pub fn types_from_crd(crd: &Value) -> Vec<ResourceType> {
         }
         let subresources = &version["subresources"];
         let scale = subresources.get("scale").map(|s| ScalePaths {
-            spec_replicas: s["specReplicasPath"].as_str().unwrap_or(".spec.replicas").into(),
-            status_replicas: s["statusReplicasPath"].as_str().unwrap_or(".status.replicas").into(),
+            spec_replicas: s["specReplicasPath"]
+                .as_str()
+                .unwrap_or(".spec.replicas")
+                .into(),
+            status_replicas: s["statusReplicasPath"]
+                .as_str()
+                .unwrap_or(".status.replicas")
+                .into(),
             label_selector: s["labelSelectorPath"].as_str().map(str::to_string),
         });
         let printer_columns = version["additionalPrinterColumns"]
@@ -212,23 +282,30 @@ impl Catalogue {
     pub fn with_builtins() -> Self {
         let mut catalogue = Self::default();
         for t in builtin_types() {
-            catalogue.types.insert((t.group.clone(), t.version.clone(), t.plural.clone()), t);
+            catalogue
+                .types
+                .insert((t.group.clone(), t.version.clone(), t.plural.clone()), t);
         }
         catalogue
     }
 
     pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<&ResourceType> {
-        self.types.get(&(group.to_string(), version.to_string(), plural.to_string()))
+        self.types
+            .get(&(group.to_string(), version.to_string(), plural.to_string()))
     }
 
     /// Any served version of a group's resource; used where the version does not matter
     /// (garbage collection, namespace deletion).
     pub fn any_version(&self, group: &str, plural: &str) -> Option<&ResourceType> {
-        self.types.values().find(|t| t.group == group && t.plural == plural)
+        self.types
+            .values()
+            .find(|t| t.group == group && t.plural == plural)
     }
 
     pub fn by_kind(&self, api_version: &str, kind: &str) -> Option<&ResourceType> {
-        self.types.values().find(|t| t.api_version() == api_version && t.kind == kind)
+        self.types
+            .values()
+            .find(|t| t.api_version() == api_version && t.kind == kind)
     }
 
     pub fn all(&self) -> impl Iterator<Item = &ResourceType> {
@@ -236,7 +313,10 @@ impl Catalogue {
     }
 
     pub fn register_crd(&mut self, crd: &Value) {
-        let name = crd["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let name = crd["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         self.unregister_crd(&name);
         let mut keys = Vec::new();
         for t in types_from_crd(crd) {
@@ -263,7 +343,7 @@ impl Catalogue {
             }
         }
         for versions in groups.values_mut() {
-            versions.sort_by(|a, b| version_priority(b).cmp(&version_priority(a)));
+            versions.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
         }
         groups
     }
@@ -277,7 +357,11 @@ impl Catalogue {
     }
 
     pub fn group_list(&self) -> Value {
-        let groups: Vec<Value> = self.groups().iter().map(|(name, versions)| group_json(name, versions)).collect();
+        let groups: Vec<Value> = self
+            .groups()
+            .iter()
+            .map(|(name, versions)| group_json(name, versions))
+            .collect();
         json!({ "kind": "APIGroupList", "apiVersion": "v1", "groups": groups })
     }
 
@@ -297,14 +381,28 @@ impl Catalogue {
     /// JSON merge patch for custom resources, as it does against servers without schemas.
     pub fn openapi_v3_root(&self) -> Value {
         let mut paths = serde_json::Map::new();
-        let mut gvs: Vec<(String, String)> = self.types.values().map(|t| (t.group.clone(), t.version.clone())).collect();
+        let mut gvs: Vec<(String, String)> = self
+            .types
+            .values()
+            .map(|t| (t.group.clone(), t.version.clone()))
+            .collect();
         gvs.dedup();
         gvs.sort();
         gvs.dedup();
         for (group, version) in gvs {
-            let key = if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") };
-            let hash = self.openapi_v3_group(&group, &version).map(|d| fingerprint(&d.to_string())).unwrap_or_default();
-            paths.insert(key.clone(), json!({ "serverRelativeURL": format!("/openapi/v3/{key}?hash={hash}") }));
+            let key = if group.is_empty() {
+                format!("api/{version}")
+            } else {
+                format!("apis/{group}/{version}")
+            };
+            let hash = self
+                .openapi_v3_group(&group, &version)
+                .map(|d| fingerprint(&d.to_string()))
+                .unwrap_or_default();
+            paths.insert(
+                key.clone(),
+                json!({ "serverRelativeURL": format!("/openapi/v3/{key}?hash={hash}") }),
+            );
         }
         json!({ "paths": paths })
     }
@@ -312,12 +410,19 @@ impl Catalogue {
     /// `/openapi/v3/apis/{group}/{version}`: the item paths with their PATCH operation
     /// and the query parameters the server accepts.
     pub fn openapi_v3_group(&self, group: &str, version: &str) -> Option<Value> {
-        let types: Vec<&ResourceType> =
-            self.types.values().filter(|t| t.group == group && t.version == version).collect();
+        let types: Vec<&ResourceType> = self
+            .types
+            .values()
+            .filter(|t| t.group == group && t.version == version)
+            .collect();
         if types.is_empty() {
             return None;
         }
-        let prefix = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
+        let prefix = if group.is_empty() {
+            format!("/api/{version}")
+        } else {
+            format!("/apis/{group}/{version}")
+        };
         let parameters: Vec<Value> = ["dryRun", "fieldManager", "fieldValidation", "force", "pretty"]
             .iter()
             .map(|p| json!({ "name": p, "in": "query", "schema": { "type": "string", "uniqueItems": true } }))
@@ -347,12 +452,19 @@ impl Catalogue {
     }
 
     pub fn resource_list(&self, group: &str, version: &str) -> Option<Value> {
-        let types: Vec<&ResourceType> =
-            self.types.values().filter(|t| t.group == group && t.version == version).collect();
+        let types: Vec<&ResourceType> = self
+            .types
+            .values()
+            .filter(|t| t.group == group && t.version == version)
+            .collect();
         if types.is_empty() {
             return None;
         }
-        let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+        let gv = if group.is_empty() {
+            version.to_string()
+        } else {
+            format!("{group}/{version}")
+        };
         let mut resources = Vec::new();
         for t in types {
             let mut r = json!({
@@ -382,7 +494,9 @@ impl Catalogue {
                 }));
             }
         }
-        Some(json!({ "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources }))
+        Some(
+            json!({ "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources }),
+        )
     }
 }
 
@@ -397,8 +511,10 @@ fn fingerprint(text: &str) -> String {
 }
 
 fn group_json(name: &str, versions: &[String]) -> Value {
-    let versions: Vec<Value> =
-        versions.iter().map(|v| json!({ "groupVersion": format!("{name}/{v}"), "version": v })).collect();
+    let versions: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({ "groupVersion": format!("{name}/{v}"), "version": v }))
+        .collect();
     json!({ "name": name, "versions": versions.clone(), "preferredVersion": versions[0] })
 }
 
@@ -427,7 +543,7 @@ mod tests {
     #[test]
     fn versions_sort_ga_before_beta_before_alpha() {
         let mut v = vec!["v1alpha1", "v1", "v2beta1", "v1beta2"];
-        v.sort_by(|a, b| version_priority(b).cmp(&version_priority(a)));
+        v.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
         assert_eq!(v, vec!["v1", "v2beta1", "v1beta2", "v1alpha1"]);
     }
 
@@ -443,7 +559,9 @@ mod tests {
         });
         let mut c = Catalogue::with_builtins();
         c.register_crd(&crd);
-        let t = c.get("example.dev", "v1alpha1", "rollouts").expect("registered");
+        let t = c
+            .get("example.dev", "v1alpha1", "rollouts")
+            .expect("registered");
         assert!(t.has_status && t.namespaced && t.custom);
         assert_eq!(t.short_names, vec!["ro"]);
         assert_eq!(t.printer_columns[0].json_path, ".status.phase");

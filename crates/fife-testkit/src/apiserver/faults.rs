@@ -16,7 +16,8 @@ pub struct FaultPlan {
     pub seed: u64,
     /// Added before every API request is served.
     pub latency_ms: u64,
-    /// Only requests whose path contains this string are affected (empty: all).
+    /// Only requests whose path and query contain this string are affected (empty: all),
+    /// e.g. `watch=` to fail only watches.
     pub path_contains: String,
     /// Cut every watch stream after it has sent this many events (0: never).
     pub drop_watch_after_events: u64,
@@ -51,7 +52,8 @@ impl Faults {
     }
 
     pub fn decide(&mut self, path: &str) -> Injection {
-        let affected = self.plan.path_contains.is_empty() || path.contains(&self.plan.path_contains);
+        let affected =
+            self.plan.path_contains.is_empty() || path.contains(&self.plan.path_contains);
         let delay = Duration::from_millis(if affected { self.plan.latency_ms } else { 0 });
         let mut fail_with = None;
         if affected && self.plan.error_rate > 0.0 && !self.plan.error_codes.is_empty() {
@@ -70,7 +72,12 @@ mod tests {
     use super::*;
 
     fn plan(rate: f64) -> FaultPlan {
-        FaultPlan { error_rate: rate, error_codes: vec![500, 429], seed: 7, ..FaultPlan::default() }
+        FaultPlan {
+            error_rate: rate,
+            error_codes: vec![500, 429],
+            seed: 7,
+            ..FaultPlan::default()
+        }
     }
 
     #[test]
@@ -81,14 +88,20 @@ mod tests {
         let rb: Vec<_> = (0..50).map(|_| b.decide("/api").fail_with).collect();
         assert_eq!(ra, rb);
         let failures = ra.iter().filter(|f| f.is_some()).count();
-        assert!((10..40).contains(&failures), "about half should fail, got {failures}");
+        assert!(
+            (10..40).contains(&failures),
+            "about half should fail, got {failures}"
+        );
     }
 
     #[test]
     fn zero_rate_and_unaffected_paths_never_fail() {
         let mut f = Faults::new(plan(0.0));
         assert!((0..100).all(|_| f.decide("/api").fail_with.is_none()));
-        let mut f = Faults::new(FaultPlan { path_contains: "deployments".into(), ..plan(1.0) });
+        let mut f = Faults::new(FaultPlan {
+            path_contains: "deployments".into(),
+            ..plan(1.0)
+        });
         assert!(f.decide("/api/v1/configmaps").fail_with.is_none());
         assert!(f.decide("/apis/apps/v1/deployments").fail_with.is_some());
     }

@@ -25,7 +25,12 @@ type Params = HashMap<String, String>;
 
 fn json_response(code: u16, body: &Value) -> Response {
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn error_response(e: &ApiError) -> Response {
@@ -41,7 +46,9 @@ pub async fn serve(
     body: Bytes,
 ) -> Response {
     let path = uri.path().trim_end_matches('/').to_string();
-    let params: Params = Query::<Params>::try_from_uri(&uri).map(|q| q.0).unwrap_or_default();
+    let params: Params = Query::<Params>::try_from_uri(&uri)
+        .map(|q| q.0)
+        .unwrap_or_default();
     if let Some(admin) = path.strip_prefix("/testkit/") {
         return serve_admin(&state, &method, admin, &body);
     }
@@ -94,7 +101,16 @@ pub async fn serve(
             None => not_served(&path),
         };
     }
-    let injection = state.faults.lock().expect("faults lock poisoned").decide(&path);
+    let full = uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or(&path)
+        .to_string();
+    let injection = state
+        .faults
+        .lock()
+        .expect("faults lock poisoned")
+        .decide(&full);
     if !injection.delay.is_zero() {
         tokio::time::sleep(injection.delay).await;
     }
@@ -108,7 +124,13 @@ pub async fn serve(
             None => return not_served(&path),
         }
     };
-    let request = Request { state: &state, target, params, headers: &headers, body: &body };
+    let request = Request {
+        state: &state,
+        target,
+        params,
+        headers: &headers,
+        body: &body,
+    };
     let result = match (method.clone(), request.target.name.is_some()) {
         (Method::GET, false) if request.flag("watch") => return watch(request),
         (Method::GET, false) => request.list(),
@@ -118,7 +140,11 @@ pub async fn serve(
         (Method::PATCH, true) => request.patch(),
         (Method::DELETE, true) => request.delete(),
         (Method::DELETE, false) => request.delete_collection(),
-        _ => Err(ApiError::new(405, "MethodNotAllowed", format!("the server does not allow {method} on {path}"))),
+        _ => Err(ApiError::new(
+            405,
+            "MethodNotAllowed",
+            format!("the server does not allow {method} on {path}"),
+        )),
     };
     match result {
         Ok((code, body)) => json_response(code, &body),
@@ -127,19 +153,39 @@ pub async fn serve(
 }
 
 fn not_served(path: &str) -> Response {
-    tracing::info!(path, "request for a path the test API server does not serve");
-    error_response(&ApiError::new(404, "NotFound", "the server could not find the requested resource"))
+    tracing::info!(
+        path,
+        "request for a path the test API server does not serve"
+    );
+    error_response(&ApiError::new(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    ))
 }
 
 fn injected_failure(code: u16, path: &str) -> Response {
     let (reason, message) = match code {
-        429 => ("TooManyRequests", "too many requests, please try again later (injected fault)".to_string()),
-        409 => ("Conflict", format!("Operation cannot be fulfilled on {path}: the object has been modified; please apply your changes to the latest version and try again (injected fault)")),
-        _ => ("InternalError", "Internal error occurred: injected fault".to_string()),
+        429 => (
+            "TooManyRequests",
+            "too many requests, please try again later (injected fault)".to_string(),
+        ),
+        409 => (
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {path}: the object has been modified; please apply your changes to the latest version and try again (injected fault)"
+            ),
+        ),
+        _ => (
+            "InternalError",
+            "Internal error occurred: injected fault".to_string(),
+        ),
     };
     let mut response = error_response(&ApiError::new(code, reason, message));
     if code == 429 {
-        response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
     }
     response
 }
@@ -188,17 +234,32 @@ fn resolve(store: &Store, group: &str, version: &str, rest: &[&str]) -> Option<T
     let cat = &store.catalogue;
     let namespaced_path = rest.len() >= 3
         && rest[0] == "namespaces"
-        && cat.get(group, version, rest[2]).is_some_and(|t| t.namespaced);
-    let (namespace, rest) = if namespaced_path { (Some(rest[1].to_string()), &rest[2..]) } else { (None, rest) };
+        && cat
+            .get(group, version, rest[2])
+            .is_some_and(|t| t.namespaced);
+    let (namespace, rest) = if namespaced_path {
+        (Some(rest[1].to_string()), &rest[2..])
+    } else {
+        (None, rest)
+    };
     let rt = cat.get(group, version, rest[0])?.clone();
     if rt.namespaced != namespace.is_some() && rest.len() > 1 {
         return None;
     }
     let subresource = rest.get(2).map(|s| s.to_string());
-    if rest.len() > 3 || subresource.as_deref().is_some_and(|s| !(s == "status" && rt.has_status || s == "scale" && rt.scale.is_some())) {
+    if rest.len() > 3
+        || subresource.as_deref().is_some_and(|s| {
+            !(s == "status" && rt.has_status || s == "scale" && rt.scale.is_some())
+        })
+    {
         return None;
     }
-    Some(Target { rt, namespace, name: rest.get(1).map(|s| s.to_string()), subresource })
+    Some(Target {
+        rt,
+        namespace,
+        name: rest.get(1).map(|s| s.to_string()),
+        subresource,
+    })
 }
 
 struct Request<'a> {
@@ -213,11 +274,17 @@ type Outcome = Result<(u16, Value), ApiError>;
 
 impl Request<'_> {
     fn flag(&self, name: &str) -> bool {
-        matches!(self.params.get(name).map(String::as_str), Some("true" | "1"))
+        matches!(
+            self.params.get(name).map(String::as_str),
+            Some("true" | "1")
+        )
     }
 
     fn param(&self, name: &str) -> Option<&str> {
-        self.params.get(name).map(String::as_str).filter(|s| !s.is_empty())
+        self.params
+            .get(name)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
     }
 
     fn ns(&self) -> &str {
@@ -240,7 +307,11 @@ impl Request<'_> {
         self.headers
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.split(',').next().is_some_and(|first| first.contains("as=Table")))
+            .is_some_and(|a| {
+                a.split(',')
+                    .next()
+                    .is_some_and(|first| first.contains("as=Table"))
+            })
     }
 
     /// The field manager: the `fieldManager` parameter, else the user agent's product
@@ -249,7 +320,11 @@ impl Request<'_> {
         if let Some(m) = self.param("fieldManager") {
             return m.to_string();
         }
-        let agent = self.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("unknown");
+        let agent = self
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("unknown");
         agent.split('/').next().unwrap_or("unknown").to_string()
     }
 
@@ -261,9 +336,11 @@ impl Request<'_> {
         if let Ok(v) = serde_json::from_slice::<Value>(self.body) {
             return Ok(v);
         }
-        let text = std::str::from_utf8(self.body).map_err(|_| ApiError::bad_request("the request body is not UTF-8"))?;
-        serde_saphyr::from_str::<Value>(text)
-            .map_err(|e| ApiError::bad_request(format!("the request body is neither JSON nor YAML: {e}")))
+        let text = std::str::from_utf8(self.body)
+            .map_err(|_| ApiError::bad_request("the request body is not UTF-8"))?;
+        serde_saphyr::from_str::<Value>(text).map_err(|e| {
+            ApiError::bad_request(format!("the request body is neither JSON nor YAML: {e}"))
+        })
     }
 
     fn content_type(&self) -> String {
@@ -285,10 +362,20 @@ impl Request<'_> {
 
     fn list(&self) -> Outcome {
         let (labels, fields) = self.selectors()?;
-        let limit = self.param("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0);
+        let limit = self
+            .param("limit")
+            .and_then(|l| l.parse::<usize>().ok())
+            .filter(|l| *l > 0);
         let store = self.state.store.lock().expect("store lock poisoned");
         let rt = &self.target.rt;
-        let page = store.list(rt, self.target.namespace.as_deref(), &labels, &fields, limit, self.param("continue"))?;
+        let page = store.list(
+            rt,
+            self.target.namespace.as_deref(),
+            &labels,
+            &fields,
+            limit,
+            self.param("continue"),
+        )?;
         drop(store);
         let mut meta = json!({ "resourceVersion": page.revision.to_string() });
         if let Some(token) = &page.continue_token {
@@ -299,7 +386,10 @@ impl Request<'_> {
             let include = IncludeObject::parse(self.param("includeObject"));
             return Ok((200, table::table(rt, &page.items, include, meta, true)));
         }
-        Ok((200, json!({ "kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": meta, "items": page.items })))
+        Ok((
+            200,
+            json!({ "kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": meta, "items": page.items }),
+        ))
     }
 
     fn get(&self) -> Outcome {
@@ -315,7 +405,8 @@ impl Request<'_> {
         let body = self.body_json()?;
         let manager = self.manager();
         let mut store = self.state.store.lock().expect("store lock poisoned");
-        let created = store.create_or_check(&self.target.rt, self.ns(), body, &manager, self.dry_run())?;
+        let created =
+            store.create_or_check(&self.target.rt, self.ns(), body, &manager, self.dry_run())?;
         Ok((201, created))
     }
     /// Builds the next version of an object from the current one and a candidate,
@@ -339,11 +430,19 @@ impl Request<'_> {
                 Ok(next)
             }
             Some("scale") => {
-                let scale = rt.scale.as_ref().expect("resolved only when the kind has scale");
+                let scale = rt
+                    .scale
+                    .as_ref()
+                    .expect("resolved only when the kind has scale");
                 let mut next = old.clone();
                 let replicas = candidate["spec"]["replicas"].clone();
                 if !replicas.is_i64() && !replicas.is_u64() {
-                    return Err(ApiError::invalid(rt, self.name(), "spec.replicas", "must be an integer"));
+                    return Err(ApiError::invalid(
+                        rt,
+                        self.name(),
+                        "spec.replicas",
+                        "must be an integer",
+                    ));
                 }
                 jsonpath::set(&mut next, &scale.spec_replicas, replicas);
                 if let Some(rv) = candidate["metadata"].get("resourceVersion") {
@@ -374,7 +473,14 @@ impl Request<'_> {
             let sub = self.target.subresource.clone().unwrap_or_default();
             let manager = self.manager();
             next["metadata"]["managedFields"] = old["metadata"]["managedFields"].clone();
-            apply::record_update(old, &mut next, &manager, &sub, &rt.api_version(), &now_rfc3339());
+            apply::record_update(
+                old,
+                &mut next,
+                &manager,
+                &sub,
+                &rt.api_version(),
+                &now_rfc3339(),
+            );
         }
         if self.dry_run() {
             return Ok((200, with_version(rt, &next)));
@@ -389,7 +495,9 @@ impl Request<'_> {
     fn update(&self) -> Outcome {
         let body = self.body_json()?;
         if !body.is_object() {
-            return Err(ApiError::bad_request("the request body is not a JSON object"));
+            return Err(ApiError::bad_request(
+                "the request body is not a JSON object",
+            ));
         }
         let mut store = self.state.store.lock().expect("store lock poisoned");
         let old = store.get(&self.target.rt, self.ns(), self.name())?;
@@ -406,7 +514,11 @@ impl Request<'_> {
             return self.apply(&mut store, body);
         }
         let old = store.get(&rt, self.ns(), self.name())?;
-        let mut base = if self.target.subresource.as_deref() == Some("scale") { scale_of(&rt, &old) } else { old.clone() };
+        let mut base = if self.target.subresource.as_deref() == Some("scale") {
+            scale_of(&rt, &old)
+        } else {
+            old.clone()
+        };
         match content_type.as_str() {
             "application/merge-patch+json" => patch::merge_patch(&mut base, &body),
             "application/json-patch+json" => patch::json_patch(&mut base, &body)
@@ -425,7 +537,9 @@ impl Request<'_> {
                 return Err(ApiError::new(
                     415,
                     "UnsupportedMediaType",
-                    format!("the patch content type {other:?} is not supported: use application/merge-patch+json, application/json-patch+json, application/strategic-merge-patch+json or application/apply-patch+yaml"),
+                    format!(
+                        "the patch content type {other:?} is not supported: use application/merge-patch+json, application/json-patch+json, application/strategic-merge-patch+json or application/apply-patch+yaml"
+                    ),
                 ));
             }
         }
@@ -436,10 +550,14 @@ impl Request<'_> {
     fn apply(&self, store: &mut Store, config: Value) -> Outcome {
         let rt = self.target.rt.clone();
         let Some(manager) = self.param("fieldManager") else {
-            return Err(ApiError::bad_request("fieldManager is required for apply requests: pass ?fieldManager=<name>"));
+            return Err(ApiError::bad_request(
+                "fieldManager is required for apply requests: pass ?fieldManager=<name>",
+            ));
         };
         if config["apiVersion"].as_str().is_none() || config["kind"].as_str().is_none() {
-            return Err(ApiError::bad_request("an applied configuration must set apiVersion and kind"));
+            return Err(ApiError::bad_request(
+                "an applied configuration must set apiVersion and kind",
+            ));
         }
         let sub = self.target.subresource.clone().unwrap_or_default();
         let scope = match sub.as_str() {
@@ -449,20 +567,36 @@ impl Request<'_> {
         };
         let now = now_rfc3339();
         let api_version = rt.api_version();
-        let req = ApplyRequest { manager, force: self.flag("force"), subresource: &sub, api_version: &api_version, scope, now: &now };
+        let req = ApplyRequest {
+            manager,
+            force: self.flag("force"),
+            subresource: &sub,
+            api_version: &api_version,
+            scope,
+            now: &now,
+        };
         let conflict = |conflicts: Vec<apply::Conflict>| {
-            let lines: Vec<String> =
-                conflicts.iter().map(|c| format!("conflict with \"{}\": {}", c.manager, c.field)).collect();
+            let lines: Vec<String> = conflicts
+                .iter()
+                .map(|c| format!("conflict with \"{}\": {}", c.manager, c.field))
+                .collect();
             let mut e = ApiError::new(
                 409,
                 "Conflict",
-                format!("Apply failed with {} conflict{}: {}", conflicts.len(), if conflicts.len() == 1 { "" } else { "s" }, lines.join("\n")),
+                format!(
+                    "Apply failed with {} conflict{}: {}",
+                    conflicts.len(),
+                    if conflicts.len() == 1 { "" } else { "s" },
+                    lines.join("\n")
+                ),
             );
             let causes: Vec<Value> = conflicts
                 .iter()
                 .map(|c| json!({ "reason": "FieldManagerConflict", "message": format!("conflict with \"{}\"", c.manager), "field": c.field }))
                 .collect();
-            e.details = Some(json!({ "name": self.name(), "group": rt.group, "kind": rt.plural, "causes": causes }));
+            e.details = Some(
+                json!({ "name": self.name(), "group": rt.group, "kind": rt.plural, "causes": causes }),
+            );
             e
         };
         let old = match store.get(&rt, self.ns(), self.name()) {
@@ -473,7 +607,10 @@ impl Request<'_> {
                 if rt.namespaced {
                     created["metadata"]["namespace"] = json!(self.ns());
                 }
-                return Ok((201, store.create_or_check(&rt, self.ns(), created, "", self.dry_run())?));
+                return Ok((
+                    201,
+                    store.create_or_check(&rt, self.ns(), created, "", self.dry_run())?,
+                ));
             }
             Err(e) => return Err(e),
         };
@@ -515,8 +652,14 @@ impl Request<'_> {
     }
 
     fn delete_options(&self) -> Result<(Propagation, Option<String>, Option<String>), ApiError> {
-        let options: Value = if self.body.is_empty() { json!({}) } else { self.body_json()? };
-        let policy = options["propagationPolicy"].as_str().or(self.param("propagationPolicy"));
+        let options: Value = if self.body.is_empty() {
+            json!({})
+        } else {
+            self.body_json()?
+        };
+        let policy = options["propagationPolicy"]
+            .as_str()
+            .or(self.param("propagationPolicy"));
         let orphan = options["orphanDependents"].as_bool().unwrap_or(false);
         let propagation = match policy {
             Some("Foreground") => Propagation::Foreground,
@@ -530,7 +673,9 @@ impl Request<'_> {
             }
         };
         let uid = options["preconditions"]["uid"].as_str().map(str::to_string);
-        let rv = options["preconditions"]["resourceVersion"].as_str().map(str::to_string);
+        let rv = options["preconditions"]["resourceVersion"]
+            .as_str()
+            .map(str::to_string);
         Ok((propagation, uid, rv))
     }
 
@@ -540,8 +685,19 @@ impl Request<'_> {
         if self.dry_run() {
             return Ok((200, store.get(&self.target.rt, self.ns(), self.name())?));
         }
-        let deleted = store.delete(&self.target.rt, self.ns(), self.name(), propagation, uid.as_deref(), rv.as_deref())?;
-        let code = if deleted["metadata"].get("deletionTimestamp").is_some() { 202 } else { 200 };
+        let deleted = store.delete(
+            &self.target.rt,
+            self.ns(),
+            self.name(),
+            propagation,
+            uid.as_deref(),
+            rv.as_deref(),
+        )?;
+        let code = if deleted["metadata"].get("deletionTimestamp").is_some() {
+            202
+        } else {
+            200
+        };
         Ok((code, deleted))
     }
 
@@ -550,31 +706,63 @@ impl Request<'_> {
         let (propagation, _, _) = self.delete_options()?;
         let mut store = self.state.store.lock().expect("store lock poisoned");
         let rt = self.target.rt.clone();
-        let page = store.list(&rt, self.target.namespace.as_deref(), &labels, &fields, None, None)?;
+        let page = store.list(
+            &rt,
+            self.target.namespace.as_deref(),
+            &labels,
+            &fields,
+            None,
+            None,
+        )?;
         let mut deleted = Vec::new();
         for item in page.items {
-            let ns = item["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
-            let name = item["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            let ns = item["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let name = item["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             if let Ok(d) = store.delete(&rt, &ns, &name, propagation, None, None) {
                 deleted.push(d);
             }
         }
-        Ok((200, json!({ "kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(),
-            "metadata": { "resourceVersion": store.revision().to_string() }, "items": deleted })))
+        Ok((
+            200,
+            json!({ "kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(),
+            "metadata": { "resourceVersion": store.revision().to_string() }, "items": deleted }),
+        ))
     }
 }
 
 /// The `autoscaling/v1 Scale` view of an object.
 fn scale_of(rt: &ResourceType, object: &Value) -> Value {
-    let Some(paths) = &rt.scale else { return Value::Null };
-    let spec = jsonpath::get(object, &paths.spec_replicas).cloned().unwrap_or(json!(0));
-    let status = jsonpath::get(object, &paths.status_replicas).cloned().unwrap_or(json!(0));
+    let Some(paths) = &rt.scale else {
+        return Value::Null;
+    };
+    let spec = jsonpath::get(object, &paths.spec_replicas)
+        .cloned()
+        .unwrap_or(json!(0));
+    let status = jsonpath::get(object, &paths.status_replicas)
+        .cloned()
+        .unwrap_or(json!(0));
     let selector = if rt.custom {
-        paths.label_selector.as_deref().and_then(|p| jsonpath::get(object, p)).and_then(Value::as_str).map(str::to_string)
+        paths
+            .label_selector
+            .as_deref()
+            .and_then(|p| jsonpath::get(object, p))
+            .and_then(Value::as_str)
+            .map(str::to_string)
     } else {
-        object["spec"]["selector"]["matchLabels"].as_object().map(|m| {
-            m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(",")
-        })
+        object["spec"]["selector"]["matchLabels"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
     };
     let meta = &object["metadata"];
     let mut scale = json!({ "kind": "Scale", "apiVersion": "autoscaling/v1",
@@ -595,19 +783,32 @@ fn watch(request: Request<'_>) -> Response {
     };
     let rt = request.target.rt.clone();
     let namespace = request.target.namespace.clone();
-    let table = request.wants_table().then(|| IncludeObject::parse(request.param("includeObject")));
+    let table = request
+        .wants_table()
+        .then(|| IncludeObject::parse(request.param("includeObject")));
     let bookmarks = request.flag("allowWatchBookmarks");
     let initial_events = request.flag("sendInitialEvents");
-    let timeout = request.param("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()).map(Duration::from_secs);
+    let timeout = request
+        .param("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(Duration::from_secs);
     let start: Option<u64> = match request.param("resourceVersion") {
         None | Some("0") => None,
         Some(rv) => match rv.parse() {
             Ok(rv) => Some(rv),
-            Err(_) => return error_response(&ApiError::bad_request(format!("resourceVersion {rv:?} is not valid"))),
+            Err(_) => {
+                return error_response(&ApiError::bad_request(format!(
+                    "resourceVersion {rv:?} is not valid"
+                )));
+            }
         },
     };
     let state = request.state.clone();
-    let filter = WatchFilter { namespace, labels, fields };
+    let filter = WatchFilter {
+        namespace,
+        labels,
+        fields,
+    };
 
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(256);
     let mut cut = state.watch_cut.subscribe();
@@ -619,14 +820,26 @@ fn watch(request: Request<'_>) -> Response {
         let replay_all = start.is_none() || initial_events;
         let mut error = None;
         if replay_all {
-            if let Ok(page) = store.list(&rt, filter.namespace.as_deref(), &filter.labels, &filter.fields, None, None) {
+            if let Ok(page) = store.list(
+                &rt,
+                filter.namespace.as_deref(),
+                &filter.labels,
+                &filter.fields,
+                None,
+                None,
+            ) {
                 initial.extend(page.items.into_iter().map(|o| ("ADDED", o)));
             }
         } else if let Some(rv) = start {
             match store.changes_since(&resource, rv) {
                 Ok(history) => {
                     for change in history {
-                        if let Some(event) = filter.event(&rt, &change.kind, &change.object, change.previous.as_ref()) {
+                        if let Some(event) = filter.event(
+                            &rt,
+                            &change.kind,
+                            &change.object,
+                            change.previous.as_ref(),
+                        ) {
                             initial.push(event);
                         }
                     }
@@ -648,7 +861,12 @@ fn watch(request: Request<'_>) -> Response {
         (initial, changes, revision.max(start.unwrap_or(0)))
     };
     let ended_with_error = initial.first().is_some_and(|(t, _)| *t == "ERROR");
-    let drop_after = state.faults.lock().expect("faults lock poisoned").plan.drop_watch_after_events;
+    let drop_after = state
+        .faults
+        .lock()
+        .expect("faults lock poisoned")
+        .plan
+        .drop_watch_after_events;
     let bookmark_interval = state.config.bookmark_interval;
 
     tokio::spawn(async move {
@@ -683,7 +901,8 @@ fn watch(request: Request<'_>) -> Response {
             if drop_after > 0 && sent >= drop_after {
                 return;
             }
-            let sleep_until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400));
+            let sleep_until = deadline
+                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400));
             tokio::select! {
                 _ = tokio::time::sleep_until(sleep_until) => return,
                 _ = cut.recv() => return,
@@ -707,7 +926,9 @@ fn watch(request: Request<'_>) -> Response {
         }
     });
     let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|bytes| (Ok::<Bytes, std::io::Error>(bytes), rx))
+        rx.recv()
+            .await
+            .map(|bytes| (Ok::<Bytes, std::io::Error>(bytes), rx))
     });
     Response::builder()
         .status(StatusCode::OK)
@@ -726,13 +947,22 @@ struct WatchFilter {
 
 impl WatchFilter {
     fn selects(&self, object: &Value) -> bool {
-        let ns_ok = self.namespace.as_deref().is_none_or(|ns| object["metadata"]["namespace"].as_str() == Some(ns));
+        let ns_ok = self
+            .namespace
+            .as_deref()
+            .is_none_or(|ns| object["metadata"]["namespace"].as_str() == Some(ns));
         ns_ok && self.labels.matches_labels(object) && self.fields.matches_fields(object)
     }
 
     /// The event this watch sees for a change: a change that moves an object into the
     /// selection is ADDED, out of it DELETED, as the real server reports it.
-    fn event(&self, rt: &ResourceType, kind: &ChangeKind, object: &Value, previous: Option<&Value>) -> Option<(&'static str, Value)> {
+    fn event(
+        &self,
+        rt: &ResourceType,
+        kind: &ChangeKind,
+        object: &Value,
+        previous: Option<&Value>,
+    ) -> Option<(&'static str, Value)> {
         let now = self.selects(object);
         let before = previous.is_some_and(|p| self.selects(p));
         let object = with_version(rt, object);

@@ -12,7 +12,10 @@ enum Step {
 
 fn parse(path: &str) -> Option<Vec<Step>> {
     let path = path.trim();
-    let path = path.strip_prefix('{').and_then(|p| p.strip_suffix('}')).unwrap_or(path);
+    let path = path
+        .strip_prefix('{')
+        .and_then(|p| p.strip_suffix('}'))
+        .unwrap_or(path);
     let path = path.strip_prefix('$').unwrap_or(path);
     let mut steps = Vec::new();
     let chars: Vec<char> = path.chars().collect();
@@ -34,7 +37,10 @@ fn parse(path: &str) -> Option<Vec<Step>> {
                 let end = chars[i..].iter().position(|&c| c == ']')? + i;
                 let inner: String = chars[i + 1..end].iter().collect();
                 let inner = inner.trim();
-                if let Some(key) = inner.strip_prefix(['\'', '"']).and_then(|s| s.strip_suffix(['\'', '"'])) {
+                if let Some(key) = inner
+                    .strip_prefix(['\'', '"'])
+                    .and_then(|s| s.strip_suffix(['\'', '"']))
+                {
                     steps.push(Step::Field(key.to_string()));
                 } else {
                     steps.push(Step::Index(inner.parse().ok()?));
@@ -75,7 +81,9 @@ pub fn set(object: &mut Value, path: &str, value: Value) {
                 if !v.is_object() {
                     *v = Value::Object(Default::default());
                 }
-                v.as_object_mut().map(|m| m.entry(name).or_insert(Value::Null)).expect("object ensured above")
+                v.as_object_mut()
+                    .map(|m| m.entry(name).or_insert(Value::Null))
+                    .expect("object ensured above")
             }
             Step::Index(i) => match v.get_mut(i) {
                 Some(inner) => inner,
@@ -95,7 +103,10 @@ mod tests {
     fn reads_fields_indices_and_quoted_keys() {
         let o = json!({ "status": { "conditions": [{ "type": "Ready" }], "weights": { "canary.x": 5 } } });
         assert_eq!(get(&o, ".status.conditions[0].type"), Some(&json!("Ready")));
-        assert_eq!(get(&o, "{.status.conditions[0].type}"), Some(&json!("Ready")));
+        assert_eq!(
+            get(&o, "{.status.conditions[0].type}"),
+            Some(&json!("Ready"))
+        );
         assert_eq!(get(&o, ".status.weights['canary.x']"), Some(&json!(5)));
         assert_eq!(get(&o, ".status.missing"), None);
         assert_eq!(get(&o, ".status.conditions[3]"), None);

@@ -146,7 +146,10 @@ impl State {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot listen on {address}: {source}; pick a free port or use port 0")]
-    Bind { address: SocketAddr, source: std::io::Error },
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A running test API server; stops when dropped.
@@ -160,9 +163,16 @@ pub struct ApiServer {
 impl ApiServer {
     /// Binds `listen` (port 0 picks a free port) and serves in the background.
     pub async fn start(listen: SocketAddr, config: Config) -> Result<Self, StartError> {
-        let listener =
-            tokio::net::TcpListener::bind(listen).await.map_err(|source| StartError::Bind { address: listen, source })?;
-        let address = listener.local_addr().map_err(|source| StartError::Bind { address: listen, source })?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                address: listen,
+                source,
+            })?;
+        let address = listener.local_addr().map_err(|source| StartError::Bind {
+            address: listen,
+            source,
+        })?;
         let (watch_cut, _) = broadcast::channel(16);
         let state = Arc::new(State {
             store: Mutex::new(Store::new(config.history_limit)),
@@ -171,14 +181,20 @@ impl ApiServer {
             address: address.to_string(),
             watch_cut,
         });
-        let app = axum::Router::new().fallback(handlers::serve).with_state(state.clone());
+        let app = axum::Router::new()
+            .fallback(handlers::serve)
+            .with_state(state.clone());
         let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "the test API server stopped");
             }
         });
         let simulation = tokio::spawn(simulation::run(state.clone()));
-        Ok(Self { address, state, tasks: vec![server, simulation] })
+        Ok(Self {
+            address,
+            state,
+            tasks: vec![server, simulation],
+        })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -206,7 +222,11 @@ impl ApiServer {
 
     /// Forgets the change history: watches resuming from older versions get 410 Gone.
     pub fn compact(&self) {
-        self.state.store.lock().expect("store lock poisoned").compact();
+        self.state
+            .store
+            .lock()
+            .expect("store lock poisoned")
+            .compact();
     }
 
     pub fn set_faults(&self, plan: FaultPlan) {

@@ -14,10 +14,17 @@ use serde_json::{Map, Value};
 /// Why a patch could not be applied.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PatchError {
-    #[error("the JSON patch is not a list of operations: send an array of {{op, path, value}} objects")]
+    #[error(
+        "the JSON patch is not a list of operations: send an array of {{op, path, value}} objects"
+    )]
     NotOperationList,
     #[error("JSON patch operation {index} ({op}) failed at path {path:?}: {reason}")]
-    Operation { index: usize, op: String, path: String, reason: String },
+    Operation {
+        index: usize,
+        op: String,
+        path: String,
+        reason: String,
+    },
 }
 
 /// JSON merge patch: objects merge recursively, `null` deletes, everything else replaces.
@@ -67,7 +74,10 @@ pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), PatchError> {
             }
             "copy" => {
                 let from = op["from"].as_str().unwrap_or_default();
-                let v = target.pointer(from).cloned().ok_or_else(|| fail("the \"from\" path does not exist"))?;
+                let v = target
+                    .pointer(from)
+                    .cloned()
+                    .ok_or_else(|| fail("the \"from\" path does not exist"))?;
                 add(target, &path, v).map_err(|r| fail(&r))?;
             }
             "test" => {
@@ -75,14 +85,20 @@ pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), PatchError> {
                     return Err(fail("the value differs from the one the test expects"));
                 }
             }
-            _ => return Err(fail("unknown operation; use add, remove, replace, move, copy or test")),
+            _ => {
+                return Err(fail(
+                    "unknown operation; use add, remove, replace, move, copy or test",
+                ));
+            }
         }
     }
     Ok(())
 }
 
 fn split_pointer(path: &str) -> Result<(String, String), String> {
-    let idx = path.rfind('/').ok_or_else(|| "the path must start with '/'".to_string())?;
+    let idx = path
+        .rfind('/')
+        .ok_or_else(|| "the path must start with '/'".to_string())?;
     let last = path[idx + 1..].replace("~1", "/").replace("~0", "~");
     Ok((path[..idx].to_string(), last))
 }
@@ -99,7 +115,11 @@ fn add(target: &mut Value, path: &str, value: Value) -> Result<(), String> {
             Ok(())
         }
         Some(Value::Array(a)) => {
-            let i = if last == "-" { a.len() } else { last.parse::<usize>().map_err(|_| "bad array index")? };
+            let i = if last == "-" {
+                a.len()
+            } else {
+                last.parse::<usize>().map_err(|_| "bad array index")?
+            };
             if i > a.len() {
                 return Err("array index out of bounds".into());
             }
@@ -113,7 +133,9 @@ fn add(target: &mut Value, path: &str, value: Value) -> Result<(), String> {
 fn remove(target: &mut Value, path: &str) -> Result<Value, String> {
     let (parent, last) = split_pointer(path)?;
     match target.pointer_mut(&parent) {
-        Some(Value::Object(m)) => m.remove(&last).ok_or_else(|| "the path does not exist".into()),
+        Some(Value::Object(m)) => m
+            .remove(&last)
+            .ok_or_else(|| "the path does not exist".into()),
         Some(Value::Array(a)) => {
             let i = last.parse::<usize>().map_err(|_| "bad array index")?;
             if i >= a.len() {
@@ -128,9 +150,12 @@ fn remove(target: &mut Value, path: &str) -> Result<Value, String> {
 /// The merge key of a list field, by field name; `None` means the list is atomic.
 pub fn merge_key(field: &str, items: &[Value]) -> Option<&'static str> {
     match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env" | "imagePullSecrets" => {
-            Some("name")
-        }
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "env"
+        | "imagePullSecrets" => Some("name"),
         "volumeMounts" => Some("mountPath"),
         "conditions" => Some("type"),
         "ownerReferences" => Some("uid"),
@@ -213,8 +238,15 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) {
 }
 
 fn merge_list(field: &str, current: &mut Value, items: &[Value]) {
-    if items.iter().any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace")) {
-        let rest: Vec<Value> = items.iter().filter(|i| i.get("$patch").is_none()).cloned().collect();
+    if items
+        .iter()
+        .any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace"))
+    {
+        let rest: Vec<Value> = items
+            .iter()
+            .filter(|i| i.get("$patch").is_none())
+            .cloned()
+            .collect();
         *current = Value::Array(rest);
         return;
     }
@@ -235,7 +267,9 @@ fn merge_list(field: &str, current: &mut Value, items: &[Value]) {
     };
     let list = ensure_array(current);
     for item in items {
-        let position = list.iter().position(|x| x.get(key).is_some() && x.get(key) == item.get(key));
+        let position = list
+            .iter()
+            .position(|x| x.get(key).is_some() && x.get(key) == item.get(key));
         let delete = item.get("$patch").and_then(Value::as_str) == Some("delete");
         match (position, delete) {
             (Some(i), true) => {
@@ -295,7 +329,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t, json!({ "spec": { "replicas": 3, "l": ["a", "b"] } }));
-        let err = json_patch(&mut t, &json!([{ "op": "test", "path": "/spec/replicas", "value": 4 }]));
+        let err = json_patch(
+            &mut t,
+            &json!([{ "op": "test", "path": "/spec/replicas", "value": 4 }]),
+        );
         assert!(matches!(err, Err(PatchError::Operation { index: 0, .. })));
         assert!(json_patch(&mut t, &json!([{ "op": "remove", "path": "/nope" }])).is_err());
     }
@@ -323,9 +360,18 @@ mod tests {
     #[test]
     fn strategic_merge_replaces_atomic_lists_and_unions_finalizers() {
         let mut t = json!({ "metadata": { "finalizers": ["a"] }, "spec": { "args": ["x", "y"] } });
-        strategic_merge(&mut t, &json!({ "metadata": { "finalizers": ["b"] }, "spec": { "args": ["z"] } }));
-        assert_eq!(t, json!({ "metadata": { "finalizers": ["a", "b"] }, "spec": { "args": ["z"] } }));
-        strategic_merge(&mut t, &json!({ "metadata": { "$deleteFromPrimitiveList/finalizers": ["a"] } }));
+        strategic_merge(
+            &mut t,
+            &json!({ "metadata": { "finalizers": ["b"] }, "spec": { "args": ["z"] } }),
+        );
+        assert_eq!(
+            t,
+            json!({ "metadata": { "finalizers": ["a", "b"] }, "spec": { "args": ["z"] } })
+        );
+        strategic_merge(
+            &mut t,
+            &json!({ "metadata": { "$deleteFromPrimitiveList/finalizers": ["a"] } }),
+        );
         assert_eq!(t["metadata"]["finalizers"], json!(["b"]));
     }
 }

@@ -23,7 +23,9 @@ pub struct Selector {
 
 /// Why a selector string was refused.
 #[derive(Debug, thiserror::Error, PartialEq)]
-#[error("unable to parse requirement {0:?}: use key=value, key!=value, key in (a,b), key notin (a,b), key or !key")]
+#[error(
+    "unable to parse requirement {0:?}: use key=value, key!=value, key in (a,b), key notin (a,b), key or !key"
+)]
 pub struct SelectorError(String);
 
 impl Selector {
@@ -105,9 +107,20 @@ fn parse_requirement(part: &str) -> Result<Requirement, SelectorError> {
         if let Some(idx) = part.find(op) {
             let key = part[..idx].trim().to_string();
             let set = part[idx + op.len()..].trim();
-            let inner = set.strip_prefix('(').and_then(|s| s.strip_suffix(')')).ok_or_else(err)?;
-            let values = inner.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-            return Ok(if negate { Requirement::NotIn(key, values) } else { Requirement::In(key, values) });
+            let inner = set
+                .strip_prefix('(')
+                .and_then(|s| s.strip_suffix(')'))
+                .ok_or_else(err)?;
+            let values = inner
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+            return Ok(if negate {
+                Requirement::NotIn(key, values)
+            } else {
+                Requirement::In(key, values)
+            });
         }
     }
     if let Some((k, v)) = part.split_once("!=") {
@@ -156,8 +169,16 @@ mod tests {
     #[test]
     fn field_selectors_read_metadata() {
         let o = obj(json!({}));
-        assert!(Selector::parse("metadata.name=a").unwrap().matches_fields(&o));
-        assert!(!Selector::parse("metadata.namespace!=ns").unwrap().matches_fields(&o));
+        assert!(
+            Selector::parse("metadata.name=a")
+                .unwrap()
+                .matches_fields(&o)
+        );
+        assert!(
+            !Selector::parse("metadata.namespace!=ns")
+                .unwrap()
+                .matches_fields(&o)
+        );
     }
 
     #[test]

@@ -75,11 +75,14 @@ fn needs_status(deployment: &Value, never_ready: bool) -> bool {
 /// A condition whose status did not change keeps its `lastTransitionTime`, as the real
 /// controller does; otherwise every status write would look like a transition.
 fn keep_transition_times(old: &Value, new: &mut Value) {
-    let Some(conditions) = new.get_mut("conditions").and_then(Value::as_array_mut) else { return };
+    let Some(conditions) = new.get_mut("conditions").and_then(Value::as_array_mut) else {
+        return;
+    };
     for c in conditions {
-        let previous = old["conditions"]
-            .as_array()
-            .and_then(|list| list.iter().find(|o| o["type"] == c["type"] && o["status"] == c["status"]));
+        let previous = old["conditions"].as_array().and_then(|list| {
+            list.iter()
+                .find(|o| o["type"] == c["type"] && o["status"] == c["status"])
+        });
         if let Some(p) = previous {
             c["lastTransitionTime"] = p["lastTransitionTime"].clone();
         }
@@ -95,9 +98,16 @@ pub async fn run(state: Arc<State>) {
             Err(RecvError::Lagged(_)) => {
                 let all = {
                     let store = state.store.lock().expect("store lock poisoned");
-                    let rt = store.catalogue.get("apps", "v1", "deployments").cloned().expect("built in");
+                    let rt = store
+                        .catalogue
+                        .get("apps", "v1", "deployments")
+                        .cloned()
+                        .expect("built in");
                     let any = super::selector::Selector::default();
-                    store.list(&rt, None, &any, &any, None, None).map(|p| p.items).unwrap_or_default()
+                    store
+                        .list(&rt, None, &any, &any, None, None)
+                        .map(|p| p.items)
+                        .unwrap_or_default()
                 };
                 for d in all {
                     schedule(&state, d);
@@ -109,7 +119,9 @@ pub async fn run(state: Arc<State>) {
 }
 
 fn consider(state: &Arc<State>, change: &Change) {
-    if change.resource != ("apps".to_string(), "deployments".to_string()) || change.kind == ChangeKind::Deleted {
+    if change.resource != ("apps".to_string(), "deployments".to_string())
+        || change.kind == ChangeKind::Deleted
+    {
         return;
     }
     schedule(state, change.object.clone());
@@ -117,7 +129,9 @@ fn consider(state: &Arc<State>, change: &Change) {
 
 fn schedule(state: &Arc<State>, deployment: Value) {
     let never_ready = state.config.never_ready;
-    if deployment["metadata"].get("deletionTimestamp").is_some() || !needs_status(&deployment, never_ready) {
+    if deployment["metadata"].get("deletionTimestamp").is_some()
+        || !needs_status(&deployment, never_ready)
+    {
         return;
     }
     let state = state.clone();
@@ -125,10 +139,16 @@ fn schedule(state: &Arc<State>, deployment: Value) {
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
         let mut store = state.store.lock().expect("store lock poisoned");
-        let Some(rt) = store.catalogue.get("apps", "v1", "deployments").cloned() else { return };
-        let ns = deployment["metadata"]["namespace"].as_str().unwrap_or_default();
+        let Some(rt) = store.catalogue.get("apps", "v1", "deployments").cloned() else {
+            return;
+        };
+        let ns = deployment["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default();
         let name = deployment["metadata"]["name"].as_str().unwrap_or_default();
-        let Ok(current) = store.get(&rt, ns, name) else { return };
+        let Ok(current) = store.get(&rt, ns, name) else {
+            return;
+        };
         // A newer generation has its own scheduled update; and the uid check keeps a
         // recreated Deployment from inheriting the old one's status.
         if current["metadata"]["generation"] != deployment["metadata"]["generation"]
@@ -141,7 +161,14 @@ fn schedule(state: &Arc<State>, deployment: Value) {
         let mut next = current.clone();
         next["status"] = desired_status(&current, never_ready, &now);
         keep_transition_times(&current["status"], &mut next["status"]);
-        super::apply::record_update(&current, &mut next, "kube-controller-manager", "status", "apps/v1", &now);
+        super::apply::record_update(
+            &current,
+            &mut next,
+            "kube-controller-manager",
+            "status",
+            "apps/v1",
+            &now,
+        );
         // A concurrent writer may have won; its change schedules another round.
         let _ = store.update(&rt, ns, name, next);
     });
@@ -155,7 +182,10 @@ mod tests {
     fn status_follows_spec_or_stays_unready() {
         let d = json!({ "metadata": { "name": "d", "generation": 3 }, "spec": { "replicas": 4 } });
         let s = desired_status(&d, false, "t");
-        assert_eq!((s["observedGeneration"].clone(), s["readyReplicas"].clone()), (json!(3), json!(4)));
+        assert_eq!(
+            (s["observedGeneration"].clone(), s["readyReplicas"].clone()),
+            (json!(3), json!(4))
+        );
         assert!(s.get("unavailableReplicas").is_none());
         let stuck = desired_status(&d, true, "t");
         assert!(stuck.get("readyReplicas").is_none());
@@ -163,12 +193,16 @@ mod tests {
         assert_eq!(stuck["conditions"][0]["status"], json!("False"));
         let mut annotated = d.clone();
         annotated["metadata"]["annotations"] = json!({ NEVER_READY_ANNOTATION: "true" });
-        assert_eq!(desired_status(&annotated, false, "t")["unavailableReplicas"], json!(4));
+        assert_eq!(
+            desired_status(&annotated, false, "t")["unavailableReplicas"],
+            json!(4)
+        );
     }
 
     #[test]
     fn converged_status_needs_no_write() {
-        let mut d = json!({ "metadata": { "name": "d", "generation": 1 }, "spec": { "replicas": 2 } });
+        let mut d =
+            json!({ "metadata": { "name": "d", "generation": 1 }, "spec": { "replicas": 2 } });
         assert!(needs_status(&d, false));
         d["status"] = desired_status(&d, false, "earlier");
         assert!(!needs_status(&d, false));

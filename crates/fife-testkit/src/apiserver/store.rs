@@ -90,7 +90,9 @@ fn valid_name(name: &str) -> bool {
         && name.len() <= 253
         && name.split('.').all(|part| {
             !part.is_empty()
-                && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                 && !part.starts_with('-')
                 && !part.ends_with('-')
         })
@@ -126,11 +128,17 @@ impl Store {
             changes,
             uid_seed: seed,
         };
-        let ns = store.catalogue.get("", "v1", "namespaces").cloned().expect("namespaces are built in");
+        let ns = store
+            .catalogue
+            .get("", "v1", "namespaces")
+            .cloned()
+            .expect("namespaces are built in");
         for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let object = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": name },
                 "spec": { "finalizers": ["kubernetes"] }, "status": { "phase": "Active" } });
-            store.create(&ns, "", object, "kube-apiserver").expect("fresh store accepts the default namespaces");
+            store
+                .create(&ns, "", object, "kube-apiserver")
+                .expect("fresh store accepts the default namespaces");
         }
         store
     }
@@ -162,7 +170,14 @@ impl Store {
         )
     }
 
-    fn record(&mut self, rt: &ResourceType, namespace: &str, kind: ChangeKind, object: Value, previous: Option<Value>) {
+    fn record(
+        &mut self,
+        rt: &ResourceType,
+        namespace: &str,
+        kind: ChangeKind,
+        object: Value,
+        previous: Option<Value>,
+    ) {
         let change = Arc::new(Change {
             revision: self.revision,
             resource: key_of(rt),
@@ -188,14 +203,23 @@ impl Store {
     }
 
     /// Changes after `revision` for a resource, or 410 Gone when they were compacted.
-    pub fn changes_since(&self, resource: &GroupResource, revision: u64) -> Result<Vec<Arc<Change>>, ApiError> {
+    pub fn changes_since(
+        &self,
+        resource: &GroupResource,
+        revision: u64,
+    ) -> Result<Vec<Arc<Change>>, ApiError> {
         if revision < self.compacted {
             return Err(ApiError::gone(format!(
                 "too old resource version: {revision} ({})",
                 self.compacted + 1
             )));
         }
-        Ok(self.history.iter().filter(|c| c.revision > revision && &c.resource == resource).cloned().collect())
+        Ok(self
+            .history
+            .iter()
+            .filter(|c| c.revision > revision && &c.resource == resource)
+            .cloned()
+            .collect())
     }
 
     fn namespace_exists(&self, namespace: &str) -> bool {
@@ -232,9 +256,10 @@ impl Store {
         let mut remaining = 0;
         if let Some(objects) = self.objects.get(&key_of(rt)) {
             let range: Box<dyn Iterator<Item = (&(String, String), &Value)>> = match &start {
-                Some(after) => Box::new(
-                    objects.range((std::ops::Bound::Excluded(after.clone()), std::ops::Bound::Unbounded)),
-                ),
+                Some(after) => Box::new(objects.range((
+                    std::ops::Bound::Excluded(after.clone()),
+                    std::ops::Bound::Unbounded,
+                ))),
                 None => Box::new(objects.iter()),
             };
             for (key, object) in range {
@@ -252,7 +277,11 @@ impl Store {
                 continue_key = Some(key.clone());
             }
         }
-        let continue_token = if remaining > 0 { continue_key.map(|k| encode_continue(&k)) } else { None };
+        let continue_token = if remaining > 0 {
+            continue_key.map(|k| encode_continue(&k))
+        } else {
+            None
+        };
         Ok(Page {
             items,
             revision: self.revision,
@@ -261,8 +290,15 @@ impl Store {
         })
     }
 
-    fn check_namespace(&self, rt: &ResourceType, namespace: &str, object: &Value) -> Result<(), ApiError> {
-        let body_ns = object["metadata"]["namespace"].as_str().unwrap_or(namespace);
+    fn check_namespace(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+        object: &Value,
+    ) -> Result<(), ApiError> {
+        let body_ns = object["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or(namespace);
         if rt.namespaced && body_ns != namespace {
             return Err(ApiError::bad_request(format!(
                 "the namespace of the provided object ({body_ns}) does not match the namespace sent on the request ({namespace})"
@@ -275,7 +311,13 @@ impl Store {
     }
 
     /// Creates an object; 409 AlreadyExists when the name is taken.
-    pub fn create(&mut self, rt: &ResourceType, namespace: &str, object: Value, manager: &str) -> Result<Value, ApiError> {
+    pub fn create(
+        &mut self,
+        rt: &ResourceType,
+        namespace: &str,
+        object: Value,
+        manager: &str,
+    ) -> Result<Value, ApiError> {
         self.create_or_check(rt, namespace, object, manager, false)
     }
 
@@ -290,15 +332,26 @@ impl Store {
         dry_run: bool,
     ) -> Result<Value, ApiError> {
         if !object.is_object() {
-            return Err(ApiError::bad_request("the request body is not a JSON object"));
+            return Err(ApiError::bad_request(
+                "the request body is not a JSON object",
+            ));
         }
         check_kind(rt, &object)?;
         self.check_namespace(rt, namespace, &object)?;
         let meta = object["metadata"].as_object().cloned().unwrap_or_default();
-        let mut name = meta.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let mut name = meta
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         if name.is_empty() {
             let Some(prefix) = meta.get("generateName").and_then(Value::as_str) else {
-                return Err(ApiError::invalid(rt, "", "metadata.name", "name or generateName is required"));
+                return Err(ApiError::invalid(
+                    rt,
+                    "",
+                    "metadata.name",
+                    "name or generateName is required",
+                ));
             };
             let suffix = self.next_uid().replace('-', "");
             name = format!("{prefix}{}", &suffix[..5]);
@@ -311,11 +364,28 @@ impl Store {
                 "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'",
             ));
         }
-        if meta.get("resourceVersion").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
-            return Err(ApiError::bad_request("resourceVersion should not be set on objects to be created"));
+        if meta
+            .get("resourceVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+        {
+            return Err(ApiError::bad_request(
+                "resourceVersion should not be set on objects to be created",
+            ));
         }
-        let key = (if rt.namespaced { namespace.to_string() } else { String::new() }, name.clone());
-        if self.objects.get(&key_of(rt)).is_some_and(|m| m.contains_key(&key)) {
+        let key = (
+            if rt.namespaced {
+                namespace.to_string()
+            } else {
+                String::new()
+            },
+            name.clone(),
+        );
+        if self
+            .objects
+            .get(&key_of(rt))
+            .is_some_and(|m| m.contains_key(&key))
+        {
             return Err(ApiError::already_exists(rt, &name));
         }
         if rt.custom
@@ -328,7 +398,9 @@ impl Store {
         let uid = self.next_uid();
         let revision = self.revision + 1;
         {
-            let m = object["metadata"].as_object_mut().expect("checked object above");
+            let m = object["metadata"]
+                .as_object_mut()
+                .expect("checked object above");
             m.insert("name".into(), json!(name));
             if rt.namespaced {
                 m.insert("namespace".into(), json!(namespace));
@@ -343,7 +415,14 @@ impl Store {
         }
         if !manager.is_empty() && object["metadata"].get("managedFields").is_none() {
             let mut tracked = object.clone();
-            super::apply::record_update(&json!({}), &mut tracked, manager, "", &rt.api_version(), &now);
+            super::apply::record_update(
+                &json!({}),
+                &mut tracked,
+                manager,
+                "",
+                &rt.api_version(),
+                &now,
+            );
             object = tracked;
         }
         if rt.group == "apiextensions.k8s.io" {
@@ -356,7 +435,10 @@ impl Store {
             self.catalogue.register_crd(&object);
         }
         self.revision = revision;
-        self.objects.entry(key_of(rt)).or_default().insert(key.clone(), object.clone());
+        self.objects
+            .entry(key_of(rt))
+            .or_default()
+            .insert(key.clone(), object.clone());
         self.record(rt, &key.0, ChangeKind::Added, object.clone(), None);
         Ok(with_version(rt, &object))
     }
@@ -365,9 +447,19 @@ impl Store {
     /// `metadata.resourceVersion` (409 Conflict when stale; required for custom
     /// resources), keeps server-owned metadata, bumps generation on spec changes, and
     /// completes a deletion when the last finalizer goes.
-    pub fn update(&mut self, rt: &ResourceType, namespace: &str, name: &str, mut object: Value) -> Result<Value, ApiError> {
+    pub fn update(
+        &mut self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        mut object: Value,
+    ) -> Result<Value, ApiError> {
         check_kind(rt, &object)?;
-        let ns = if rt.namespaced { namespace.to_string() } else { String::new() };
+        let ns = if rt.namespaced {
+            namespace.to_string()
+        } else {
+            String::new()
+        };
         let key = (ns.clone(), name.to_string());
         let old = self
             .objects
@@ -382,15 +474,25 @@ impl Store {
             )));
         }
         if rt.namespaced {
-            let body_ns = object["metadata"]["namespace"].as_str().unwrap_or(namespace);
+            let body_ns = object["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or(namespace);
             if body_ns != namespace {
                 return Err(ApiError::bad_request(format!(
                     "the namespace of the provided object ({body_ns}) does not match the namespace sent on the request ({namespace})"
                 )));
             }
         }
-        match object["metadata"]["resourceVersion"].as_str().filter(|s| !s.is_empty()) {
-            Some(rv) if rv != old["metadata"]["resourceVersion"].as_str().unwrap_or_default() => {
+        match object["metadata"]["resourceVersion"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+        {
+            Some(rv)
+                if rv
+                    != old["metadata"]["resourceVersion"]
+                        .as_str()
+                        .unwrap_or_default() =>
+            {
                 return Err(ApiError::conflict(rt, name));
             }
             None if rt.custom => {
@@ -404,8 +506,17 @@ impl Store {
             _ => {}
         }
         {
-            let meta = object["metadata"].as_object_mut().ok_or_else(|| ApiError::bad_request("metadata is missing"))?;
-            for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace", "name"] {
+            let meta = object["metadata"]
+                .as_object_mut()
+                .ok_or_else(|| ApiError::bad_request("metadata is missing"))?;
+            for field in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "namespace",
+                "name",
+            ] {
                 match old["metadata"].get(field) {
                     Some(v) => meta.insert(field.into(), v.clone()),
                     None => meta.remove(field),
@@ -414,8 +525,14 @@ impl Store {
             meta.insert("generation".into(), old["metadata"]["generation"].clone());
         }
         if old["metadata"].get("deletionTimestamp").is_some() {
-            let old_finalizers = old["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
-            let new_finalizers = object["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
+            let old_finalizers = old["metadata"]["finalizers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let new_finalizers = object["metadata"]["finalizers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             if new_finalizers.iter().any(|f| !old_finalizers.contains(f)) {
                 return Err(ApiError::invalid(
                     rt,
@@ -449,8 +566,13 @@ impl Store {
             self.catalogue.register_crd(&object);
         }
         let finished = object["metadata"].get("deletionTimestamp").is_some()
-            && object["metadata"]["finalizers"].as_array().is_none_or(|f| f.is_empty());
-        self.objects.entry(key_of(rt)).or_default().insert(key.clone(), object.clone());
+            && object["metadata"]["finalizers"]
+                .as_array()
+                .is_none_or(|f| f.is_empty());
+        self.objects
+            .entry(key_of(rt))
+            .or_default()
+            .insert(key.clone(), object.clone());
         self.record(rt, &ns, ChangeKind::Modified, object.clone(), Some(old));
         if finished {
             self.remove(rt, &ns, name);
@@ -469,7 +591,11 @@ impl Store {
         precondition_uid: Option<&str>,
         precondition_rv: Option<&str>,
     ) -> Result<Value, ApiError> {
-        let ns = if rt.namespaced { namespace.to_string() } else { String::new() };
+        let ns = if rt.namespaced {
+            namespace.to_string()
+        } else {
+            String::new()
+        };
         let key = (ns.clone(), name.to_string());
         let old = self
             .objects
@@ -483,8 +609,14 @@ impl Store {
         if precondition_rv.is_some_and(|r| Some(r) != old["metadata"]["resourceVersion"].as_str()) {
             return Err(ApiError::conflict(rt, name));
         }
-        let uid = old["metadata"]["uid"].as_str().unwrap_or_default().to_string();
-        let mut finalizers = old["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
+        let uid = old["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let mut finalizers = old["metadata"]["finalizers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         if propagation == Propagation::Foreground && !self.dependents(&uid).is_empty() {
             let marker = json!("foregroundDeletion");
             if !finalizers.contains(&marker) {
@@ -507,7 +639,10 @@ impl Store {
             marked["metadata"]["generation"] = json!(generation);
             self.revision += 1;
             marked["metadata"]["resourceVersion"] = json!(self.revision.to_string());
-            self.objects.entry(key_of(rt)).or_default().insert(key, marked.clone());
+            self.objects
+                .entry(key_of(rt))
+                .or_default()
+                .insert(key, marked.clone());
             self.record(rt, &ns, ChangeKind::Modified, marked.clone(), Some(old));
             if propagation == Propagation::Foreground {
                 self.collect(&uid);
@@ -523,11 +658,16 @@ impl Store {
     }
 
     fn finish_foreground(&mut self, rt: &ResourceType, ns: &str, name: &str) {
-        let Ok(mut object) = self.get(rt, ns, name) else { return };
+        let Ok(mut object) = self.get(rt, ns, name) else {
+            return;
+        };
         if let Some(list) = object["metadata"]["finalizers"].as_array_mut() {
             list.retain(|f| f != "foregroundDeletion");
         }
-        let rv = object["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
+        let rv = object["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         object["metadata"]["resourceVersion"] = json!(rv);
         // Ignoring the error is right: the object may already be gone.
         let _ = self.update(rt, ns, name, object);
@@ -535,15 +675,27 @@ impl Store {
 
     /// Removes an object for good and collects its dependents (background propagation).
     fn remove(&mut self, rt: &ResourceType, ns: &str, name: &str) -> Option<Value> {
-        let removed = self.objects.get_mut(&key_of(rt))?.remove(&(ns.to_string(), name.to_string()))?;
+        let removed = self
+            .objects
+            .get_mut(&key_of(rt))?
+            .remove(&(ns.to_string(), name.to_string()))?;
         self.revision += 1;
         let mut tombstone = removed.clone();
         tombstone["metadata"]["resourceVersion"] = json!(self.revision.to_string());
-        self.record(rt, ns, ChangeKind::Deleted, tombstone.clone(), Some(removed));
+        self.record(
+            rt,
+            ns,
+            ChangeKind::Deleted,
+            tombstone.clone(),
+            Some(removed),
+        );
         if rt.group == "apiextensions.k8s.io" {
             self.drop_custom_resources(&tombstone);
         }
-        let uid = tombstone["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+        let uid = tombstone["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         self.collect(&uid);
         Some(tombstone)
     }
@@ -555,7 +707,9 @@ impl Store {
         }
         let mut out = Vec::new();
         for ((group, plural), objects) in &self.objects {
-            let Some(rt) = self.catalogue.any_version(group, plural) else { continue };
+            let Some(rt) = self.catalogue.any_version(group, plural) else {
+                continue;
+            };
             for ((ns, name), object) in objects {
                 let owned = object["metadata"]["ownerReferences"]
                     .as_array()
@@ -572,12 +726,23 @@ impl Store {
     /// still has a live owner only loses the dead owner's reference.
     fn collect(&mut self, uid: &str) {
         for (rt, ns, name) in self.dependents(uid) {
-            let Ok(object) = self.get(&rt, &ns, &name) else { continue };
-            let refs = object["metadata"]["ownerReferences"].as_array().cloned().unwrap_or_default();
-            let live_owner = refs.iter().any(|r| r["uid"].as_str() != Some(uid) && self.uid_exists(r["uid"].as_str().unwrap_or_default()));
+            let Ok(object) = self.get(&rt, &ns, &name) else {
+                continue;
+            };
+            let refs = object["metadata"]["ownerReferences"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let live_owner = refs.iter().any(|r| {
+                r["uid"].as_str() != Some(uid)
+                    && self.uid_exists(r["uid"].as_str().unwrap_or_default())
+            });
             if live_owner {
                 let mut next = object.clone();
-                let kept: Vec<Value> = refs.into_iter().filter(|r| r["uid"].as_str() != Some(uid)).collect();
+                let kept: Vec<Value> = refs
+                    .into_iter()
+                    .filter(|r| r["uid"].as_str() != Some(uid))
+                    .collect();
                 next["metadata"]["ownerReferences"] = json!(kept);
                 let _ = self.update(&rt, &ns, &name, next);
             } else {
@@ -588,7 +753,9 @@ impl Store {
 
     fn orphan(&mut self, uid: &str) {
         for (rt, ns, name) in self.dependents(uid) {
-            let Ok(mut object) = self.get(&rt, &ns, &name) else { continue };
+            let Ok(mut object) = self.get(&rt, &ns, &name) else {
+                continue;
+            };
             if let Some(refs) = object["metadata"]["ownerReferences"].as_array_mut() {
                 refs.retain(|r| r["uid"].as_str() != Some(uid));
             }
@@ -597,13 +764,18 @@ impl Store {
     }
 
     fn uid_exists(&self, uid: &str) -> bool {
-        self.objects.values().any(|m| m.values().any(|o| o["metadata"]["uid"].as_str() == Some(uid)))
+        self.objects.values().any(|m| {
+            m.values()
+                .any(|o| o["metadata"]["uid"].as_str() == Some(uid))
+        })
     }
 
     fn empty_namespace(&mut self, namespace: &str) {
         let mut doomed = Vec::new();
         for ((group, plural), objects) in &self.objects {
-            let Some(rt) = self.catalogue.any_version(group, plural) else { continue };
+            let Some(rt) = self.catalogue.any_version(group, plural) else {
+                continue;
+            };
             if !rt.namespaced {
                 continue;
             }
@@ -619,15 +791,27 @@ impl Store {
     }
 
     fn drop_custom_resources(&mut self, crd: &Value) {
-        let group = crd["spec"]["group"].as_str().unwrap_or_default().to_string();
-        let plural = crd["spec"]["names"]["plural"].as_str().unwrap_or_default().to_string();
-        let Some(rt) = self.catalogue.any_version(&group, &plural).cloned() else { return };
-        let keys: Vec<(String, String)> =
-            self.objects.get(&(group.clone(), plural.clone())).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        let group = crd["spec"]["group"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let plural = crd["spec"]["names"]["plural"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let Some(rt) = self.catalogue.any_version(&group, &plural).cloned() else {
+            return;
+        };
+        let keys: Vec<(String, String)> = self
+            .objects
+            .get(&(group.clone(), plural.clone()))
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
         for (ns, name) in keys {
             let _ = self.remove(&rt, &ns, &name);
         }
-        self.catalogue.unregister_crd(crd["metadata"]["name"].as_str().unwrap_or_default());
+        self.catalogue
+            .unregister_crd(crd["metadata"]["name"].as_str().unwrap_or_default());
     }
 
     /// Number of stored objects (for the load check).
@@ -643,7 +827,10 @@ impl Store {
 /// Managed-field timestamps change on every write; a write that changes nothing else is
 /// still a no-op.
 fn strip_managed_times(object: &mut Value) {
-    if let Some(list) = object["metadata"].get_mut("managedFields").and_then(Value::as_array_mut) {
+    if let Some(list) = object["metadata"]
+        .get_mut("managedFields")
+        .and_then(Value::as_array_mut)
+    {
         for e in list {
             if let Some(m) = e.as_object_mut() {
                 m.remove("time");
@@ -692,9 +879,7 @@ fn accept_crd(crd: &mut Value) {
         .filter(|v| v["storage"] == json!(true))
         .map(|v| v["name"].clone())
         .collect();
-    let condition = |t: &str, reason: &str| {
-        json!({ "type": t, "status": "True", "reason": reason, "message": "", "lastTransitionTime": now })
-    };
+    let condition = |t: &str, reason: &str| json!({ "type": t, "status": "True", "reason": reason, "message": "", "lastTransitionTime": now });
     crd["status"] = json!({
         "acceptedNames": names,
         "storedVersions": stored,
@@ -709,8 +894,15 @@ fn encode_continue(key: &(String, String)) -> String {
 
 fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
     let bad = || ApiError::bad_request("the continue token is not valid: list again without it");
-    let bytes: Result<Vec<u8>, _> =
-        (0..token.len()).step_by(2).map(|i| token.get(i..i + 2).ok_or(()).and_then(|h| u8::from_str_radix(h, 16).map_err(|_| ()))).collect();
+    let bytes: Result<Vec<u8>, _> = (0..token.len())
+        .step_by(2)
+        .map(|i| {
+            token
+                .get(i..i + 2)
+                .ok_or(())
+                .and_then(|h| u8::from_str_radix(h, 16).map_err(|_| ()))
+        })
+        .collect();
     let raw = String::from_utf8(bytes.map_err(|_| bad())?).map_err(|_| bad())?;
     let parts: Vec<String> = serde_json::from_str(&raw).map_err(|_| bad())?;
     match parts.as_slice() {
@@ -728,7 +920,11 @@ mod tests {
     }
 
     fn rt(store: &Store, group: &str, version: &str, plural: &str) -> ResourceType {
-        store.catalogue.get(group, version, plural).cloned().unwrap()
+        store
+            .catalogue
+            .get(group, version, plural)
+            .cloned()
+            .unwrap()
     }
 
     #[test]
@@ -743,8 +939,14 @@ mod tests {
         let mut elsewhere = cm("b");
         elsewhere["metadata"]["namespace"] = json!("missing");
         let err = s.create(&cms, "missing", elsewhere, "test").unwrap_err();
-        assert_eq!((err.code, err.message.as_str()), (404, "namespaces \"missing\" not found"));
-        assert_eq!(s.create(&cms, "other", cm("c"), "test").unwrap_err().code, 400);
+        assert_eq!(
+            (err.code, err.message.as_str()),
+            (404, "namespaces \"missing\" not found")
+        );
+        assert_eq!(
+            s.create(&cms, "other", cm("c"), "test").unwrap_err().code,
+            400
+        );
     }
 
     #[test]
@@ -763,7 +965,12 @@ mod tests {
         assert_eq!(after_spec["metadata"]["generation"], json!(2));
         let mut stale = created.clone();
         stale["spec"]["replicas"] = json!(9);
-        assert_eq!(s.update(&deploys, "default", "d", stale).unwrap_err().reason, "Conflict");
+        assert_eq!(
+            s.update(&deploys, "default", "d", stale)
+                .unwrap_err()
+                .reason,
+            "Conflict"
+        );
     }
 
     #[test]
@@ -772,11 +979,19 @@ mod tests {
         let cms = rt(&s, "", "v1", "configmaps");
         let start = s.revision();
         for i in 0..5 {
-            s.create(&cms, "default", cm(&format!("c{i}")), "t").unwrap();
+            s.create(&cms, "default", cm(&format!("c{i}")), "t")
+                .unwrap();
         }
-        let err = s.changes_since(&("".into(), "configmaps".into()), start).unwrap_err();
+        let err = s
+            .changes_since(&("".into(), "configmaps".into()), start)
+            .unwrap_err();
         assert_eq!((err.code, err.reason), (410, "Expired"));
-        assert_eq!(s.changes_since(&("".into(), "configmaps".into()), s.revision() - 2).unwrap().len(), 2);
+        assert_eq!(
+            s.changes_since(&("".into(), "configmaps".into()), s.revision() - 2)
+                .unwrap()
+                .len(),
+            2
+        );
     }
 
     #[test]
@@ -785,11 +1000,18 @@ mod tests {
         let cms = rt(&s, "", "v1", "configmaps");
         let owner = s.create(&cms, "default", cm("owner"), "t").unwrap();
         let mut child = cm("child");
-        child["metadata"]["ownerReferences"] =
-            json!([{ "apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"] }]);
+        child["metadata"]["ownerReferences"] = json!([{ "apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"] }]);
         child["metadata"]["finalizers"] = json!(["example.dev/hold"]);
         s.create(&cms, "default", child, "t").unwrap();
-        s.delete(&cms, "default", "owner", Propagation::Background, None, None).unwrap();
+        s.delete(
+            &cms,
+            "default",
+            "owner",
+            Propagation::Background,
+            None,
+            None,
+        )
+        .unwrap();
         let held = s.get(&cms, "default", "child").unwrap();
         assert!(held["metadata"]["deletionTimestamp"].is_string());
         let mut released = held.clone();
@@ -803,13 +1025,18 @@ mod tests {
         let mut s = Store::new(100);
         let cms = rt(&s, "", "v1", "configmaps");
         for i in 0..5 {
-            s.create(&cms, "default", cm(&format!("c{i}")), "t").unwrap();
+            s.create(&cms, "default", cm(&format!("c{i}")), "t")
+                .unwrap();
         }
         let all = Selector::default();
-        let first = s.list(&cms, Some("default"), &all, &all, Some(2), None).unwrap();
+        let first = s
+            .list(&cms, Some("default"), &all, &all, Some(2), None)
+            .unwrap();
         assert_eq!(first.items.len(), 2);
         let token = first.continue_token.unwrap();
-        let second = s.list(&cms, Some("default"), &all, &all, Some(10), Some(&token)).unwrap();
+        let second = s
+            .list(&cms, Some("default"), &all, &all, Some(10), Some(&token))
+            .unwrap();
         assert_eq!(second.items.len(), 3);
         assert!(second.continue_token.is_none());
     }

@@ -57,7 +57,12 @@ fn columns(rt: &ResourceType) -> Vec<PrinterColumn> {
     out
 }
 
-fn cell(rt: &ResourceType, column: &PrinterColumn, object: &Value, now: chrono::DateTime<chrono::Utc>) -> Value {
+fn cell(
+    rt: &ResourceType,
+    column: &PrinterColumn,
+    object: &Value,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Value {
     if !rt.custom && rt.kind == "Deployment" && column.name == "Ready" {
         let ready = object["status"]["readyReplicas"].as_i64().unwrap_or(0);
         let desired = object["spec"]["replicas"].as_i64().unwrap_or(1);
@@ -66,7 +71,9 @@ fn cell(rt: &ResourceType, column: &PrinterColumn, object: &Value, now: chrono::
     let value = jsonpath::get(object, &column.json_path);
     match (column.column_type.as_str(), value) {
         ("date", Some(Value::String(s))) => match chrono::DateTime::parse_from_rfc3339(s) {
-            Ok(t) => json!(human_age(now.signed_duration_since(t.with_timezone(&chrono::Utc)))),
+            Ok(t) => json!(human_age(
+                now.signed_duration_since(t.with_timezone(&chrono::Utc))
+            )),
             Err(_) => json!(s),
         },
         ("integer" | "number", Some(v)) if v.is_number() => v.clone(),
@@ -107,7 +114,13 @@ fn row(rt: &ResourceType, cols: &[PrinterColumn], object: &Value, include: Inclu
 
 /// A table of `objects`; `with_columns` is false for watch events after the first, as
 /// the real server sends the column definitions only once per watch.
-pub fn table(rt: &ResourceType, objects: &[Value], include: IncludeObject, list_meta: Value, with_columns: bool) -> Value {
+pub fn table(
+    rt: &ResourceType,
+    objects: &[Value],
+    include: IncludeObject,
+    list_meta: Value,
+    with_columns: bool,
+) -> Value {
     let cols = columns(rt);
     let definitions: Vec<Value> = if with_columns {
         cols.iter()
@@ -143,20 +156,31 @@ mod tests {
         let created = (chrono::Utc::now() - chrono::TimeDelta::seconds(90)).to_rfc3339();
         let o = json!({ "metadata": { "name": "r", "creationTimestamp": created }, "status": { "phase": "Paused", "weights": [25] } });
         let t = table(rt, &[o], IncludeObject::Metadata, json!({}), true);
-        let names: Vec<&str> = t["columnDefinitions"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = t["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, vec!["Name", "Phase", "Weight", "Age"]);
         let cells = &t["rows"][0]["cells"];
         assert_eq!(cells[0], json!("r"));
         assert_eq!(cells[1], json!("Paused"));
         assert_eq!(cells[2], json!(25));
         assert!(cells[3].as_str().unwrap().ends_with('s'));
-        assert_eq!(t["rows"][0]["object"]["kind"], json!("PartialObjectMetadata"));
+        assert_eq!(
+            t["rows"][0]["object"]["kind"],
+            json!("PartialObjectMetadata")
+        );
     }
 
     #[test]
     fn ages_follow_kubectl_buckets() {
         assert_eq!(human_age(chrono::TimeDelta::seconds(42)), "42s");
         assert_eq!(human_age(chrono::TimeDelta::seconds(310)), "5m10s");
-        assert_eq!(human_age(chrono::TimeDelta::seconds(3 * 86400 + 4 * 3600)), "3d4h");
+        assert_eq!(
+            human_age(chrono::TimeDelta::seconds(3 * 86400 + 4 * 3600)),
+            "3d4h"
+        );
     }
 }
