@@ -524,3 +524,28 @@ async fn injected_faults_reach_the_client_and_list_pages_hold_together() {
     server.set_faults(FaultPlan::default());
     api.get("c00").await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_list_watcher_gets_initial_events_then_changes() {
+    let (_server, client) = start().await;
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    for i in 0..3 {
+        api.create(&PostParams::default(), &cm(&format!("s{i}"), "1")).await.unwrap();
+    }
+    let stream = watcher::watcher(api.clone(), watcher::Config::default().streaming_lists());
+    let mut stream = std::pin::pin!(stream);
+    let mut initial = Vec::new();
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.unwrap().unwrap().unwrap();
+        match event {
+            Event::Init => {}
+            Event::InitApply(c) => initial.push(c.metadata.name.unwrap()),
+            Event::InitDone => break,
+            other => panic!("unexpected before InitDone: {other:?}"),
+        }
+    }
+    assert_eq!(initial, vec!["s0", "s1", "s2"]);
+    api.create(&PostParams::default(), &cm("s3", "1")).await.unwrap();
+    let event = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.unwrap().unwrap().unwrap();
+    assert!(matches!(event, Event::Apply(c) if c.metadata.name.as_deref() == Some("s3")));
+}
