@@ -4,3 +4,4 @@
 //! never shipped as a product.
 
 pub mod workload;
+pub mod apiserver;
