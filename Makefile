@@ -4,6 +4,10 @@ CARGO ?= cargo
 
 .PHONY: test fmt-check clippy unit crds crds-check deps bench demo run
 
+# The main job. Until the controller demo lands it judges the shipped example samples.
+demo:
+	$(CARGO) run -q --locked -p fife-cli -- judge --canary examples/judge/canary-latency-regressed.txt --baseline examples/judge/baseline-latency.txt
+
 test: deps fmt-check clippy crds-check unit
 
 # Installs what the tests need beyond the Rust toolchain (idempotent, package registries only).
