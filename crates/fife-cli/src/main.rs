@@ -5,17 +5,28 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod audit;
+
 #[derive(Debug, Parser)]
-#[command(name = "fife", version, about = "Progressive delivery with statistical judgement")]
+#[command(
+    name = "fife",
+    version,
+    about = "Progressive delivery with statistical judgement"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Verify and query audit logs.
+    Audit(audit::AuditArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Audit(args) => audit::run(args),
+    }
 }
