@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod audit;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "fife",
@@ -22,11 +24,14 @@ struct Cli {
 enum Command {
     /// Compare canary and baseline samples from files.
     Judge(judge::JudgeArgs),
+    /// Verify and query audit logs.
+    Audit(audit::AuditArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Judge(args) => judge::run(args),
+        Command::Audit(args) => audit::run(args),
     }
 }
