@@ -16,10 +16,18 @@ use crate::validation::{Problem, Severity};
 
 /// The `openAPIV3Schema` of a Fife kind, or `None` for a kind Fife does not define.
 pub fn schema_for_kind(kind: &str) -> Option<JSONSchemaProps> {
-    crate::crd::all()
+    use kube::CustomResourceExt;
+    let crd = match kind {
+        "Rollout" => crate::Rollout::crd(),
+        "AnalysisTemplate" => crate::AnalysisTemplate::crd(),
+        "ClusterAnalysisTemplate" => crate::ClusterAnalysisTemplate::crd(),
+        "AnalysisRun" => crate::AnalysisRun::crd(),
+        _ => return None,
+    };
+    crd.spec
+        .versions
         .into_iter()
-        .find(|crd| crd.spec.names.kind == kind)
-        .and_then(|crd| crd.spec.versions.into_iter().next())
+        .next()
         .and_then(|version| version.schema)
         .and_then(|schema| schema.open_api_v3_schema)
 }
@@ -31,26 +39,45 @@ pub fn check(document: &Value, schema: &JSONSchemaProps) -> Vec<Problem> {
     // leave them out, so they are added here.
     let mut root = schema.clone();
     let properties = root.properties.get_or_insert_with(BTreeMap::new);
-    let string = JSONSchemaProps { type_: Some("string".to_owned()), ..Default::default() };
-    properties.entry("apiVersion".to_owned()).or_insert_with(|| string.clone());
-    properties.entry("kind".to_owned()).or_insert(string);
-    properties.entry("metadata".to_owned()).or_insert_with(|| JSONSchemaProps {
-        type_: Some("object".to_owned()),
-        x_kubernetes_preserve_unknown_fields: Some(true),
+    let string = JSONSchemaProps {
+        type_: Some("string".to_owned()),
         ..Default::default()
-    });
+    };
+    properties
+        .entry("apiVersion".to_owned())
+        .or_insert_with(|| string.clone());
+    properties.entry("kind".to_owned()).or_insert(string);
+    properties
+        .entry("metadata".to_owned())
+        .or_insert_with(|| JSONSchemaProps {
+            type_: Some("object".to_owned()),
+            x_kubernetes_preserve_unknown_fields: Some(true),
+            ..Default::default()
+        });
     let mut problems = Vec::new();
     check_value(document, &root, "", &mut problems);
     problems
 }
 
 fn problem(path: &str, message: String) -> Problem {
-    let path = if path.is_empty() { "(document)".to_owned() } else { path.to_owned() };
-    Problem { severity: Severity::Error, path, message }
+    let path = if path.is_empty() {
+        "(document)".to_owned()
+    } else {
+        path.to_owned()
+    };
+    Problem {
+        severity: Severity::Error,
+        path,
+        message,
+    }
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 fn describe(value: &Value) -> &'static str {
@@ -67,8 +94,13 @@ fn describe(value: &Value) -> &'static str {
 
 fn check_value(value: &Value, schema: &JSONSchemaProps, path: &str, problems: &mut Vec<Problem>) {
     if value.is_null() {
-        if schema.nullable != Some(true) && schema.x_kubernetes_preserve_unknown_fields != Some(true) {
-            problems.push(problem(path, "is null: give it a value or remove the field".to_owned()));
+        if schema.nullable != Some(true)
+            && schema.x_kubernetes_preserve_unknown_fields != Some(true)
+        {
+            problems.push(problem(
+                path,
+                "is null: give it a value or remove the field".to_owned(),
+            ));
         }
         return;
     }
@@ -89,30 +121,37 @@ fn check_value(value: &Value, schema: &JSONSchemaProps, path: &str, problems: &m
             if value.is_i64() || value.is_u64() {
                 check_bounds(value, schema, path, problems);
             } else {
-                problems.push(problem(path, format!("expected an integer, found {}", describe(value))));
+                problems.push(problem(
+                    path,
+                    format!("expected an integer, found {}", describe(value)),
+                ));
             }
         }
         Some("number") => {
             if value.is_number() {
                 check_bounds(value, schema, path, problems);
             } else {
-                problems.push(problem(path, format!("expected a number, found {}", describe(value))));
-            }
-        }
-        Some("boolean") => {
-            if !value.is_boolean() {
                 problems.push(problem(
                     path,
-                    format!("expected true or false, found {}", describe(value)),
+                    format!("expected a number, found {}", describe(value)),
                 ));
             }
+        }
+        Some("boolean") if !value.is_boolean() => {
+            problems.push(problem(
+                path,
+                format!("expected true or false, found {}", describe(value)),
+            ));
         }
         _ => {}
     }
     if let Some(enum_values) = &schema.enum_ {
-        let allowed: Vec<&Value> =
-            enum_values.iter().map(|j| &j.0).filter(|v| !v.is_null()).collect();
-        if !allowed.iter().any(|v| *v == value) {
+        let allowed: Vec<&Value> = enum_values
+            .iter()
+            .map(|j| &j.0)
+            .filter(|v| !v.is_null())
+            .collect();
+        if !allowed.contains(&value) {
             let names: Vec<String> = allowed.iter().map(|v| v.to_string()).collect();
             problems.push(problem(
                 path,
@@ -124,7 +163,10 @@ fn check_value(value: &Value, schema: &JSONSchemaProps, path: &str, problems: &m
 
 fn check_object(value: &Value, schema: &JSONSchemaProps, path: &str, problems: &mut Vec<Problem>) {
     let Some(object) = value.as_object() else {
-        problems.push(problem(path, format!("expected a mapping, found {}", describe(value))));
+        problems.push(problem(
+            path,
+            format!("expected a mapping, found {}", describe(value)),
+        ));
         return;
     };
     let empty = BTreeMap::new();
@@ -134,7 +176,10 @@ fn check_object(value: &Value, schema: &JSONSchemaProps, path: &str, problems: &
         _ => None,
     };
     let open = schema.x_kubernetes_preserve_unknown_fields == Some(true)
-        || matches!(schema.additional_properties, Some(JSONSchemaPropsOrBool::Bool(true)))
+        || matches!(
+            schema.additional_properties,
+            Some(JSONSchemaPropsOrBool::Bool(true))
+        )
         || (properties.is_empty() && additional.is_none());
     for (key, child) in object {
         let child_path = join(path, key);
@@ -150,7 +195,10 @@ fn check_object(value: &Value, schema: &JSONSchemaProps, path: &str, problems: &
                     properties.keys().cloned().collect::<Vec<_>>().join(", ")
                 ),
             };
-            problems.push(problem(&child_path, format!("unknown field {key:?}: {hint}")));
+            problems.push(problem(
+                &child_path,
+                format!("unknown field {key:?}: {hint}"),
+            ));
         }
     }
     for required in schema.required.iter().flatten() {
@@ -162,16 +210,24 @@ fn check_object(value: &Value, schema: &JSONSchemaProps, path: &str, problems: &
         }
     }
     if let Some(branches) = &schema.one_of {
-        let alternatives: Vec<&Vec<String>> =
-            branches.iter().filter_map(|b| b.required.as_ref()).collect();
+        let alternatives: Vec<&Vec<String>> = branches
+            .iter()
+            .filter_map(|b| b.required.as_ref())
+            .collect();
         let satisfied = alternatives
             .iter()
             .filter(|fields| fields.iter().all(|f| object.contains_key(f)))
             .count();
         if !alternatives.is_empty() && satisfied != 1 {
-            let names: Vec<&str> =
-                alternatives.iter().flat_map(|f| f.iter().map(String::as_str)).collect();
-            let found = if satisfied == 0 { "none is set" } else { "more than one is set" };
+            let names: Vec<&str> = alternatives
+                .iter()
+                .flat_map(|f| f.iter().map(String::as_str))
+                .collect();
+            let found = if satisfied == 0 {
+                "none is set"
+            } else {
+                "more than one is set"
+            };
             problems.push(problem(
                 path,
                 format!("set exactly one of {}; {found}", names.join(", ")),
@@ -182,18 +238,27 @@ fn check_object(value: &Value, schema: &JSONSchemaProps, path: &str, problems: &
 
 fn check_array(value: &Value, schema: &JSONSchemaProps, path: &str, problems: &mut Vec<Problem>) {
     let Some(items) = value.as_array() else {
-        problems.push(problem(path, format!("expected a list, found {}", describe(value))));
+        problems.push(problem(
+            path,
+            format!("expected a list, found {}", describe(value)),
+        ));
         return;
     };
-    if let Some(min) = schema.min_items {
-        if (items.len() as i64) < min {
-            problems.push(problem(path, format!("has {} items; at least {min} needed", items.len())));
-        }
+    if let Some(min) = schema.min_items
+        && (items.len() as i64) < min
+    {
+        problems.push(problem(
+            path,
+            format!("has {} items; at least {min} needed", items.len()),
+        ));
     }
-    if let Some(max) = schema.max_items {
-        if (items.len() as i64) > max {
-            problems.push(problem(path, format!("has {} items; at most {max} allowed", items.len())));
-        }
+    if let Some(max) = schema.max_items
+        && (items.len() as i64) > max
+    {
+        problems.push(problem(
+            path,
+            format!("has {} items; at most {max} allowed", items.len()),
+        ));
     }
     if let Some(JSONSchemaPropsOrArray::Schema(item_schema)) = &schema.items {
         for (i, item) in items.iter().enumerate() {
@@ -204,27 +269,37 @@ fn check_array(value: &Value, schema: &JSONSchemaProps, path: &str, problems: &m
 
 fn check_string(value: &Value, schema: &JSONSchemaProps, path: &str, problems: &mut Vec<Problem>) {
     let Some(text) = value.as_str() else {
-        problems.push(problem(path, format!("expected a string, found {}", describe(value))));
+        problems.push(problem(
+            path,
+            format!("expected a string, found {}", describe(value)),
+        ));
         return;
     };
     let chars = text.chars().count() as i64;
-    if let Some(min) = schema.min_length {
-        if chars < min {
-            let what = if min == 1 { "is empty".to_owned() } else { format!("is shorter than {min} characters") };
-            problems.push(problem(path, format!("{what}: give it a value")));
-        }
+    if let Some(min) = schema.min_length
+        && chars < min
+    {
+        let what = if min == 1 {
+            "is empty".to_owned()
+        } else {
+            format!("is shorter than {min} characters")
+        };
+        problems.push(problem(path, format!("{what}: give it a value")));
     }
-    if let Some(max) = schema.max_length {
-        if chars > max {
-            problems.push(problem(path, format!("is longer than {max} characters: shorten it")));
-        }
+    if let Some(max) = schema.max_length
+        && chars > max
+    {
+        problems.push(problem(
+            path,
+            format!("is longer than {max} characters: shorten it"),
+        ));
     }
     // The only pattern Fife's own types declare is the duration's; patterns inside the
     // embedded Kubernetes types are left to the API server.
-    if schema.pattern.as_deref() == Some(DURATION_PATTERN) {
-        if let Err(err) = text.parse::<Duration>() {
-            problems.push(problem(path, err.to_string()));
-        }
+    if schema.pattern.as_deref() == Some(DURATION_PATTERN)
+        && let Err(err) = text.parse::<Duration>()
+    {
+        problems.push(problem(path, err.to_string()));
     }
 }
 
@@ -247,7 +322,12 @@ fn check_bounds(value: &Value, schema: &JSONSchemaProps, path: &str, problems: &
 /// The known name closest to `key` (edit distance at most 2, or differing only in case).
 fn closest<'a>(key: &str, known: impl Iterator<Item = &'a String>) -> Option<&'a String> {
     known
-        .map(|k| (edit_distance(&key.to_ascii_lowercase(), &k.to_ascii_lowercase()), k))
+        .map(|k| {
+            (
+                edit_distance(&key.to_ascii_lowercase(), &k.to_ascii_lowercase()),
+                k,
+            )
+        })
         .filter(|(d, _)| *d <= 2)
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
@@ -260,7 +340,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
         let mut current = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
             let cost = usize::from(ca != *cb);
-            current.push((previous[j] + cost).min(previous[j + 1] + 1).min(current[j] + 1));
+            current.push(
+                (previous[j] + cost)
+                    .min(previous[j + 1] + 1)
+                    .min(current[j] + 1),
+            );
         }
         previous = current;
     }
@@ -283,7 +367,9 @@ mod tests {
 
     #[test]
     fn a_clean_rollout_has_no_problems() {
-        let problems = rollout_problems(base(json!({"steps": [{"setWeight": 5}, {"pause": {"duration": "1m"}}]})));
+        let problems = rollout_problems(base(
+            json!({"steps": [{"setWeight": 5}, {"pause": {"duration": "1m"}}]}),
+        ));
         assert_eq!(problems, vec![]);
     }
 
@@ -294,19 +380,44 @@ mod tests {
             "baselin": true
         })));
         let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
-        assert!(paths.contains(&"spec.strategy.canary.steps[0].setWeight"), "{problems:?}");
-        assert!(paths.contains(&"spec.strategy.canary.steps[1].pause.duration"), "{problems:?}");
-        assert!(paths.contains(&"spec.strategy.canary.steps[2]"), "{problems:?}");
-        let unknown = problems.iter().find(|p| p.path == "spec.strategy.canary.baselin").unwrap();
-        assert!(unknown.message.contains("did you mean \"baseline\""), "{}", unknown.message);
+        assert!(
+            paths.contains(&"spec.strategy.canary.steps[0].setWeight"),
+            "{problems:?}"
+        );
+        assert!(
+            paths.contains(&"spec.strategy.canary.steps[1].pause.duration"),
+            "{problems:?}"
+        );
+        assert!(
+            paths.contains(&"spec.strategy.canary.steps[2]"),
+            "{problems:?}"
+        );
+        let unknown = problems
+            .iter()
+            .find(|p| p.path == "spec.strategy.canary.baselin")
+            .unwrap();
+        assert!(
+            unknown.message.contains("did you mean \"baseline\""),
+            "{}",
+            unknown.message
+        );
     }
 
     #[test]
     fn wrong_types_and_missing_required_fields() {
-        let problems = rollout_problems(json!({"apiVersion": "fife.dev/v1alpha1", "kind": "Rollout",
+        let problems =
+            rollout_problems(json!({"apiVersion": "fife.dev/v1alpha1", "kind": "Rollout",
             "metadata": {"name": "r"}, "spec": {"replicas": "ten"}}));
-        assert!(problems.iter().any(|p| p.path == "spec.replicas" && p.message.contains("expected an integer")));
-        assert!(problems.iter().any(|p| p.path == "spec.strategy" && p.message.contains("missing")));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.path == "spec.replicas" && p.message.contains("expected an integer"))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.path == "spec.strategy" && p.message.contains("missing"))
+        );
     }
 
     #[test]

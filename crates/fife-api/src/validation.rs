@@ -35,11 +35,19 @@ pub struct Problem {
 
 impl Problem {
     fn error(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Problem { severity: Severity::Error, path: path.into(), message: message.into() }
+        Problem {
+            severity: Severity::Error,
+            path: path.into(),
+            message: message.into(),
+        }
     }
 
     fn warning(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Problem { severity: Severity::Warning, path: path.into(), message: message.into() }
+        Problem {
+            severity: Severity::Warning,
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -85,9 +93,7 @@ pub fn validate_object(object: &FifeObject, catalog: &TemplateCatalog) -> Vec<Pr
     match object {
         FifeObject::Rollout(rollout) => validate_rollout(rollout, catalog),
         FifeObject::AnalysisTemplate(t) => validate_template(&t.spec.args, &t.spec.metrics),
-        FifeObject::ClusterAnalysisTemplate(t) => {
-            validate_template(&t.spec.args, &t.spec.metrics)
-        }
+        FifeObject::ClusterAnalysisTemplate(t) => validate_template(&t.spec.args, &t.spec.metrics),
         FifeObject::AnalysisRun(run) => validate_metrics(&run.spec.metrics, None),
     }
 }
@@ -102,16 +108,16 @@ pub fn validate_rollout(rollout: &Rollout, catalog: &TemplateCatalog) -> Vec<Pro
     if let Some(background) = &spec.strategy.canary.analysis {
         let path = "spec.strategy.canary.analysis";
         let steps = spec.steps().len();
-        if let Some(start) = background.starting_step {
-            if start < 0 || usize::try_from(start).is_ok_and(|s| s >= steps.max(1)) {
-                problems.push(Problem::error(
-                    format!("{path}.startingStep"),
-                    format!(
-                        "startingStep {start} is not the index of a step: use a value from 0 to {}",
-                        steps.saturating_sub(1)
-                    ),
-                ));
-            }
+        if let Some(start) = background.starting_step
+            && (start < 0 || usize::try_from(start).is_ok_and(|s| s >= steps.max(1)))
+        {
+            problems.push(Problem::error(
+                format!("{path}.startingStep"),
+                format!(
+                    "startingStep {start} is not the index of a step: use a value from 0 to {}",
+                    steps.saturating_sub(1)
+                ),
+            ));
         }
         validate_analysis_refs(
             spec,
@@ -137,7 +143,11 @@ pub fn validate_rollout(rollout: &Rollout, catalog: &TemplateCatalog) -> Vec<Pro
     }
     for (field, value, minimum) in [
         ("spec.replicas", spec.replicas, 0),
-        ("spec.progressDeadlineSeconds", spec.progress_deadline_seconds, 1),
+        (
+            "spec.progressDeadlineSeconds",
+            spec.progress_deadline_seconds,
+            1,
+        ),
         ("spec.revisionHistoryLimit", spec.revision_history_limit, 0),
         (
             "spec.strategy.canary.abortScaleDownDelaySeconds",
@@ -184,9 +194,16 @@ fn validate_selector(
     problems: &mut Vec<Problem>,
 ) {
     let empty = BTreeMap::new();
-    let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref()).unwrap_or(&empty);
+    let labels = template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.as_ref())
+        .unwrap_or(&empty);
     let match_labels = selector.match_labels.as_ref().filter(|m| !m.is_empty());
-    let match_expressions = selector.match_expressions.as_ref().filter(|m| !m.is_empty());
+    let match_expressions = selector
+        .match_expressions
+        .as_ref()
+        .filter(|m| !m.is_empty());
     if match_labels.is_none() && match_expressions.is_none() {
         problems.push(Problem::error(
             "spec.selector",
@@ -245,7 +262,10 @@ pub fn is_pinned_by_digest(image: &str) -> bool {
 
 fn validate_digests(template: &PodTemplateSpec, problems: &mut Vec<Problem>) {
     let Some(pod) = &template.spec else { return };
-    let lists = [("containers", Some(&pod.containers)), ("initContainers", pod.init_containers.as_ref())];
+    let lists = [
+        ("containers", Some(&pod.containers)),
+        ("initContainers", pod.init_containers.as_ref()),
+    ];
     for (field, containers) in lists {
         for (i, container) in containers.into_iter().flatten().enumerate() {
             let image = container.image.as_deref().unwrap_or_default();
@@ -349,7 +369,10 @@ fn validate_analysis_refs(
     }
     for (reference, template) in resolved {
         for arg in &template.args {
-            if arg.value.is_none() && arg.value_from.is_none() && !supplied.contains(arg.name.as_str()) {
+            if arg.value.is_none()
+                && arg.value_from.is_none()
+                && !supplied.contains(arg.name.as_str())
+            {
                 problems.push(Problem::error(
                     format!("{path}.args"),
                     format!(
@@ -386,7 +409,10 @@ fn validate_args(args: &[Argument], path: &str, problems: &mut Vec<Problem>) {
     for (i, arg) in args.iter().enumerate() {
         let arg_path = format!("{path}[{i}]");
         if arg.name.is_empty() {
-            problems.push(Problem::error(format!("{arg_path}.name"), "argument name is empty: give it a name"));
+            problems.push(Problem::error(
+                format!("{arg_path}.name"),
+                "argument name is empty: give it a name",
+            ));
         } else if !seen.insert(arg.name.as_str()) {
             problems.push(Problem::error(
                 format!("{arg_path}.name"),
@@ -406,7 +432,11 @@ fn validate_args(args: &[Argument], path: &str, problems: &mut Vec<Problem>) {
                     "set exactly one of fieldRef or podTemplateHashValue",
                 ));
             }
-            if from.field_ref.as_ref().is_some_and(|f| f.field_path.is_empty()) {
+            if from
+                .field_ref
+                .as_ref()
+                .is_some_and(|f| f.field_path.is_empty())
+            {
                 problems.push(Problem::error(
                     format!("{arg_path}.valueFrom.fieldRef.fieldPath"),
                     "fieldPath is empty: name a field of the Rollout, e.g. metadata.name",
@@ -432,17 +462,26 @@ pub fn validate_template(args: &[Argument], metrics: &[Metric]) -> Vec<Problem> 
 pub fn validate_metrics(metrics: &[Metric], declared: Option<&BTreeSet<&str>>) -> Vec<Problem> {
     let mut problems = Vec::new();
     if metrics.is_empty() {
-        problems.push(Problem::error("spec.metrics", "no metrics: add at least one metric to measure"));
+        problems.push(Problem::error(
+            "spec.metrics",
+            "no metrics: add at least one metric to measure",
+        ));
     }
     let mut names = BTreeSet::new();
     for (i, metric) in metrics.iter().enumerate() {
         let path = format!("spec.metrics[{i}]");
         if metric.name.is_empty() {
-            problems.push(Problem::error(format!("{path}.name"), "metric name is empty: give it a name"));
+            problems.push(Problem::error(
+                format!("{path}.name"),
+                "metric name is empty: give it a name",
+            ));
         } else if !names.insert(metric.name.as_str()) {
             problems.push(Problem::error(
                 format!("{path}.name"),
-                format!("metric name {:?} is used twice: names must be unique within a template", metric.name),
+                format!(
+                    "metric name {:?} is used twice: names must be unique within a template",
+                    metric.name
+                ),
             ));
         }
         validate_metric(metric, &path, declared, &mut problems);
@@ -498,9 +537,15 @@ fn validate_metric(
                 ));
             }
             if prometheus.query.trim().is_empty() {
-                problems.push(Problem::error(format!("{provider}.query"), "query is empty: write the PromQL to evaluate"));
+                problems.push(Problem::error(
+                    format!("{provider}.query"),
+                    "query is empty: write the PromQL to evaluate",
+                ));
             }
-            for (field, text) in [("address", &prometheus.address), ("query", &prometheus.query)] {
+            for (field, text) in [
+                ("address", &prometheus.address),
+                ("query", &prometheus.query),
+            ] {
                 validate_placeholders(
                     text,
                     &format!("{provider}.{field}"),
@@ -517,10 +562,16 @@ fn validate_metric(
             }
             if let Some(range) = &prometheus.range {
                 if range.lookback.is_zero() {
-                    problems.push(Problem::error(format!("{provider}.range.lookback"), "lookback is zero: use the window to query, e.g. 5m"));
+                    problems.push(Problem::error(
+                        format!("{provider}.range.lookback"),
+                        "lookback is zero: use the window to query, e.g. 5m",
+                    ));
                 }
                 if range.step.is_zero() {
-                    problems.push(Problem::error(format!("{provider}.range.step"), "step is zero: use the resolution of the range query, e.g. 15s"));
+                    problems.push(Problem::error(
+                        format!("{provider}.range.step"),
+                        "step is zero: use the resolution of the range query, e.g. 15s",
+                    ));
                 } else if range.step > range.lookback {
                     problems.push(Problem::error(
                         format!("{provider}.range.step"),
@@ -529,15 +580,18 @@ fn validate_metric(
                 }
             }
             if prometheus.timeout.is_some_and(|t| t.is_zero()) {
-                problems.push(Problem::error(format!("{provider}.timeout"), "timeout is zero: every query would fail; use e.g. 30s or leave it unset"));
+                problems.push(Problem::error(
+                    format!("{provider}.timeout"),
+                    "timeout is zero: every query would fail; use e.g. 30s or leave it unset",
+                ));
             }
-            if let Some(auth) = &prometheus.auth {
-                if auth.bearer_token_secret_ref.is_some() == auth.basic_auth_secret_ref.is_some() {
-                    problems.push(Problem::error(
-                        format!("{provider}.auth"),
-                        "set exactly one of bearerTokenSecretRef or basicAuthSecretRef",
-                    ));
-                }
+            if let Some(auth) = &prometheus.auth
+                && auth.bearer_token_secret_ref.is_some() == auth.basic_auth_secret_ref.is_some()
+            {
+                problems.push(Problem::error(
+                    format!("{provider}.auth"),
+                    "set exactly one of bearerTokenSecretRef or basicAuthSecretRef",
+                ));
             }
         }
     }
@@ -577,7 +631,10 @@ fn validate_counts(metric: &Metric, path: &str, problems: &mut Vec<Problem>) {
         }
     }
     if metric.interval.is_some_and(|i| i.is_zero()) {
-        problems.push(Problem::error(format!("{path}.interval"), "interval is zero: use the time between measurements, e.g. 1m"));
+        problems.push(Problem::error(
+            format!("{path}.interval"),
+            "interval is zero: use the time between measurements, e.g. 1m",
+        ));
     }
     for (field, value, minimum) in [
         ("failureLimit", metric.failure_limit, 0),
@@ -608,7 +665,7 @@ fn validate_condition(
             path,
             format!(
                 "CEL does not compile: {}; write an expression over `result`, e.g. \"result[0] >= 0.99\"",
-                err.to_string().replace('\n', "; ")
+                err.to_string().lines().next().unwrap_or_default()
             ),
         )),
         Ok(program) => {
@@ -664,7 +721,10 @@ fn validate_placeholders(
     problems: &mut Vec<Problem>,
 ) {
     if text.matches("{{").count() != text.matches("}}").count() {
-        problems.push(Problem::error(path, "unbalanced {{ }}: close every placeholder, e.g. {{args.service-name}}"));
+        problems.push(Problem::error(
+            path,
+            "unbalanced {{ }}: close every placeholder, e.g. {{args.service-name}}",
+        ));
     }
     for placeholder in placeholders(text) {
         if placeholder == "role" {
@@ -706,29 +766,37 @@ fn validate_comparison(compare: &Comparison, path: &str, problems: &mut Vec<Prob
     if !(compare.confidence > 0.0 && compare.confidence < 1.0) {
         problems.push(Problem::error(
             format!("{path}.confidence"),
-            format!("confidence {} is not strictly between 0 and 1: use e.g. 0.95", compare.confidence),
+            format!(
+                "confidence {} is not strictly between 0 and 1: use e.g. 0.95",
+                compare.confidence
+            ),
         ));
     }
-    if let Some(increase) = compare.allowed_increase {
-        if !(increase >= 1.0 && increase.is_finite()) {
-            problems.push(Problem::error(
+    if let Some(increase) = compare.allowed_increase
+        && !(increase >= 1.0 && increase.is_finite())
+    {
+        problems.push(Problem::error(
                 format!("{path}.allowedIncrease"),
                 format!("allowedIncrease {increase} is a ratio of at least 1.0: use e.g. 1.10 to tolerate +10%"),
             ));
-        }
     }
-    if let Some(decrease) = compare.allowed_decrease {
-        if !(decrease > 0.0 && decrease <= 1.0) {
-            problems.push(Problem::error(
-                format!("{path}.allowedDecrease"),
-                format!("allowedDecrease {decrease} is a ratio in (0, 1]: use e.g. 0.90 to tolerate -10%"),
-            ));
-        }
+    if let Some(decrease) = compare.allowed_decrease
+        && !(decrease > 0.0 && decrease <= 1.0)
+    {
+        problems.push(Problem::error(
+            format!("{path}.allowedDecrease"),
+            format!(
+                "allowedDecrease {decrease} is a ratio in (0, 1]: use e.g. 0.90 to tolerate -10%"
+            ),
+        ));
     }
     if compare.min_samples < 1 {
         problems.push(Problem::error(
             format!("{path}.minSamples"),
-            format!("minSamples {} must be at least 1: use e.g. 20", compare.min_samples),
+            format!(
+                "minSamples {} must be at least 1: use e.g. 20",
+                compare.min_samples
+            ),
         ));
     }
     if compare.outliers.strategy == OutlierStrategy::RemoveIqr
@@ -736,7 +804,10 @@ fn validate_comparison(compare: &Comparison, path: &str, problems: &mut Vec<Prob
     {
         problems.push(Problem::error(
             format!("{path}.outliers.factor"),
-            format!("factor {} removes every point: use a positive Tukey factor, e.g. 1.5", compare.outliers.factor),
+            format!(
+                "factor {} removes every point: use a positive Tukey factor, e.g. 1.5",
+                compare.outliers.factor
+            ),
         ));
     }
 }
