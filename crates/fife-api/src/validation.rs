@@ -811,3 +811,269 @@ fn validate_comparison(compare: &Comparison, path: &str, problems: &mut Vec<Prob
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn mk_template(metrics: serde_json::Value) -> AnalysisTemplate {
+        serde_json::from_value(json!({
+            "apiVersion": "fife.dev/v1alpha1", "kind": "AnalysisTemplate",
+            "metadata": {"name": "gate"},
+            "spec": {"args": [{"name": "svc"}], "metrics": metrics}
+        }))
+        .unwrap()
+    }
+
+    fn mk_metric(extra: serde_json::Value) -> serde_json::Value {
+        let mut metric = json!({
+            "name": "m",
+            "provider": {"prometheus": {"address": "http://p:9090", "query": "up{svc=\"{{args.svc}}\"}"}}
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            metric[k] = v.clone();
+        }
+        metric
+    }
+
+    fn template_problems(metric: serde_json::Value) -> Vec<Problem> {
+        let t = mk_template(json!([metric]));
+        validate_template(&t.spec.args, &t.spec.metrics)
+    }
+
+    fn has(problems: &[Problem], path: &str, text: &str) -> bool {
+        problems
+            .iter()
+            .any(|p| p.path == path && p.message.contains(text))
+    }
+
+    fn mk_rollout(spec: serde_json::Value) -> Rollout {
+        serde_json::from_value(json!({
+            "apiVersion": "fife.dev/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "web"}, "spec": spec
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_sound_threshold_metric_has_no_problems() {
+        let problems = template_problems(mk_metric(json!({
+            "interval": "1m", "count": 5, "failureLimit": 1,
+            "successCondition": "result[0] >= 0.99"
+        })));
+        assert_eq!(problems, vec![]);
+    }
+
+    #[test]
+    fn conditions_must_parse_and_read_result() {
+        let p = template_problems(mk_metric(json!({"successCondition": "result[0] >="})));
+        assert!(
+            has(
+                &p,
+                "spec.metrics[0].successCondition",
+                "CEL does not compile"
+            ),
+            "{p:?}"
+        );
+        let p = template_problems(mk_metric(json!({"failureCondition": "value > 1"})));
+        assert!(
+            has(
+                &p,
+                "spec.metrics[0].failureCondition",
+                "never reads `result`"
+            ),
+            "{p:?}"
+        );
+        let p = template_problems(mk_metric(
+            json!({"successCondition": "result.all(x, x > {{args.svc}})"}),
+        ));
+        assert_eq!(p, vec![], "placeholders and macros are fine");
+    }
+
+    #[test]
+    fn placeholders_must_name_declared_arguments_or_role() {
+        let p = template_problems(mk_metric(json!({
+            "successCondition": "result[0] > 0",
+            "provider": {"prometheus": {"address": "http://p", "query": "x{a=\"{{args.nope}}\",b=\"{{ role }}\",c=\"{{pod}}\"}"}}
+        })));
+        let q = "spec.metrics[0].provider.prometheus.query";
+        assert!(
+            has(&p, q, "{{args.nope}} names no declared argument"),
+            "{p:?}"
+        );
+        assert!(
+            has(&p, q, "{{role}} only renders in comparison metrics"),
+            "{p:?}"
+        );
+        assert!(has(&p, q, "unknown placeholder {{pod}}"), "{p:?}");
+        assert_eq!(placeholders("a {{ x }} b {{y}}"), vec!["x", "y"]);
+    }
+
+    #[test]
+    fn comparison_metrics_need_role_and_sane_settings() {
+        let p = template_problems(mk_metric(json!({
+            "compare": {"confidence": 1.0, "allowedDecrease": 1.5, "outliers": {"strategy": "removeIqr", "factor": 0.0}},
+            "provider": {"prometheus": {"address": "http://p", "query": "up",
+                         "range": {"lookback": "1m", "step": "5m"}}}
+        })));
+        let at = |f: &str| format!("spec.metrics[0].{f}");
+        assert!(
+            has(
+                &p,
+                &at("provider.prometheus.query"),
+                "must contain {{role}}"
+            ),
+            "{p:?}"
+        );
+        assert!(
+            has(&p, &at("compare.confidence"), "strictly between"),
+            "{p:?}"
+        );
+        assert!(has(&p, &at("compare.allowedDecrease"), "(0, 1]"), "{p:?}");
+        assert!(has(&p, &at("compare.outliers.factor"), "positive"), "{p:?}");
+        assert!(
+            has(
+                &p,
+                &at("provider.prometheus.range.step"),
+                "longer than lookback"
+            ),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn metric_shape_rules() {
+        let p = template_problems(mk_metric(json!({})));
+        assert!(has(&p, "spec.metrics[0]", "no successCondition"), "{p:?}");
+        let p = template_problems(mk_metric(json!({
+            "successCondition": "result[0] > 0", "count": 2, "interval": "1m", "inconclusiveLimit": 2
+        })));
+        assert!(
+            has(
+                &p,
+                "spec.metrics[0].inconclusiveLimit",
+                "never be Inconclusive"
+            ),
+            "{p:?}"
+        );
+        let t = mk_template(json!([
+            mk_metric(json!({"successCondition": "result[0] > 0"})),
+            mk_metric(json!({"successCondition": "result[0] > 0"}))
+        ]));
+        let p = validate_template(&t.spec.args, &t.spec.metrics);
+        assert!(has(&p, "spec.metrics[1].name", "used twice"), "{p:?}");
+    }
+
+    #[test]
+    fn run_metrics_must_have_arguments_substituted() {
+        let metric: Metric =
+            serde_json::from_value(mk_metric(json!({"successCondition": "result[0] > 0"})))
+                .unwrap();
+        let p = validate_metrics(&[metric], None);
+        assert!(
+            has(
+                &p,
+                "spec.metrics[0].provider.prometheus.query",
+                "not substituted"
+            ),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn digest_pinning() {
+        let hex = "0123456789abcdef".repeat(4);
+        assert!(is_pinned_by_digest(&format!(
+            "reg.example.com/app@sha256:{hex}"
+        )));
+        assert!(!is_pinned_by_digest("reg.example.com/app:1.0"));
+        assert!(!is_pinned_by_digest(&format!("@sha256:{hex}")));
+        assert!(!is_pinned_by_digest("app@sha256:abc"));
+    }
+
+    #[test]
+    fn selector_expressions_are_evaluated_against_template_labels() {
+        let rollout = mk_rollout(json!({
+            "selector": {"matchExpressions": [
+                {"key": "app", "operator": "In", "values": ["web"]},
+                {"key": "tier", "operator": "Exists"},
+                {"key": "canary", "operator": "DoesNotExist"}
+            ]},
+            "template": {"metadata": {"labels": {"app": "web", "canary": "x"}},
+                         "spec": {"containers": [{"name": "c", "image": "i"}]}},
+            "strategy": {"canary": {}}
+        }));
+        let p = validate_rollout(&rollout, &TemplateCatalog::default());
+        assert!(
+            !p.iter()
+                .any(|p| p.path == "spec.selector.matchExpressions[0]"),
+            "{p:?}"
+        );
+        assert!(
+            has(&p, "spec.selector.matchExpressions[1]", "tier Exists"),
+            "{p:?}"
+        );
+        assert!(
+            has(
+                &p,
+                "spec.selector.matchExpressions[2]",
+                "canary DoesNotExist"
+            ),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn background_analysis_and_template_references() {
+        let rollout = mk_rollout(json!({
+            "strategy": {"canary": {
+                "steps": [{"setWeight": 10}, {"setWeight": 101}],
+                "analysis": {"startingStep": 2, "templates": [{"templateName": "gate"}],
+                             "args": [{"name": "svc", "value": "web"}]}
+            }}
+        }));
+        let mut catalog = TemplateCatalog::default();
+        let p = validate_rollout(&rollout, &catalog);
+        assert!(
+            has(
+                &p,
+                "spec.strategy.canary.analysis.startingStep",
+                "from 0 to 1"
+            ),
+            "{p:?}"
+        );
+        assert!(
+            has(&p, "spec.strategy.canary.steps[1].setWeight", "0 to 100"),
+            "{p:?}"
+        );
+        assert!(
+            has(
+                &p,
+                "spec.strategy.canary.analysis.templates[0].templateName",
+                "not among"
+            ),
+            "{p:?}"
+        );
+        assert!(has(&p, "spec.template", "inert"), "{p:?}");
+        assert!(p.iter().any(|p| p.severity == Severity::Warning));
+
+        catalog.add_template(&mk_template(json!([mk_metric(
+            json!({"successCondition": "result[0] > 0"})
+        )])));
+        let p = validate_rollout(&rollout, &catalog);
+        assert!(!p.iter().any(|p| p.path.contains("templateName")), "{p:?}");
+        let cluster_ref = mk_rollout(json!({"strategy": {"canary": {"steps": [
+            {"analysis": {"templates": [{"templateName": "gate", "clusterScope": true}]}}
+        ]}}}));
+        let p = validate_rollout(&cluster_ref, &catalog);
+        assert!(
+            has(
+                &p,
+                "spec.strategy.canary.steps[0].analysis.templates[0].templateName",
+                "ClusterAnalysisTemplate"
+            ),
+            "{p:?}"
+        );
+    }
+}
