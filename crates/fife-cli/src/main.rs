@@ -1,13 +1,14 @@
 //! `fife`: the command-line face of Fife. Each subcommand lives in its own module and
 //! owns its flags, its output and its exit codes.
 
+mod audit;
 mod judge;
+mod validate;
+mod yaml_lines;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-mod audit;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -26,6 +27,8 @@ enum Command {
     Judge(judge::JudgeArgs),
     /// Verify and query audit logs.
     Audit(audit::AuditArgs),
+    /// Check Rollout and analysis manifests offline (for GitOps CI).
+    Validate(validate::ValidateArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,5 +36,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Judge(args) => judge::run(args),
         Command::Audit(args) => audit::run(args),
+        Command::Validate(args) => validate::run(args),
     }
 }
