@@ -2,9 +2,13 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: test fmt-check clippy unit crds crds-check deps bench demo run
+.PHONY: test fmt-check clippy unit crds crds-check validate-examples deps bench demo run
 
-test: deps fmt-check clippy crds-check unit
+# The main job. Until the controller demo lands it judges the shipped example samples.
+demo:
+	$(CARGO) run -q --locked -p fife-cli -- judge --canary examples/judge/canary-latency-regressed.txt --baseline examples/judge/baseline-latency.txt
+
+test: deps fmt-check clippy crds-check validate-examples unit
 
 # Installs what the tests need beyond the Rust toolchain (idempotent, package registries only).
 deps:
@@ -28,6 +32,12 @@ crds-check:
 	@if [ -d crates/fife-api ]; then \
 	  tmp=$$(mktemp -d) && $(CARGO) run -q --locked -p fife-api --features crdgen --bin crdgen -- "$$tmp" && \
 	  diff -ru crds "$$tmp" || { echo "crds/ is out of date: run 'make crds' and commit the result."; exit 1; }; \
+	fi
+
+# Every shipped manifest must pass `fife validate` (warnings allowed).
+validate-examples:
+	@if [ -d crates/fife-api ]; then \
+	  $(CARGO) run -q --locked -p fife-cli -- validate $$(find examples -name '*.yaml' -o -name '*.yml' | sort); \
 	fi
 
 bench:

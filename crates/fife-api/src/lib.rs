@@ -20,6 +20,8 @@ pub mod crd;
 pub mod duration;
 pub mod manifest;
 pub mod rollout;
+pub mod schema_check;
+pub mod validation;
 
 pub use analysis::{
     AnalysisTemplate, AnalysisTemplateSpec, Argument, ClusterAnalysisTemplate,

@@ -67,3 +67,36 @@ fn every_crd_has_a_status_subresource_and_a_non_argo_short_name() {
         }
     }
 }
+
+/// The API server compiles every `x-kubernetes-validations` rule when the CRD is applied;
+/// a rule that does not even parse would make the CRD uninstallable.
+#[test]
+fn every_cel_rule_in_the_crds_parses() {
+    fn visit(value: &serde_json::Value, rules: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::Array(list)) = map.get("x-kubernetes-validations") {
+                    for rule in list {
+                        rules.push(rule["rule"].as_str().unwrap().to_owned());
+                    }
+                }
+                map.values().for_each(|v| visit(v, rules));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| visit(v, rules)),
+            _ => {}
+        }
+    }
+    let mut rules = Vec::new();
+    for crd in fife_api::crd::all() {
+        visit(&serde_json::to_value(&crd).unwrap(), &mut rules);
+    }
+    assert!(
+        rules.len() >= 10,
+        "expected the declared rules, found {rules:?}"
+    );
+    for rule in rules {
+        if let Err(err) = cel::Program::compile(&rule) {
+            panic!("rule {rule:?} does not parse: {err}");
+        }
+    }
+}

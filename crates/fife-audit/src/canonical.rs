@@ -6,53 +6,62 @@
 //! - strings escaped minimally (`"`, `\`, control characters), numbers as `serde_json`
 //!   writes them (shortest round-tripping form for floats).
 
+use serde::Serialize;
 use serde_json::Value;
 
 /// Writes `value` in canonical form.
 pub fn to_canonical_string(value: &Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::with_capacity(1024);
     write_value(value, &mut out);
-    out
+    // Built only from `str`s and serde_json's ASCII output, so it is UTF-8.
+    String::from_utf8(out).expect("canonical JSON is UTF-8")
 }
 
-fn write_value(value: &Value, out: &mut String) {
+fn write_value(value: &Value, out: &mut Vec<u8>) {
     match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Number(n) => write_json(n, out),
         Value::String(s) => write_string(s, out),
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_value(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
         Value::Object(map) => {
             // Sorted here rather than trusting the map's order: with serde_json's
             // `preserve_order` feature enabled anywhere in the build, maps keep insertion order.
             let mut entries: Vec<_> = map.iter().collect();
             entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            out.push('{');
+            out.push(b'{');
             for (i, (key, item)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_string(key, out);
-                out.push(':');
+                out.push(b':');
                 write_value(item, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
     }
 }
 
-fn write_string(s: &str, out: &mut String) {
-    // serde_json's string escaping is minimal and fixed; serializing a &str cannot fail.
-    out.push_str(&serde_json::to_string(s).unwrap_or_default());
+fn write_string(s: &str, out: &mut Vec<u8>) {
+    write_json(s, out);
+}
+
+/// serde_json's compact output of a string or number: minimal, fixed escaping and the
+/// shortest round-tripping float. Writing into a `Vec` cannot fail.
+fn write_json<T: Serialize + ?Sized>(v: &T, out: &mut Vec<u8>) {
+    let mut ser = serde_json::Serializer::new(out);
+    v.serialize(&mut ser)
+        .expect("writing JSON into memory cannot fail");
 }
 
 #[cfg(test)]

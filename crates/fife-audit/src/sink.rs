@@ -176,8 +176,9 @@ impl AuditLog {
             }
         }
         *head = ChainHead::after(sealed.record.seq, &sealed.line);
-        drop(head);
         self.stats.records_written.fetch_add(1, Ordering::Relaxed);
+        // Still under the lock, so notifiers hear of records in seq order; they only queue
+        // or log, so this holds the lock for microseconds.
         for sink in &self.notifiers {
             if let Err(e) = sink.deliver(&sealed) {
                 self.stats.notify_failures.fetch_add(1, Ordering::Relaxed);
@@ -185,6 +186,7 @@ impl AuditLog {
                     "audit notifier did not take the record; it is safe in the durable log");
             }
         }
+        drop(head);
         Ok(sealed)
     }
 }

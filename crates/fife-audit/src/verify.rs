@@ -11,7 +11,7 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::canonical::to_canonical_string;
-use crate::chain::{SigningKey, line_hash, sha256_hex, signed_body};
+use crate::chain::{SigningKey, line_hash, sha256_hex};
 use crate::record::{AuditAction, GENESIS_PREV};
 
 /// A chain found whole.
@@ -162,17 +162,17 @@ fn split_lines(bytes: &[u8]) -> Vec<Line<'_>> {
     lines
 }
 
-/// The chain fields of one parsed line.
-struct Links<'a> {
+/// The chain fields of one parsed line, taken out of it.
+struct Links {
     seq: u64,
-    prev: &'a str,
-    hash: &'a str,
-    sig: Option<&'a str>,
-    action: Option<&'a str>,
+    prev: String,
+    hash: String,
+    sig: Option<String>,
+    is_torn_recovery: bool,
 }
 
-fn links(value: &Value) -> Result<Links<'_>, String> {
-    let map = value.as_object().ok_or("not a JSON object")?;
+fn take_links(value: &mut Value) -> Result<Links, String> {
+    let map = value.as_object_mut().ok_or("not a JSON object")?;
     let seq = map
         .get("seq")
         .and_then(Value::as_u64)
@@ -180,23 +180,25 @@ fn links(value: &Value) -> Result<Links<'_>, String> {
     let prev = map
         .get("prev")
         .and_then(Value::as_str)
-        .ok_or("no string `prev`")?;
-    let hash = map
-        .get("hash")
-        .and_then(Value::as_str)
-        .ok_or("no string `hash`")?;
-    let sig = match map.get("sig") {
+        .ok_or("no string `prev`")?
+        .to_string();
+    let is_torn_recovery = map.get("action").and_then(Value::as_str)
+        == Some(AuditAction::RecoveredTornRecord.as_str());
+    let hash = match map.remove("hash") {
+        Some(Value::String(h)) => h,
+        _ => return Err("no string `hash`".into()),
+    };
+    let sig = match map.remove("sig") {
         None => None,
-        Some(Value::String(s)) => Some(s.as_str()),
+        Some(Value::String(s)) => Some(s),
         Some(_) => return Err("`sig` is not a string".into()),
     };
-    let action = map.get("action").and_then(Value::as_str);
     Ok(Links {
         seq,
         prev,
         hash,
         sig,
-        action,
+        is_torn_recovery,
     })
 }
 
@@ -210,16 +212,6 @@ fn parse(line: &[u8]) -> Result<Value, String> {
 /// Verifies a whole log. With `key`, every record must carry a valid signature.
 pub fn verify_log(bytes: &[u8], key: Option<&SigningKey>) -> Result<ChainReport, ChainBreak> {
     let lines = split_lines(bytes);
-    // Seqs readable on each line, to tell a removed record from a moved one.
-    let seqs: Vec<Option<u64>> = lines
-        .iter()
-        .map(|l| {
-            parse(l.bytes)
-                .ok()
-                .and_then(|v| v.get("seq").and_then(Value::as_u64))
-        })
-        .collect();
-
     let mut expected_seq = 1u64;
     let mut expected_prev = GENESIS_PREV.to_string();
     let mut signed = 0u64;
@@ -234,34 +226,36 @@ pub fn verify_log(bytes: &[u8], key: Option<&SigningKey>) -> Result<ChainReport,
         if !line.terminated {
             return Err(at(Problem::TornLine));
         }
-        let value = parse(line.bytes).map_err(|detail| at(Problem::NotARecord { detail }))?;
-        let links = links(&value).map_err(|detail| at(Problem::NotARecord { detail }))?;
         let text = std::str::from_utf8(line.bytes).map_err(|e| {
             at(Problem::NotARecord {
                 detail: format!("not UTF-8: {e}"),
             })
         })?;
+        let mut value = parse(line.bytes).map_err(|detail| at(Problem::NotARecord { detail }))?;
+        // Checked before the fields are taken out: the whole line must be canonical.
+        let canonical = to_canonical_string(&value) == text;
+        let links = take_links(&mut value).map_err(|detail| at(Problem::NotARecord { detail }))?;
         let own = |problem| ChainBreak {
             seq: links.seq,
             line: i + 1,
             problem,
         };
-        if to_canonical_string(&value) != text {
+        if !canonical {
             return Err(own(Problem::NotCanonical));
         }
-        let body = signed_body(&value);
+        // `value` is now the record without `hash` and `sig`: the signed body.
+        let body = to_canonical_string(&value);
         if sha256_hex(body.as_bytes()) != links.hash {
             return Err(own(Problem::HashMismatch));
         }
         if links.seq != expected_seq {
             let found = links.seq;
             let problem = if found > expected_seq {
-                let later = &seqs[i + 1..];
-                if later
+                // Only read at a break, so a whole log is parsed once.
+                let mut later = lines[i + 1..]
                     .iter()
-                    .flatten()
-                    .any(|s| (expected_seq..found).contains(s))
-                {
+                    .filter_map(|l| parse(l.bytes).ok()?.get("seq").and_then(Value::as_u64));
+                if later.any(|s| (expected_seq..found).contains(&s)) {
                     Problem::Reordered { found }
                 } else {
                     Problem::Removed {
@@ -277,17 +271,15 @@ pub fn verify_log(bytes: &[u8], key: Option<&SigningKey>) -> Result<ChainReport,
         if links.prev != expected_prev {
             return Err(own(Problem::BrokenLink));
         }
-        if let Some(sig) = links.sig {
-            signed += 1;
-            if let Some(key) = key {
-                if !key.verify(body.as_bytes(), sig) {
-                    return Err(own(Problem::BadSignature));
-                }
+        match (&links.sig, key) {
+            (Some(sig), Some(key)) if !key.verify(body.as_bytes(), sig) => {
+                return Err(own(Problem::BadSignature));
             }
-        } else if key.is_some() {
-            return Err(own(Problem::MissingSignature));
+            (None, Some(_)) => return Err(own(Problem::MissingSignature)),
+            _ => {}
         }
-        if links.action == Some(AuditAction::RecoveredTornRecord.as_str()) {
+        signed += u64::from(links.sig.is_some());
+        if links.is_torn_recovery {
             recovered_torn.push(links.seq);
         }
         expected_seq = links.seq + 1;

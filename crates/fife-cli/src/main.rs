@@ -1,14 +1,22 @@
 //! `fife`: the command-line face of Fife. Each subcommand lives in its own module and
 //! owns its flags, its output and its exit codes.
 
+mod audit;
+mod controller;
+mod judge;
+mod validate;
+mod yaml_lines;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod controller;
-
 #[derive(Debug, Parser)]
-#[command(name = "fife", version, about = "Progressive delivery with statistical judgement")]
+#[command(
+    name = "fife",
+    version,
+    about = "Progressive delivery with statistical judgement"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -16,6 +24,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Compare canary and baseline samples from files.
+    Judge(judge::JudgeArgs),
+    /// Verify and query audit logs.
+    Audit(audit::AuditArgs),
+    /// Check Rollout and analysis manifests offline (for GitOps CI).
+    Validate(validate::ValidateArgs),
     /// Run the controller: watch Rollouts and run them.
     Controller(controller::ControllerArgs),
 }
@@ -23,6 +37,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Judge(args) => judge::run(args),
+        Command::Audit(args) => audit::run(args),
+        Command::Validate(args) => validate::run(args),
         Command::Controller(args) => controller::run(args),
     }
 }

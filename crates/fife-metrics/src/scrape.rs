@@ -249,7 +249,7 @@ impl ScrapeProvider {
     /// Returns the failures, by target name.
     pub async fn scrape_all(&self, at: SystemTime) -> Vec<(String, FailureCause)> {
         let targets: Vec<ScrapeTarget> = self.lock().iter().map(|s| s.target.clone()).collect();
-        let outcomes = futures::future::join_all(targets.iter().map(|t| self.scrape(t, at))).await;
+        let outcomes = futures::future::join_all(targets.iter().map(|t| self.scrape(t))).await;
         self.record(&targets, outcomes, at)
     }
 
@@ -292,7 +292,7 @@ impl ScrapeProvider {
         failures
     }
 
-    async fn scrape(&self, target: &ScrapeTarget, _at: SystemTime) -> Result<String, FailureCause> {
+    async fn scrape(&self, target: &ScrapeTarget) -> Result<String, FailureCause> {
         let host = reqwest::Url::parse(&target.url)
             .ok()
             .and_then(|u| u.host_str().map(str::to_owned))

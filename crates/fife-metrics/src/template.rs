@@ -86,7 +86,7 @@ pub fn render(template: &str, values: &TemplateValues) -> Result<String, Templat
             });
         };
         let placeholder = after_open[..end].trim();
-        out.push_str(&resolve(placeholder, values)?);
+        out.push_str(resolve(placeholder, values)?);
         rest = &after_open[end + 2..];
     }
     out.push_str(rest);

@@ -1,0 +1,1079 @@
+//! Semantic validation of typed Fife objects: the rules a schema cannot express (template
+//! references, `{{args.x}}` placeholders, CEL that compiles, count and limit arithmetic,
+//! selector against labels, digest pinning). Pure: the caller supplies every template.
+//!
+//! Every problem is reported, each with the field path it concerns and a message that says
+//! what is wrong and what would be right.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+use crate::analysis::{
+    AnalysisTemplateSpec, Argument, Comparison, Metric, MetricProvider, OutlierStrategy,
+};
+use crate::manifest::FifeObject;
+use crate::rollout::{CanaryStep, RolloutSpec, TemplateRef};
+use crate::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
+
+/// How serious a problem is: errors fail `fife validate`, warnings are printed only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+/// One thing wrong with one field.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Problem {
+    pub severity: Severity,
+    /// e.g. `spec.strategy.canary.steps[2].setWeight`.
+    pub path: String,
+    pub message: String,
+}
+
+impl Problem {
+    fn error(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem {
+            severity: Severity::Error,
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    fn warning(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem {
+            severity: Severity::Warning,
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The templates a Rollout may reference, by name.
+#[derive(Clone, Debug, Default)]
+pub struct TemplateCatalog {
+    namespaced: BTreeMap<String, AnalysisTemplateSpec>,
+    cluster: BTreeMap<String, AnalysisTemplateSpec>,
+}
+
+impl TemplateCatalog {
+    pub fn add_template(&mut self, template: &AnalysisTemplate) {
+        let name = template.metadata.name.clone().unwrap_or_default();
+        self.namespaced.insert(name, template.spec.clone());
+    }
+
+    pub fn add_cluster_template(&mut self, template: &ClusterAnalysisTemplate) {
+        let name = template.metadata.name.clone().unwrap_or_default();
+        self.cluster.insert(name, template.spec.clone().into());
+    }
+
+    /// Adds the object if it is a template; other kinds are ignored.
+    pub fn add_object(&mut self, object: &FifeObject) {
+        match object {
+            FifeObject::AnalysisTemplate(t) => self.add_template(t),
+            FifeObject::ClusterAnalysisTemplate(t) => self.add_cluster_template(t),
+            FifeObject::Rollout(_) | FifeObject::AnalysisRun(_) => {}
+        }
+    }
+
+    pub fn get(&self, reference: &TemplateRef) -> Option<&AnalysisTemplateSpec> {
+        if reference.cluster_scope {
+            self.cluster.get(&reference.template_name)
+        } else {
+            self.namespaced.get(&reference.template_name)
+        }
+    }
+}
+
+/// Validates any Fife object. AnalysisRuns are written by the controller and only get the
+/// metric rules.
+pub fn validate_object(object: &FifeObject, catalog: &TemplateCatalog) -> Vec<Problem> {
+    match object {
+        FifeObject::Rollout(rollout) => validate_rollout(rollout, catalog),
+        FifeObject::AnalysisTemplate(t) => validate_template(&t.spec.args, &t.spec.metrics),
+        FifeObject::ClusterAnalysisTemplate(t) => validate_template(&t.spec.args, &t.spec.metrics),
+        FifeObject::AnalysisRun(run) => validate_metrics(&run.spec.metrics, None),
+    }
+}
+
+// === Rollout ===
+
+pub fn validate_rollout(rollout: &Rollout, catalog: &TemplateCatalog) -> Vec<Problem> {
+    let spec = &rollout.spec;
+    let mut problems = Vec::new();
+    validate_workload(spec, &mut problems);
+    validate_steps(spec, catalog, &mut problems);
+    if let Some(background) = &spec.strategy.canary.analysis {
+        let path = "spec.strategy.canary.analysis";
+        let steps = spec.steps().len();
+        if let Some(start) = background.starting_step
+            && (start < 0 || usize::try_from(start).is_ok_and(|s| s >= steps.max(1)))
+        {
+            problems.push(Problem::error(
+                format!("{path}.startingStep"),
+                format!(
+                    "startingStep {start} is not the index of a step: use a value from 0 to {}",
+                    steps.saturating_sub(1)
+                ),
+            ));
+        }
+        validate_analysis_refs(
+            spec,
+            &background.templates,
+            &background.args,
+            path,
+            catalog,
+            &mut problems,
+        );
+    }
+    if let Some(routing) = &spec.strategy.canary.traffic_routing {
+        match &routing.gateway_api {
+            None => problems.push(Problem::error(
+                "spec.strategy.canary.trafficRouting",
+                "trafficRouting names no router: set gatewayAPI.httpRoute, or remove trafficRouting to split traffic by replica counts",
+            )),
+            Some(gateway) if gateway.http_route.is_empty() => problems.push(Problem::error(
+                "spec.strategy.canary.trafficRouting.gatewayAPI.httpRoute",
+                "httpRoute is empty: name the HTTPRoute whose backend weights Fife should set",
+            )),
+            Some(_) => {}
+        }
+    }
+    for (field, value, minimum) in [
+        ("spec.replicas", spec.replicas, 0),
+        (
+            "spec.progressDeadlineSeconds",
+            spec.progress_deadline_seconds,
+            1,
+        ),
+        ("spec.revisionHistoryLimit", spec.revision_history_limit, 0),
+        (
+            "spec.strategy.canary.abortScaleDownDelaySeconds",
+            spec.strategy.canary.abort_scale_down_delay_seconds,
+            0,
+        ),
+    ] {
+        if value < minimum {
+            problems.push(Problem::error(
+                field,
+                format!("{value} is below the minimum {minimum}: use {minimum} or more"),
+            ));
+        }
+    }
+    problems
+}
+
+fn validate_workload(spec: &RolloutSpec, problems: &mut Vec<Problem>) {
+    match (&spec.selector, &spec.template) {
+        (None, None) => problems.push(Problem::warning(
+            "spec.template",
+            "the Rollout has no pod template, so it is inert: Fife will report it and run nothing; add spec.selector and spec.template to deploy it",
+        )),
+        (Some(_), None) => problems.push(Problem::error(
+            "spec.template",
+            "spec.selector is set but spec.template is missing: add the pod template the selector should match",
+        )),
+        (None, Some(_)) => problems.push(Problem::error(
+            "spec.selector",
+            "spec.template is set but spec.selector is missing: add a selector matching the template's labels, e.g. matchLabels: {app: <name>}",
+        )),
+        (Some(selector), Some(template)) => {
+            validate_selector(selector, template, problems);
+            if spec.policy.require_digest {
+                validate_digests(template, problems);
+            }
+        }
+    }
+}
+
+fn validate_selector(
+    selector: &LabelSelector,
+    template: &PodTemplateSpec,
+    problems: &mut Vec<Problem>,
+) {
+    let empty = BTreeMap::new();
+    let labels = template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.as_ref())
+        .unwrap_or(&empty);
+    let match_labels = selector.match_labels.as_ref().filter(|m| !m.is_empty());
+    let match_expressions = selector
+        .match_expressions
+        .as_ref()
+        .filter(|m| !m.is_empty());
+    if match_labels.is_none() && match_expressions.is_none() {
+        problems.push(Problem::error(
+            "spec.selector",
+            "the selector is empty and would select every pod in the namespace: add matchLabels matching spec.template.metadata.labels",
+        ));
+        return;
+    }
+    for (key, want) in match_labels.into_iter().flatten() {
+        if labels.get(key) != Some(want) {
+            let found = labels
+                .get(key)
+                .map_or("no such label".to_owned(), |v| format!("{key}: {v}"));
+            problems.push(Problem::error(
+                format!("spec.selector.matchLabels.{key}"),
+                format!(
+                    "selector wants {key}: {want} but the pod template has {found}: add the label {key}: {want} to spec.template.metadata.labels or change the selector"
+                ),
+            ));
+        }
+    }
+    for (i, requirement) in match_expressions.into_iter().flatten().enumerate() {
+        let path = format!("spec.selector.matchExpressions[{i}]");
+        let value = labels.get(&requirement.key);
+        let values = requirement.values.as_deref().unwrap_or_default();
+        let matches = match requirement.operator.as_str() {
+            "In" => value.is_some_and(|v| values.contains(v)),
+            "NotIn" => value.is_none_or(|v| !values.contains(v)),
+            "Exists" => value.is_some(),
+            "DoesNotExist" => value.is_none(),
+            other => {
+                problems.push(Problem::error(
+                    format!("{path}.operator"),
+                    format!("unknown operator {other:?}: use In, NotIn, Exists or DoesNotExist"),
+                ));
+                continue;
+            }
+        };
+        if !matches {
+            problems.push(Problem::error(
+                path,
+                format!(
+                    "the pod template's labels do not satisfy `{} {}`: change spec.template.metadata.labels or the selector so they match",
+                    requirement.key, requirement.operator
+                ),
+            ));
+        }
+    }
+}
+
+/// `image@sha256:<64 hex>`: the only form that names exactly one image.
+pub fn is_pinned_by_digest(image: &str) -> bool {
+    image.split_once("@sha256:").is_some_and(|(name, hex)| {
+        !name.is_empty() && hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
+fn validate_digests(template: &PodTemplateSpec, problems: &mut Vec<Problem>) {
+    let Some(pod) = &template.spec else { return };
+    let lists = [
+        ("containers", Some(&pod.containers)),
+        ("initContainers", pod.init_containers.as_ref()),
+    ];
+    for (field, containers) in lists {
+        for (i, container) in containers.into_iter().flatten().enumerate() {
+            let image = container.image.as_deref().unwrap_or_default();
+            if !is_pinned_by_digest(image) {
+                problems.push(Problem::error(
+                    format!("spec.template.spec.{field}[{i}].image"),
+                    format!(
+                        "image {image:?} is not pinned by digest but spec.policy.requireDigest is true: use <image>@sha256:<64 hex digits> (e.g. from `crane digest {image}`)"
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+fn validate_steps(spec: &RolloutSpec, catalog: &TemplateCatalog, problems: &mut Vec<Problem>) {
+    for (i, step) in spec.steps().iter().enumerate() {
+        let path = format!("spec.strategy.canary.steps[{i}]");
+        match step {
+            CanaryStep::SetWeight(weight) => {
+                if !(0..=100).contains(weight) {
+                    problems.push(Problem::error(
+                        format!("{path}.setWeight"),
+                        format!("setWeight {weight} is not a percentage: use 0 to 100"),
+                    ));
+                }
+            }
+            CanaryStep::Pause(_) => {}
+            CanaryStep::Analysis(analysis) => validate_analysis_refs(
+                spec,
+                &analysis.templates,
+                &analysis.args,
+                &format!("{path}.analysis"),
+                catalog,
+                problems,
+            ),
+        }
+    }
+}
+
+fn validate_analysis_refs(
+    spec: &RolloutSpec,
+    templates: &[TemplateRef],
+    args: &[Argument],
+    path: &str,
+    catalog: &TemplateCatalog,
+    problems: &mut Vec<Problem>,
+) {
+    if templates.is_empty() {
+        problems.push(Problem::error(
+            format!("{path}.templates"),
+            "no templates: name at least one, e.g. templates: [{templateName: my-template}]",
+        ));
+    }
+    validate_args(args, &format!("{path}.args"), problems);
+    let mut declared = BTreeSet::new();
+    let mut resolved = Vec::new();
+    for (i, reference) in templates.iter().enumerate() {
+        match catalog.get(reference) {
+            Some(template) => {
+                declared.extend(template.args.iter().map(|a| a.name.clone()));
+                resolved.push((reference, template));
+            }
+            None => {
+                let kind = if reference.cluster_scope {
+                    "ClusterAnalysisTemplate"
+                } else {
+                    "AnalysisTemplate"
+                };
+                problems.push(Problem::error(
+                    format!("{path}.templates[{i}].templateName"),
+                    format!(
+                        "{kind} {:?} is not among the given files or --templates directory: add it, or fix the name{}",
+                        reference.template_name,
+                        if reference.cluster_scope {
+                            ""
+                        } else {
+                            " (set clusterScope: true for a ClusterAnalysisTemplate)"
+                        }
+                    ),
+                ));
+            }
+        }
+    }
+    if resolved.len() != templates.len() {
+        // Argument checks need every template; the missing one was reported above.
+        return;
+    }
+    let supplied: BTreeSet<&str> = args.iter().map(|a| a.name.as_str()).collect();
+    for (i, arg) in args.iter().enumerate() {
+        if !declared.contains(&arg.name) {
+            problems.push(Problem::error(
+                format!("{path}.args[{i}].name"),
+                format!(
+                    "no referenced template declares an argument {:?}: remove it or declare it in the template's spec.args (declared: {})",
+                    arg.name,
+                    list_or_none(&declared)
+                ),
+            ));
+        }
+    }
+    for (reference, template) in resolved {
+        for arg in &template.args {
+            if arg.value.is_none()
+                && arg.value_from.is_none()
+                && !supplied.contains(arg.name.as_str())
+            {
+                problems.push(Problem::error(
+                    format!("{path}.args"),
+                    format!(
+                        "template {:?} needs argument {:?}, which has no default: add {{name: {}, value: ...}}",
+                        reference.template_name, arg.name, arg.name
+                    ),
+                ));
+            }
+        }
+        if !spec.strategy.canary.baseline {
+            for metric in template.metrics.iter().filter(|m| m.is_comparison()) {
+                problems.push(Problem::error(
+                    format!("{path}.templates"),
+                    format!(
+                        "template {:?} has comparison metric {:?}, which needs baseline pods, but spec.strategy.canary.baseline is false: set baseline: true",
+                        reference.template_name, metric.name
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+fn list_or_none(names: &BTreeSet<String>) -> String {
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.iter().cloned().collect::<Vec<_>>().join(", ")
+    }
+}
+
+fn validate_args(args: &[Argument], path: &str, problems: &mut Vec<Problem>) {
+    let mut seen = BTreeSet::new();
+    for (i, arg) in args.iter().enumerate() {
+        let arg_path = format!("{path}[{i}]");
+        if arg.name.is_empty() {
+            problems.push(Problem::error(
+                format!("{arg_path}.name"),
+                "argument name is empty: give it a name",
+            ));
+        } else if !seen.insert(arg.name.as_str()) {
+            problems.push(Problem::error(
+                format!("{arg_path}.name"),
+                format!("argument {:?} appears twice: keep one", arg.name),
+            ));
+        }
+        if arg.value.is_some() && arg.value_from.is_some() {
+            problems.push(Problem::error(
+                arg_path.clone(),
+                "both value and valueFrom are set: keep one",
+            ));
+        }
+        if let Some(from) = &arg.value_from {
+            if from.field_ref.is_some() == from.pod_template_hash_value.is_some() {
+                problems.push(Problem::error(
+                    format!("{arg_path}.valueFrom"),
+                    "set exactly one of fieldRef or podTemplateHashValue",
+                ));
+            }
+            if from
+                .field_ref
+                .as_ref()
+                .is_some_and(|f| f.field_path.is_empty())
+            {
+                problems.push(Problem::error(
+                    format!("{arg_path}.valueFrom.fieldRef.fieldPath"),
+                    "fieldPath is empty: name a field of the Rollout, e.g. metadata.name",
+                ));
+            }
+        }
+    }
+}
+
+// === Templates and metrics ===
+
+/// Validates an AnalysisTemplate's or ClusterAnalysisTemplate's spec.
+pub fn validate_template(args: &[Argument], metrics: &[Metric]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    validate_args(args, "spec.args", &mut problems);
+    let declared: BTreeSet<&str> = args.iter().map(|a| a.name.as_str()).collect();
+    problems.extend(validate_metrics(metrics, Some(&declared)));
+    problems
+}
+
+/// Validates metrics; `declared` is the set of argument names for `{{args.x}}`, or `None`
+/// when placeholders should already be resolved (an AnalysisRun).
+pub fn validate_metrics(metrics: &[Metric], declared: Option<&BTreeSet<&str>>) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if metrics.is_empty() {
+        problems.push(Problem::error(
+            "spec.metrics",
+            "no metrics: add at least one metric to measure",
+        ));
+    }
+    let mut names = BTreeSet::new();
+    for (i, metric) in metrics.iter().enumerate() {
+        let path = format!("spec.metrics[{i}]");
+        if metric.name.is_empty() {
+            problems.push(Problem::error(
+                format!("{path}.name"),
+                "metric name is empty: give it a name",
+            ));
+        } else if !names.insert(metric.name.as_str()) {
+            problems.push(Problem::error(
+                format!("{path}.name"),
+                format!(
+                    "metric name {:?} is used twice: names must be unique within a template",
+                    metric.name
+                ),
+            ));
+        }
+        validate_metric(metric, &path, declared, &mut problems);
+    }
+    problems
+}
+
+fn validate_metric(
+    metric: &Metric,
+    path: &str,
+    declared: Option<&BTreeSet<&str>>,
+    problems: &mut Vec<Problem>,
+) {
+    validate_counts(metric, path, problems);
+    let has_condition = metric.success_condition.is_some() || metric.failure_condition.is_some();
+    match (&metric.compare, has_condition) {
+        (None, false) => problems.push(Problem::error(
+            path,
+            "the metric has no successCondition, failureCondition or compare, so every measurement would be Inconclusive: add a condition such as successCondition: \"result[0] >= 0.99\"",
+        )),
+        (Some(_), true) => problems.push(Problem::error(
+            format!("{path}.compare"),
+            "a comparison metric cannot also have successCondition or failureCondition: keep compare, or remove it to make a threshold metric",
+        )),
+        _ => {}
+    }
+    for (field, condition) in [
+        ("successCondition", &metric.success_condition),
+        ("failureCondition", &metric.failure_condition),
+    ] {
+        if let Some(condition) = condition {
+            validate_condition(condition, &format!("{path}.{field}"), declared, problems);
+        }
+    }
+    if let Some(compare) = &metric.compare {
+        validate_comparison(compare, &format!("{path}.compare"), problems);
+    }
+    match &metric.provider {
+        MetricProvider::Prometheus(prometheus) => {
+            let provider = format!("{path}.provider.prometheus");
+            if prometheus.address.is_empty() {
+                problems.push(Problem::error(
+                    format!("{provider}.address"),
+                    "address is empty: give the Prometheus base URL, e.g. http://prometheus.monitoring:9090",
+                ));
+            } else if !(prometheus.address.starts_with("http://")
+                || prometheus.address.starts_with("https://")
+                || prometheus.address.contains("{{"))
+            {
+                problems.push(Problem::error(
+                    format!("{provider}.address"),
+                    format!("address {:?} is not an http(s) URL: write e.g. http://prometheus.monitoring:9090", prometheus.address),
+                ));
+            }
+            if prometheus.query.trim().is_empty() {
+                problems.push(Problem::error(
+                    format!("{provider}.query"),
+                    "query is empty: write the PromQL to evaluate",
+                ));
+            }
+            for (field, text) in [
+                ("address", &prometheus.address),
+                ("query", &prometheus.query),
+            ] {
+                validate_placeholders(
+                    text,
+                    &format!("{provider}.{field}"),
+                    declared,
+                    metric.is_comparison(),
+                    problems,
+                );
+            }
+            if metric.is_comparison() && !prometheus.query.contains("{{role}}") {
+                problems.push(Problem::error(
+                    format!("{provider}.query"),
+                    "a comparison metric's query must contain {{role}} (e.g. fife_role=\"{{role}}\") so it selects the canary series and the baseline series in turn",
+                ));
+            }
+            if let Some(range) = &prometheus.range {
+                if range.lookback.is_zero() {
+                    problems.push(Problem::error(
+                        format!("{provider}.range.lookback"),
+                        "lookback is zero: use the window to query, e.g. 5m",
+                    ));
+                }
+                if range.step.is_zero() {
+                    problems.push(Problem::error(
+                        format!("{provider}.range.step"),
+                        "step is zero: use the resolution of the range query, e.g. 15s",
+                    ));
+                } else if range.step > range.lookback {
+                    problems.push(Problem::error(
+                        format!("{provider}.range.step"),
+                        format!("step {} is longer than lookback {}: the range would hold at most one point; use a step shorter than the lookback", range.step, range.lookback),
+                    ));
+                }
+            }
+            if prometheus.timeout.is_some_and(|t| t.is_zero()) {
+                problems.push(Problem::error(
+                    format!("{provider}.timeout"),
+                    "timeout is zero: every query would fail; use e.g. 30s or leave it unset",
+                ));
+            }
+            if let Some(auth) = &prometheus.auth
+                && auth.bearer_token_secret_ref.is_some() == auth.basic_auth_secret_ref.is_some()
+            {
+                problems.push(Problem::error(
+                    format!("{provider}.auth"),
+                    "set exactly one of bearerTokenSecretRef or basicAuthSecretRef",
+                ));
+            }
+        }
+    }
+}
+
+fn validate_counts(metric: &Metric, path: &str, problems: &mut Vec<Problem>) {
+    if let Some(count) = metric.count {
+        if count < 1 {
+            problems.push(Problem::error(
+                format!("{path}.count"),
+                format!("count {count} takes no measurement: use 1 or more, or leave it unset to measure until the step ends"),
+            ));
+        }
+        if count > 1 && metric.interval.is_none() {
+            problems.push(Problem::error(
+                format!("{path}.interval"),
+                format!("count is {count} but there is no interval between measurements: add an interval, e.g. interval: 1m"),
+            ));
+        }
+        if metric.failure_limit >= count {
+            problems.push(Problem::error(
+                format!("{path}.failureLimit"),
+                format!(
+                    "failureLimit {} is not smaller than count {count}, so the metric can never fail: use a failureLimit below {count}",
+                    metric.failure_limit
+                ),
+            ));
+        }
+        if metric.inconclusive_limit >= count {
+            problems.push(Problem::error(
+                format!("{path}.inconclusiveLimit"),
+                format!(
+                    "inconclusiveLimit {} is not smaller than count {count}, so the metric can never be Inconclusive: use an inconclusiveLimit below {count}",
+                    metric.inconclusive_limit
+                ),
+            ));
+        }
+    }
+    if metric.interval.is_some_and(|i| i.is_zero()) {
+        problems.push(Problem::error(
+            format!("{path}.interval"),
+            "interval is zero: use the time between measurements, e.g. 1m",
+        ));
+    }
+    for (field, value, minimum) in [
+        ("failureLimit", metric.failure_limit, 0),
+        ("inconclusiveLimit", metric.inconclusive_limit, 0),
+        ("consecutiveErrorLimit", metric.consecutive_error_limit, 0),
+        ("measurementRetention", metric.measurement_retention, 1),
+    ] {
+        if value < minimum {
+            problems.push(Problem::error(
+                format!("{path}.{field}"),
+                format!("{field} {value} is below the minimum {minimum}: use {minimum} or more"),
+            ));
+        }
+    }
+}
+
+fn validate_condition(
+    condition: &str,
+    path: &str,
+    declared: Option<&BTreeSet<&str>>,
+    problems: &mut Vec<Problem>,
+) {
+    validate_placeholders(condition, path, declared, false, problems);
+    // Placeholders are substituted before compiling; a neutral stand-in keeps the syntax.
+    let expression = render_placeholders_for_check(condition);
+    match cel::Program::compile(&expression) {
+        Err(err) => problems.push(Problem::error(
+            path,
+            format!(
+                "CEL does not compile: {}; write an expression over `result`, e.g. \"result[0] >= 0.99\"",
+                err.to_string().lines().next().unwrap_or_default()
+            ),
+        )),
+        Ok(program) => {
+            if !program.references().has_variable("result") {
+                problems.push(Problem::error(
+                    path,
+                    "the condition never reads `result`, so it cannot depend on the measurement: compare result[0] (or another element) with a threshold",
+                ));
+            }
+        }
+    }
+}
+
+/// Replaces each `{{...}}` with `0` so the surrounding CEL can be compiled.
+fn render_placeholders_for_check(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        match rest[start..].find("}}") {
+            Some(end) => {
+                out.push('0');
+                rest = &rest[start + end + 2..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The placeholders (`{{args.x}}`, `{{role}}`) in a text, trimmed, in order.
+pub fn placeholders(text: &str) -> Vec<&str> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        found.push(after[..end].trim());
+        rest = &after[end + 2..];
+    }
+    found
+}
+
+fn validate_placeholders(
+    text: &str,
+    path: &str,
+    declared: Option<&BTreeSet<&str>>,
+    comparison: bool,
+    problems: &mut Vec<Problem>,
+) {
+    if text.matches("{{").count() != text.matches("}}").count() {
+        problems.push(Problem::error(
+            path,
+            "unbalanced {{ }}: close every placeholder, e.g. {{args.service-name}}",
+        ));
+    }
+    for placeholder in placeholders(text) {
+        if placeholder == "role" {
+            if !comparison {
+                problems.push(Problem::error(
+                    path,
+                    "{{role}} only renders in comparison metrics (those with compare): add compare, or remove {{role}}",
+                ));
+            }
+        } else if let Some(arg) = placeholder.strip_prefix("args.") {
+            match declared {
+                Some(declared) if !declared.contains(arg) => problems.push(Problem::error(
+                    path,
+                    format!(
+                        "{{{{args.{arg}}}}} names no declared argument: add {{name: {arg}}} to spec.args{}",
+                        if declared.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" or use one of: {}", declared.iter().copied().collect::<Vec<_>>().join(", "))
+                        }
+                    ),
+                )),
+                None => problems.push(Problem::error(
+                    path,
+                    format!("{{{{args.{arg}}}}} was not substituted: an AnalysisRun holds resolved arguments"),
+                )),
+                Some(_) => {}
+            }
+        } else {
+            problems.push(Problem::error(
+                path,
+                format!("unknown placeholder {{{{{placeholder}}}}}: use {{{{args.<name>}}}} or {{{{role}}}}"),
+            ));
+        }
+    }
+}
+
+fn validate_comparison(compare: &Comparison, path: &str, problems: &mut Vec<Problem>) {
+    if !(compare.confidence > 0.0 && compare.confidence < 1.0) {
+        problems.push(Problem::error(
+            format!("{path}.confidence"),
+            format!(
+                "confidence {} is not strictly between 0 and 1: use e.g. 0.95",
+                compare.confidence
+            ),
+        ));
+    }
+    if let Some(increase) = compare.allowed_increase
+        && !(increase >= 1.0 && increase.is_finite())
+    {
+        problems.push(Problem::error(
+                format!("{path}.allowedIncrease"),
+                format!("allowedIncrease {increase} is a ratio of at least 1.0: use e.g. 1.10 to tolerate +10%"),
+            ));
+    }
+    if let Some(decrease) = compare.allowed_decrease
+        && !(decrease > 0.0 && decrease <= 1.0)
+    {
+        problems.push(Problem::error(
+            format!("{path}.allowedDecrease"),
+            format!(
+                "allowedDecrease {decrease} is a ratio in (0, 1]: use e.g. 0.90 to tolerate -10%"
+            ),
+        ));
+    }
+    if compare.min_samples < 1 {
+        problems.push(Problem::error(
+            format!("{path}.minSamples"),
+            format!(
+                "minSamples {} must be at least 1: use e.g. 20",
+                compare.min_samples
+            ),
+        ));
+    }
+    if compare.outliers.strategy == OutlierStrategy::RemoveIqr
+        && !(compare.outliers.factor > 0.0 && compare.outliers.factor.is_finite())
+    {
+        problems.push(Problem::error(
+            format!("{path}.outliers.factor"),
+            format!(
+                "factor {} removes every point: use a positive Tukey factor, e.g. 1.5",
+                compare.outliers.factor
+            ),
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn mk_template(metrics: serde_json::Value) -> AnalysisTemplate {
+        serde_json::from_value(json!({
+            "apiVersion": "fife.dev/v1alpha1", "kind": "AnalysisTemplate",
+            "metadata": {"name": "gate"},
+            "spec": {"args": [{"name": "svc"}], "metrics": metrics}
+        }))
+        .unwrap()
+    }
+
+    fn mk_metric(extra: serde_json::Value) -> serde_json::Value {
+        let mut metric = json!({
+            "name": "m",
+            "provider": {"prometheus": {"address": "http://p:9090", "query": "up{svc=\"{{args.svc}}\"}"}}
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            metric[k] = v.clone();
+        }
+        metric
+    }
+
+    fn template_problems(metric: serde_json::Value) -> Vec<Problem> {
+        let t = mk_template(json!([metric]));
+        validate_template(&t.spec.args, &t.spec.metrics)
+    }
+
+    fn has(problems: &[Problem], path: &str, text: &str) -> bool {
+        problems
+            .iter()
+            .any(|p| p.path == path && p.message.contains(text))
+    }
+
+    fn mk_rollout(spec: serde_json::Value) -> Rollout {
+        serde_json::from_value(json!({
+            "apiVersion": "fife.dev/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "web"}, "spec": spec
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_sound_threshold_metric_has_no_problems() {
+        let problems = template_problems(mk_metric(json!({
+            "interval": "1m", "count": 5, "failureLimit": 1,
+            "successCondition": "result[0] >= 0.99"
+        })));
+        assert_eq!(problems, vec![]);
+    }
+
+    #[test]
+    fn conditions_must_parse_and_read_result() {
+        let p = template_problems(mk_metric(json!({"successCondition": "result[0] >="})));
+        assert!(
+            has(
+                &p,
+                "spec.metrics[0].successCondition",
+                "CEL does not compile"
+            ),
+            "{p:?}"
+        );
+        let p = template_problems(mk_metric(json!({"failureCondition": "value > 1"})));
+        assert!(
+            has(
+                &p,
+                "spec.metrics[0].failureCondition",
+                "never reads `result`"
+            ),
+            "{p:?}"
+        );
+        let p = template_problems(mk_metric(
+            json!({"successCondition": "result.all(x, x > {{args.svc}})"}),
+        ));
+        assert_eq!(p, vec![], "placeholders and macros are fine");
+    }
+
+    #[test]
+    fn placeholders_must_name_declared_arguments_or_role() {
+        let p = template_problems(mk_metric(json!({
+            "successCondition": "result[0] > 0",
+            "provider": {"prometheus": {"address": "http://p", "query": "x{a=\"{{args.nope}}\",b=\"{{ role }}\",c=\"{{pod}}\"}"}}
+        })));
+        let q = "spec.metrics[0].provider.prometheus.query";
+        assert!(
+            has(&p, q, "{{args.nope}} names no declared argument"),
+            "{p:?}"
+        );
+        assert!(
+            has(&p, q, "{{role}} only renders in comparison metrics"),
+            "{p:?}"
+        );
+        assert!(has(&p, q, "unknown placeholder {{pod}}"), "{p:?}");
+        assert_eq!(placeholders("a {{ x }} b {{y}}"), vec!["x", "y"]);
+    }
+
+    #[test]
+    fn comparison_metrics_need_role_and_sane_settings() {
+        let p = template_problems(mk_metric(json!({
+            "compare": {"confidence": 1.0, "allowedDecrease": 1.5, "outliers": {"strategy": "removeIqr", "factor": 0.0}},
+            "provider": {"prometheus": {"address": "http://p", "query": "up",
+                         "range": {"lookback": "1m", "step": "5m"}}}
+        })));
+        let at = |f: &str| format!("spec.metrics[0].{f}");
+        assert!(
+            has(
+                &p,
+                &at("provider.prometheus.query"),
+                "must contain {{role}}"
+            ),
+            "{p:?}"
+        );
+        assert!(
+            has(&p, &at("compare.confidence"), "strictly between"),
+            "{p:?}"
+        );
+        assert!(has(&p, &at("compare.allowedDecrease"), "(0, 1]"), "{p:?}");
+        assert!(has(&p, &at("compare.outliers.factor"), "positive"), "{p:?}");
+        assert!(
+            has(
+                &p,
+                &at("provider.prometheus.range.step"),
+                "longer than lookback"
+            ),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn metric_shape_rules() {
+        let p = template_problems(mk_metric(json!({})));
+        assert!(has(&p, "spec.metrics[0]", "no successCondition"), "{p:?}");
+        let p = template_problems(mk_metric(json!({
+            "successCondition": "result[0] > 0", "count": 2, "interval": "1m", "inconclusiveLimit": 2
+        })));
+        assert!(
+            has(
+                &p,
+                "spec.metrics[0].inconclusiveLimit",
+                "never be Inconclusive"
+            ),
+            "{p:?}"
+        );
+        let t = mk_template(json!([
+            mk_metric(json!({"successCondition": "result[0] > 0"})),
+            mk_metric(json!({"successCondition": "result[0] > 0"}))
+        ]));
+        let p = validate_template(&t.spec.args, &t.spec.metrics);
+        assert!(has(&p, "spec.metrics[1].name", "used twice"), "{p:?}");
+    }
+
+    #[test]
+    fn run_metrics_must_have_arguments_substituted() {
+        let metric: Metric =
+            serde_json::from_value(mk_metric(json!({"successCondition": "result[0] > 0"})))
+                .unwrap();
+        let p = validate_metrics(&[metric], None);
+        assert!(
+            has(
+                &p,
+                "spec.metrics[0].provider.prometheus.query",
+                "not substituted"
+            ),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn digest_pinning() {
+        let hex = "0123456789abcdef".repeat(4);
+        assert!(is_pinned_by_digest(&format!(
+            "reg.example.com/app@sha256:{hex}"
+        )));
+        assert!(!is_pinned_by_digest("reg.example.com/app:1.0"));
+        assert!(!is_pinned_by_digest(&format!("@sha256:{hex}")));
+        assert!(!is_pinned_by_digest("app@sha256:abc"));
+    }
+
+    #[test]
+    fn selector_expressions_are_evaluated_against_template_labels() {
+        let rollout = mk_rollout(json!({
+            "selector": {"matchExpressions": [
+                {"key": "app", "operator": "In", "values": ["web"]},
+                {"key": "tier", "operator": "Exists"},
+                {"key": "canary", "operator": "DoesNotExist"}
+            ]},
+            "template": {"metadata": {"labels": {"app": "web", "canary": "x"}},
+                         "spec": {"containers": [{"name": "c", "image": "i"}]}},
+            "strategy": {"canary": {}}
+        }));
+        let p = validate_rollout(&rollout, &TemplateCatalog::default());
+        assert!(
+            !p.iter()
+                .any(|p| p.path == "spec.selector.matchExpressions[0]"),
+            "{p:?}"
+        );
+        assert!(
+            has(&p, "spec.selector.matchExpressions[1]", "tier Exists"),
+            "{p:?}"
+        );
+        assert!(
+            has(
+                &p,
+                "spec.selector.matchExpressions[2]",
+                "canary DoesNotExist"
+            ),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn background_analysis_and_template_references() {
+        let rollout = mk_rollout(json!({
+            "strategy": {"canary": {
+                "steps": [{"setWeight": 10}, {"setWeight": 101}],
+                "analysis": {"startingStep": 2, "templates": [{"templateName": "gate"}],
+                             "args": [{"name": "svc", "value": "web"}]}
+            }}
+        }));
+        let mut catalog = TemplateCatalog::default();
+        let p = validate_rollout(&rollout, &catalog);
+        assert!(
+            has(
+                &p,
+                "spec.strategy.canary.analysis.startingStep",
+                "from 0 to 1"
+            ),
+            "{p:?}"
+        );
+        assert!(
+            has(&p, "spec.strategy.canary.steps[1].setWeight", "0 to 100"),
+            "{p:?}"
+        );
+        assert!(
+            has(
+                &p,
+                "spec.strategy.canary.analysis.templates[0].templateName",
+                "not among"
+            ),
+            "{p:?}"
+        );
+        assert!(has(&p, "spec.template", "inert"), "{p:?}");
+        assert!(p.iter().any(|p| p.severity == Severity::Warning));
+
+        catalog.add_template(&mk_template(json!([mk_metric(
+            json!({"successCondition": "result[0] > 0"})
+        )])));
+        let p = validate_rollout(&rollout, &catalog);
+        assert!(!p.iter().any(|p| p.path.contains("templateName")), "{p:?}");
+        let cluster_ref = mk_rollout(json!({"strategy": {"canary": {"steps": [
+            {"analysis": {"templates": [{"templateName": "gate", "clusterScope": true}]}}
+        ]}}}));
+        let p = validate_rollout(&cluster_ref, &catalog);
+        assert!(
+            has(
+                &p,
+                "spec.strategy.canary.steps[0].analysis.templates[0].templateName",
+                "ClusterAnalysisTemplate"
+            ),
+            "{p:?}"
+        );
+    }
+}

@@ -1,0 +1,328 @@
+//! `fife validate FILE... [--templates DIR]`: offline checks of Rollout and analysis
+//! manifests for GitOps CI. Prints `FILE:LINE: kind/name: field.path: message` per problem;
+//! exits 1 when any error is found, 2 when a file cannot be read or parsed, 0 otherwise.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use fife_api::API_VERSION;
+use fife_api::manifest::FifeObject;
+use fife_api::schema_check;
+use fife_api::validation::{self, Problem, Severity, TemplateCatalog};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps;
+
+use crate::yaml_lines::{LocatedDocument, parse_documents};
+
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// Manifests to check (multi-document YAML).
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// A directory of further AnalysisTemplates and ClusterAnalysisTemplates that Rollouts
+    /// may reference (searched recursively for *.yaml and *.yml; not reported on).
+    #[arg(long, value_name = "DIR")]
+    templates: Option<PathBuf>,
+}
+
+/// One Fife document of one file.
+struct Located {
+    file: String,
+    document: LocatedDocument,
+    kind: String,
+    name: String,
+    object: Option<FifeObject>,
+}
+
+struct Finding {
+    file: String,
+    line: u64,
+    subject: String,
+    problem: Problem,
+}
+
+pub fn run(args: ValidateArgs) -> ExitCode {
+    let mut unreadable = false;
+    let mut schemas: BTreeMap<String, Option<JSONSchemaProps>> = BTreeMap::new();
+    let mut findings = Vec::new();
+    let mut documents = Vec::new();
+
+    for file in &args.files {
+        match load(file) {
+            Ok(docs) => documents.extend(docs),
+            Err(message) => {
+                eprintln!("{message}");
+                unreadable = true;
+            }
+        }
+    }
+    let mut catalog = TemplateCatalog::default();
+    if let Some(dir) = &args.templates {
+        match yaml_files(dir) {
+            Ok(files) => {
+                for file in files {
+                    match load(&file) {
+                        Ok(docs) => docs
+                            .iter()
+                            .filter_map(|(_, d)| typed(&d.value))
+                            .for_each(|o| catalog.add_object(&o)),
+                        Err(message) => {
+                            eprintln!("{message}");
+                            unreadable = true;
+                        }
+                    }
+                }
+            }
+            Err(err) => {
+                eprintln!(
+                    "{}: cannot read the templates directory: {err}",
+                    dir.display()
+                );
+                unreadable = true;
+            }
+        }
+    }
+
+    let mut located = Vec::new();
+    for (file, document) in documents {
+        let api_version = document
+            .value
+            .get("apiVersion")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
+        let kind = document
+            .value
+            .get("kind")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_owned();
+        let name = document
+            .value
+            .pointer("/metadata/name")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_owned();
+        if api_version.starts_with("fife.dev/") && api_version != API_VERSION {
+            findings.push(Finding {
+                line: document.line_of("apiVersion"),
+                file,
+                subject: format!("{kind}/{name}"),
+                problem: error(
+                    "apiVersion",
+                    format!("{api_version} is not served: use {API_VERSION}"),
+                ),
+            });
+            continue;
+        }
+        if api_version != API_VERSION {
+            continue;
+        }
+        let schema = schemas
+            .entry(kind.clone())
+            .or_insert_with(|| schema_check::schema_for_kind(&kind));
+        let Some(schema) = schema else {
+            findings.push(Finding {
+                line: document.line_of("kind"),
+                file,
+                subject: format!("{kind}/{name}"),
+                problem: error(
+                    "kind",
+                    format!("{kind:?} is not a {API_VERSION} kind: use Rollout, AnalysisTemplate, ClusterAnalysisTemplate or AnalysisRun"),
+                ),
+            });
+            continue;
+        };
+        let schema_problems = schema_check::check(&document.value, schema);
+        // The semantic rules need the typed object; with the fields the schema check
+        // refused left out, most documents still read, so their other problems show too.
+        let read = match FifeObject::from_value(&document.value) {
+            Some(Err(_)) if !schema_problems.is_empty() => {
+                let mut pruned = document.value.clone();
+                for problem in &schema_problems {
+                    prune(&mut pruned, &problem.path);
+                }
+                FifeObject::from_value(&pruned)
+            }
+            read => read,
+        };
+        let object = match read {
+            Some(Ok(object)) => Some(object),
+            Some(Err(err)) => {
+                let problem = if schema_problems.is_empty() {
+                    error("(document)", err.to_string())
+                } else {
+                    Problem {
+                        severity: Severity::Warning,
+                        path: "(document)".to_owned(),
+                        message: "the other checks of this document run once its problems listed here are fixed"
+                            .to_owned(),
+                    }
+                };
+                findings.push(Finding {
+                    line: document.line,
+                    file: file.clone(),
+                    subject: format!("{kind}/{name}"),
+                    problem,
+                });
+                None
+            }
+            None => None,
+        };
+        for problem in schema_problems {
+            findings.push(Finding {
+                line: document.line_of(&problem.path),
+                file: file.clone(),
+                subject: format!("{kind}/{name}"),
+                problem,
+            });
+        }
+        if let Some(object) = &object {
+            catalog.add_object(object);
+        }
+        located.push(Located {
+            file,
+            document,
+            kind,
+            name,
+            object,
+        });
+    }
+
+    for doc in &located {
+        let Some(object) = &doc.object else { continue };
+        let reported: BTreeSet<&str> = findings
+            .iter()
+            .filter(|f| f.file == doc.file && f.subject == format!("{}/{}", doc.kind, doc.name))
+            .map(|f| f.problem.path.as_str())
+            .collect();
+        let semantic: Vec<Problem> = validation::validate_object(object, &catalog)
+            .into_iter()
+            .filter(|p| !reported.contains(p.path.as_str()))
+            .collect();
+        for problem in semantic {
+            findings.push(Finding {
+                line: doc.document.line_of(&problem.path),
+                file: doc.file.clone(),
+                subject: format!("{}/{}", doc.kind, doc.name),
+                problem,
+            });
+        }
+    }
+
+    findings.sort_by(|a, b| {
+        (&a.file, a.line, &a.problem.path).cmp(&(&b.file, b.line, &b.problem.path))
+    });
+    let errors = findings
+        .iter()
+        .filter(|f| f.problem.severity == Severity::Error)
+        .count();
+    for finding in &findings {
+        let severity = match finding.problem.severity {
+            Severity::Error => "",
+            Severity::Warning => "warning: ",
+        };
+        println!(
+            "{}:{}: {}: {}: {severity}{}",
+            finding.file,
+            finding.line,
+            finding.subject,
+            finding.problem.path,
+            finding.problem.message
+        );
+    }
+    if unreadable {
+        ExitCode::from(2)
+    } else if errors > 0 {
+        eprintln!("{errors} problem(s) found");
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn error(path: &str, message: String) -> Problem {
+    Problem {
+        severity: Severity::Error,
+        path: path.to_owned(),
+        message,
+    }
+}
+
+/// Removes the field at `path` (`a.b[2].c`) from `value`, if it is there.
+fn prune(value: &mut serde_json::Value, path: &str) {
+    let mut segments: Vec<&str> = Vec::new();
+    for part in path.split('.') {
+        let mut rest = part;
+        while let Some(open) = rest.find('[') {
+            if open > 0 {
+                segments.push(&rest[..open]);
+            }
+            let close = rest[open..].find(']').map_or(rest.len(), |c| open + c);
+            segments.push(&rest[open..=close.min(rest.len() - 1)]);
+            rest = &rest[(close + 1).min(rest.len())..];
+        }
+        if !rest.is_empty() {
+            segments.push(rest);
+        }
+    }
+    let Some((last, parents)) = segments.split_last() else {
+        return;
+    };
+    let mut current = value;
+    for segment in parents {
+        let next = match index_of(segment) {
+            Some(i) => current.get_mut(i),
+            None => current.get_mut(*segment),
+        };
+        match next {
+            Some(next) => current = next,
+            None => return,
+        }
+    }
+    match (index_of(last), current) {
+        (None, serde_json::Value::Object(map)) => {
+            map.remove(*last);
+        }
+        (Some(i), serde_json::Value::Array(items)) if i < items.len() => {
+            items.remove(i);
+        }
+        _ => {}
+    }
+}
+
+fn index_of(segment: &str) -> Option<usize> {
+    segment.strip_prefix('[')?.strip_suffix(']')?.parse().ok()
+}
+
+fn typed(value: &serde_json::Value) -> Option<FifeObject> {
+    FifeObject::from_value(value).and_then(Result::ok)
+}
+
+/// Reads and parses one file; the error is the line to print.
+fn load(path: &Path) -> Result<Vec<(String, LocatedDocument)>, String> {
+    let name = path.display().to_string();
+    let text =
+        std::fs::read_to_string(path).map_err(|err| format!("{name}: cannot read: {err}"))?;
+    let documents = parse_documents(&text).map_err(|err| match err.line {
+        Some(line) => format!("{name}:{line}: cannot parse YAML: {}", err.message),
+        None => format!("{name}: cannot parse YAML: {}", err.message),
+    })?;
+    Ok(documents.into_iter().map(|d| (name.clone(), d)).collect())
+}
+
+fn yaml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
