@@ -1,0 +1,402 @@
+//! The end-to-end harness: the Kubernetes API test server and synthetic workloads from
+//! `fife-testkit`, a real Prometheus, the real `fife controller` binary and the real
+//! `kubectl`. Everything started here is stopped when its guard drops.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use fife_testkit::apiserver::{ApiServer, Config};
+use fife_testkit::workload::{Workload, WorkloadConfig, WorkloadRole};
+use serde_json::Value;
+
+/// The workspace root (two levels above this crate).
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// The `fife` binary, built once per test run so it is never stale.
+pub fn fife_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "-q", "-p", "fife-cli", "--bin", "fife"])
+                .current_dir(workspace())
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building the fife binary failed");
+            let target = std::env::var("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|_| workspace().join("target"));
+            target.join("debug/fife")
+        })
+        .clone()
+}
+
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A test cluster: API server, kubeconfig, CRDs installed.
+pub struct Cluster {
+    pub api: ApiServer,
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+}
+
+impl Cluster {
+    pub async fn start() -> Cluster {
+        let config = Config {
+            rollout_delay: Duration::from_millis(100),
+            ..Config::default()
+        };
+        let api = ApiServer::start("127.0.0.1:0".parse().unwrap(), config)
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        api.write_kubeconfig(&kubeconfig).unwrap();
+        let cluster = Cluster {
+            api,
+            dir,
+            kubeconfig,
+        };
+        cluster
+            .kubectl(&["apply", "-f", workspace().join("crds").to_str().unwrap()])
+            .await;
+        cluster
+    }
+
+    /// Runs the real kubectl against the test server; panics with its output on failure.
+    pub async fn kubectl(&self, args: &[&str]) -> String {
+        let out = tokio::process::Command::new("/usr/bin/kubectl")
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `kubectl apply` of a manifest given as text.
+    pub async fn apply(&self, manifest: &str) {
+        let path = self.dir.path().join(format!("m-{}.yaml", free_port()));
+        std::fs::write(&path, manifest).unwrap();
+        self.kubectl(&["apply", "-f", path.to_str().unwrap()]).await;
+    }
+
+    /// A JSON merge patch, as `kubectl fife` writes it.
+    pub async fn merge_patch(&self, resource: &str, patch: &Value) {
+        self.kubectl(&["patch", resource, "--type", "merge", "-p", &patch.to_string()])
+            .await;
+    }
+
+    pub async fn get(&self, resource: &str) -> Option<Value> {
+        let out = tokio::process::Command::new("/usr/bin/kubectl")
+            .args(["get", resource, "-o", "json"])
+            .env("KUBECONFIG", &self.kubeconfig)
+            .output()
+            .await
+            .unwrap();
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).unwrap())
+    }
+
+    /// Polls `check` every 100 ms until it returns `Some`, or panics after `timeout`.
+    pub async fn wait_for<T, F, Fut>(&self, what: &str, timeout: Duration, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let started = Instant::now();
+        loop {
+            if let Some(v) = check().await {
+                return v;
+            }
+            if started.elapsed() > timeout {
+                let rollouts = self.get("rollouts").await;
+                let statuses: Vec<Value> = rollouts
+                    .map(|r| r["items"].as_array().cloned().unwrap_or_default())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|r| r["status"].clone())
+                    .collect();
+                panic!("timed out after {timeout:?} waiting for {what}; rollout statuses: {statuses:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn rollout_status(&self, name: &str) -> Value {
+        self.get(&format!("rollout/{name}"))
+            .await
+            .map(|r| r["status"].clone())
+            .unwrap_or(Value::Null)
+    }
+
+    /// Waits until the rollout's status phase is `phase`.
+    pub async fn wait_phase(&self, name: &str, phase: &str, timeout: Duration) -> Value {
+        self.wait_for(&format!("{name} to be {phase}"), timeout, || async {
+            let status = self.rollout_status(name).await;
+            (status["phase"] == phase).then_some(status)
+        })
+        .await
+    }
+
+    pub async fn deployment_replicas(&self, name: &str) -> Option<i64> {
+        self.get(&format!("deployment/{name}")).await?["spec"]["replicas"].as_i64()
+    }
+}
+
+/// One `fife controller` process; SIGKILLed when dropped.
+pub struct Controller {
+    pub child: Child,
+    pub metrics: String,
+    pub identity: String,
+    pub audit_log: PathBuf,
+}
+
+pub struct ControllerOptions<'a> {
+    pub identity: &'a str,
+    pub lease: Option<(&'a str, Duration, Duration)>,
+    pub audit_log: PathBuf,
+}
+
+impl Controller {
+    pub fn start(cluster: &Cluster, options: ControllerOptions<'_>) -> Controller {
+        let port = free_port();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(cluster.dir.path().join(format!("{}.log", options.identity)))
+            .unwrap();
+        let mut command = Command::new(fife_binary());
+        command
+            .arg("controller")
+            .arg("--kubeconfig")
+            .arg(&cluster.kubeconfig)
+            .arg("--metrics-addr")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--audit-log")
+            .arg(&options.audit_log)
+            .arg("--identity")
+            .arg(options.identity)
+            .env("RUST_LOG", "info,kube=warn")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(log);
+        if let Some((name, duration, grace)) = options.lease {
+            command
+                .arg("--lease-name")
+                .arg(name)
+                .arg("--lease-namespace")
+                .arg("default")
+                .arg("--lease-duration")
+                .arg(format!("{}s", duration.as_secs()))
+                .arg("--lease-grace")
+                .arg(format!("{}s", grace.as_secs()));
+        }
+        let child = command.spawn().expect("the fife binary starts");
+        Controller {
+            child,
+            metrics: format!("http://127.0.0.1:{port}/metrics"),
+            identity: options.identity.to_owned(),
+            audit_log: options.audit_log,
+        }
+    }
+
+    pub fn simple(cluster: &Cluster) -> Controller {
+        Controller::start(
+            cluster,
+            ControllerOptions {
+                identity: "fife-e2e",
+                lease: None,
+                audit_log: cluster.dir.path().join("audit.log"),
+            },
+        )
+    }
+
+    /// The sum over the series of a metric (by its exposed sample name), if scraped.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let body = reqwest::get(&self.metrics).await.ok()?.text().await.ok()?;
+        let lines = body.lines().map(|l| Ok(l.to_owned()));
+        let scrape = prometheus_parse::Scrape::parse(lines).ok()?;
+        let values: Vec<f64> = scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name)
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => 0.0,
+            })
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum())
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The audit log as parsed records.
+pub fn audit_records(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// A real Prometheus scraping the given jobs every second.
+pub struct Prometheus {
+    child: Child,
+    pub address: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    pub fn start(jobs: &[(&str, Vec<SocketAddr>)]) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = String::from(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n",
+        );
+        for (job, targets) in jobs {
+            let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+            config.push_str(&format!(
+                "  - job_name: {job}\n    static_configs:\n      - targets: [{}]\n",
+                targets.join(", ")
+            ));
+        }
+        let config_path = dir.path().join("prometheus.yml");
+        std::fs::write(&config_path, config).unwrap();
+        let port = free_port();
+        let child = Command::new("/usr/bin/prometheus")
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus must be installed (scripts/install-deps.sh installs it)");
+        Prometheus {
+            child,
+            address: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        }
+    }
+
+    /// Waits until `query` returns at least `series` series.
+    pub async fn wait_for_series(&self, query: &str, series: usize) {
+        let started = Instant::now();
+        loop {
+            let url = format!("{}/api/v1/query", self.address);
+            if let Ok(resp) = reqwest::Client::new()
+                .get(&url)
+                .query(&[("query", query)])
+                .send()
+                .await
+                && let Ok(body) = resp.json::<Value>().await
+                && body["data"]["result"]
+                    .as_array()
+                    .is_some_and(|r| r.len() >= series)
+            {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(40),
+                "Prometheus has no `{query}` after 40 s"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn workload(role: WorkloadRole, scale: f64, seed: u64) -> Workload {
+    let mut config = WorkloadConfig::new(role, seed);
+    config.latency.scale = scale;
+    config.requests_per_second = 400.0;
+    Workload::start("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap()
+}
+
+/// A Rollout manifest with the given image, extra canary settings (lines indented 6) and
+/// steps (YAML list items indented 8).
+pub fn rollout(name: &str, image: &str, replicas: i32, extra_canary: &str, steps: &str) -> String {
+    format!(
+        r#"apiVersion: fife.dev/v1alpha1
+kind: Rollout
+metadata:
+  name: {name}
+  namespace: default
+spec:
+  replicas: {replicas}
+  progressDeadlineSeconds: 60
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+        - name: app
+          image: "{image}"
+          ports: [{{containerPort: 8080, name: http}}]
+  strategy:
+    canary:
+{extra_canary}      steps:
+{steps}"#
+    )
+}
+
+/// A JSON merge patch setting the image of `rollout()`'s container.
+pub fn image_patch(image: &str) -> Value {
+    serde_json::json!({ "spec": { "template": { "spec": { "containers": [
+        { "name": "app", "image": image, "ports": [{ "containerPort": 8080, "name": "http" }] }
+    ] } } } })
+}
+
+/// A manual action request, as `kubectl fife promote|abort|retry` writes it.
+pub fn manual(action: &str, id: &str) -> Value {
+    serde_json::json!({ "spec": { "manualAction": {
+        "action": action, "id": id, "requestedBy": "e2e@example.com"
+    } } })
+}
