@@ -150,7 +150,12 @@ pub struct Decision {
 /// Which AnalysisRun an analysis of a revision gets. Deterministic, so a controller restart
 /// finds the run it already created instead of creating a second one; a retry after an abort
 /// gets new names (`-retry<n>`), so it never reads the aborted attempt's results.
-pub fn analysis_run_name(
+pub fn analysis_run_name(rollout: &str, canary_revision: &str, kind: &AnalysisKind) -> String {
+    analysis_run_name_for_attempt(rollout, canary_revision, 0, kind)
+}
+
+/// [`analysis_run_name`] for the attempt after `retries` retries (`status.retries`).
+pub fn analysis_run_name_for_attempt(
     rollout: &str,
     canary_revision: &str,
     retries: i32,
@@ -811,7 +816,7 @@ impl<'a> Machine<'a> {
     }
 
     fn run_name(&self, kind: &AnalysisKind) -> String {
-        analysis_run_name(
+        analysis_run_name_for_attempt(
             &self.name,
             self.status.canary_revision.as_deref().unwrap_or_default(),
             self.status.retries,
