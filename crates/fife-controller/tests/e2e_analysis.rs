@@ -1,0 +1,117 @@
+//! End to end with metrics: a real Prometheus scrapes synthetic canary and baseline
+//! workloads; the real `fife controller` runs a comparison analysis (Mann-Whitney on
+//! per-pod p50 latency) as a rollout step. A canary 20% slower is rolled back; an identical
+//! one is promoted.
+
+mod harness;
+
+use std::time::Duration;
+
+use fife_testkit::workload::WorkloadRole;
+use harness::{Cluster, Controller, Prometheus, audit_records, image_patch, rollout, workload};
+
+const TEMPLATE: &str = r#"apiVersion: fife.dev/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: latency, namespace: default}
+spec:
+  args: [{name: job}, {name: prometheus}]
+  metrics:
+    - name: latency-vs-baseline
+      interval: 1s
+      count: 2
+      failureLimit: 0
+      provider:
+        prometheus:
+          address: "{{args.prometheus}}"
+          query: |
+            histogram_quantile(0.5, sum by (le, instance) (rate(
+              http_request_duration_seconds_bucket{job="{{args.job}}",fife_role="{{role}}"}[3s])))
+          range: {lookback: 10s, step: 1s}
+      compare:
+        direction: increase
+        confidence: 0.95
+        allowedIncrease: 1.10
+        minSamples: 6
+"#;
+
+fn steps(job: &str, prometheus: &str) -> String {
+    format!(
+        "        - setWeight: 50\n        - analysis:\n            templates: [{{templateName: latency}}]\n            args: [{{name: job, value: {job}}}, {{name: prometheus, value: \"{prometheus}\"}}]\n        - setWeight: 100\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slower_canary_is_rolled_back_and_an_identical_one_promoted() {
+    let slow_canary = workload(WorkloadRole::Canary, 1.2, 11).await;
+    let slow_baseline = workload(WorkloadRole::Baseline, 1.0, 12).await;
+    let same_canary = workload(WorkloadRole::Canary, 1.0, 21).await;
+    let same_baseline = workload(WorkloadRole::Baseline, 1.0, 22).await;
+    let prometheus = Prometheus::start(&[
+        ("slow", vec![slow_canary.local_addr(), slow_baseline.local_addr()]),
+        ("same", vec![same_canary.local_addr(), same_baseline.local_addr()]),
+    ]);
+    let cluster = Cluster::start().await;
+    let controller = Controller::simple(&cluster);
+    cluster.apply(TEMPLATE).await;
+    let baseline = "      baseline: true\n";
+    cluster.apply(&rollout("slow", "api:1", 4, baseline, &steps("slow", &prometheus.address))).await;
+    cluster.apply(&rollout("same", "api:1", 4, baseline, &steps("same", &prometheus.address))).await;
+    cluster.wait_phase("slow", "Healthy", Duration::from_secs(20)).await;
+    cluster.wait_phase("same", "Healthy", Duration::from_secs(20)).await;
+    // Enough history for the analysis window on both sides.
+    prometheus.wait_for_series("http_request_duration_seconds_count", 4).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+
+    cluster.merge_patch("rollout/slow", &image_patch("api:2")).await;
+    cluster.merge_patch("rollout/same", &image_patch("api:2")).await;
+
+    let rolled_back = cluster.wait_phase("slow", "Degraded", Duration::from_secs(40)).await;
+    assert_eq!(rolled_back["abort"], true);
+    assert_eq!(rolled_back["weights"]["canary"], 0);
+    assert_eq!(rolled_back["weights"]["stable"], 100);
+    let stable = cluster.get("deployment/slow-stable").await.unwrap();
+    assert_eq!(stable["spec"]["template"]["spec"]["containers"][0]["image"], "api:1");
+
+    let promoted = cluster.wait_phase("same", "Healthy", Duration::from_secs(40)).await;
+    assert_eq!(promoted["weights"]["stable"], 100);
+    let stable = cluster.get("deployment/same-stable").await.unwrap();
+    assert_eq!(stable["spec"]["template"]["spec"]["containers"][0]["image"], "api:2");
+
+    // The runs carry the judge's verdicts.
+    let runs = cluster.get("analysisruns").await.unwrap();
+    let run_of = |name: &str| {
+        runs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["spec"]["rollout"]["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no AnalysisRun for {name}: {runs:#}"))
+    };
+    let slow_run = run_of("slow");
+    assert_eq!(slow_run["status"]["phase"], "Failed", "{slow_run:#}");
+    let judgement = &slow_run["status"]["metricResults"][0]["measurements"][0]["judgement"];
+    assert_eq!(judgement["classification"], "High", "{slow_run:#}");
+    assert!(judgement["shift"].as_f64().unwrap() > 0.0);
+    assert!(judgement["nCanary"].as_i64().unwrap() >= 6);
+    assert_eq!(run_of("same")["status"]["phase"], "Successful");
+
+    // Evidence in the audit log: measurements with the rendered queries and the judge's
+    // numbers, and the abort.
+    let records = audit_records(&controller.audit_log);
+    let failed_measurement = records
+        .iter()
+        .find(|r| r["action"] == "Measurement" && r["rollout"]["name"] == "slow")
+        .expect("a measurement record for slow");
+    let evidence = &failed_measurement["evidence"]["measurements"][0];
+    assert_eq!(evidence["phase"], "Failed");
+    assert!(evidence["queries"][0]["query"].as_str().unwrap().contains("fife_role=\"canary\""));
+    assert!(evidence["comparison"]["pValue"].as_f64().unwrap() < 0.05);
+    assert!(
+        records
+            .iter()
+            .any(|r| r["action"] == "Aborted" && r["rollout"]["name"] == "slow"),
+        "the abort is recorded"
+    );
+    assert!(controller.metric("fife_measurements_total").await.unwrap() >= 3.0);
+}
