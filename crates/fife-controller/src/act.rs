@@ -5,9 +5,12 @@
 //! replaying a decision after a crash changes nothing that was already applied.
 
 use fife_api::analysis::AnalysisTemplateSpec;
-use fife_api::{AnalysisPhase, AnalysisRun, AnalysisRunStatus, AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
-use fife_engine::{AnalysisIntent, AnalysisKind, Decision, DesiredChild};
 use fife_api::rollout::TemplateRef;
+use fife_api::{
+    AnalysisPhase, AnalysisRun, AnalysisRunStatus, AnalysisTemplate, ClusterAnalysisTemplate,
+    Rollout,
+};
+use fife_engine::{AnalysisIntent, AnalysisKind, Decision, DesiredChild};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -27,7 +30,11 @@ use crate::traffic::{current_weights, http_route_resource, route_rules, weighted
 
 /// Applies children, Services, traffic and analysis intents, in that order: pods exist
 /// before traffic is sent to them, and analyses start once their canary serves.
-pub async fn act(ctx: &Context, observation: &Observation, decision: &Decision) -> Result<(), ReconcileError> {
+pub async fn act(
+    ctx: &Context,
+    observation: &Observation,
+    decision: &Decision,
+) -> Result<(), ReconcileError> {
     let rollout = &observation.rollout;
     let key = crate::observe::rollout_key(rollout);
     apply_children(ctx, rollout, &observation.children, decision, &key).await?;
@@ -60,8 +67,15 @@ pub fn desired_deployments(
     for (role, child) in wanted {
         match (child, existing.get(role)) {
             (Some(child), _) => {
-                let template = template_for_revision(rollout, &spec_revision, &child.revision, existing)?;
-                out.push(build_deployment(rollout, role, &child.revision, child.replicas, &template)?);
+                let template =
+                    template_for_revision(rollout, &spec_revision, &child.revision, existing)?;
+                out.push(build_deployment(
+                    rollout,
+                    role,
+                    &child.revision,
+                    child.replicas,
+                    &template,
+                )?);
             }
             (None, Some(current)) => {
                 let running = current.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
@@ -84,11 +98,14 @@ async fn apply_children(
     decision: &Decision,
     key: &str,
 ) -> Result<(), ReconcileError> {
-    let deployments = desired_deployments(rollout, existing, decision).map_err(|source| ReconcileError::Build {
-        rollout: key.to_owned(),
-        source,
+    let deployments = desired_deployments(rollout, existing, decision).map_err(|source| {
+        ReconcileError::Build {
+            rollout: key.to_owned(),
+            source,
+        }
     })?;
-    let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
+    let api: Api<Deployment> =
+        Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
     for d in deployments {
         let unchanged = existing
             .get(role_of(&d))
@@ -116,7 +133,8 @@ fn same_spec(current: &Deployment, desired: &Deployment) -> bool {
         return false;
     };
     c.replicas == d.replicas
-        && current.labels().get(crate::roles::REVISION_LABEL) == desired.labels().get(crate::roles::REVISION_LABEL)
+        && current.labels().get(crate::roles::REVISION_LABEL)
+            == desired.labels().get(crate::roles::REVISION_LABEL)
         && c.template.metadata.as_ref().and_then(|m| m.labels.clone())
             == d.template.metadata.as_ref().and_then(|m| m.labels.clone())
 }
@@ -129,14 +147,27 @@ async fn apply_services(ctx: &Context, rollout: &Rollout, key: &str) -> Result<(
         rollout: key.to_owned(),
         source,
     })?;
-    let api: Api<Service> = Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
+    let api: Api<Service> =
+        Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
     for service in services {
-        let current = api.get_opt(&service.name_any()).await.map_err(|source| act_error(key, "a Service", source))?;
+        let current = api
+            .get_opt(&service.name_any())
+            .await
+            .map_err(|source| act_error(key, "a Service", source))?;
         let unchanged = current.as_ref().is_some_and(|c| {
-            let (Some(cs), Some(ds)) = (&c.spec, &service.spec) else { return false };
+            let (Some(cs), Some(ds)) = (&c.spec, &service.spec) else {
+                return false;
+            };
             cs.selector == ds.selector
-                && cs.ports.as_ref().map(|p| p.iter().map(|p| (p.port, p.name.clone())).collect::<Vec<_>>())
-                    == ds.ports.as_ref().map(|p| p.iter().map(|p| (p.port, p.name.clone())).collect::<Vec<_>>())
+                && cs.ports.as_ref().map(|p| {
+                    p.iter()
+                        .map(|p| (p.port, p.name.clone()))
+                        .collect::<Vec<_>>()
+                }) == ds.ports.as_ref().map(|p| {
+                    p.iter()
+                        .map(|p| (p.port, p.name.clone()))
+                        .collect::<Vec<_>>()
+                })
         });
         if !unchanged {
             server_side_apply(&api, &service, key).await?;
@@ -145,7 +176,12 @@ async fn apply_services(ctx: &Context, rollout: &Rollout, key: &str) -> Result<(
     Ok(())
 }
 
-async fn apply_traffic(ctx: &Context, rollout: &Rollout, decision: &Decision, key: &str) -> Result<(), ReconcileError> {
+async fn apply_traffic(
+    ctx: &Context,
+    rollout: &Rollout,
+    decision: &Decision,
+    key: &str,
+) -> Result<(), ReconcileError> {
     let Some(gateway) = rollout
         .spec
         .strategy
@@ -162,11 +198,15 @@ async fn apply_traffic(ctx: &Context, rollout: &Rollout, decision: &Decision, ke
         .clone()
         .or_else(|| rollout.namespace())
         .unwrap_or_default();
-    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, &http_route_resource());
-    let route = api
-        .get(&gateway.http_route)
-        .await
-        .map_err(|source| act_error(key, &format!("HTTPRoute {namespace}/{}", gateway.http_route), source))?;
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), &namespace, &http_route_resource());
+    let route = api.get(&gateway.http_route).await.map_err(|source| {
+        act_error(
+            key,
+            &format!("HTTPRoute {namespace}/{}", gateway.http_route),
+            source,
+        )
+    })?;
     let spec = route.data.get("spec").cloned().unwrap_or_default();
     let traffic = |source| ReconcileError::Traffic {
         rollout: key.to_owned(),
@@ -176,16 +216,32 @@ async fn apply_traffic(ctx: &Context, rollout: &Rollout, decision: &Decision, ke
     if current_weights(&rollout.name_any(), &rules) == Some(decision.weights) {
         return Ok(());
     }
-    let rules = weighted_rules(&gateway.http_route, &rollout.name_any(), &rules, decision.weights).map_err(traffic)?;
+    let rules = weighted_rules(
+        &gateway.http_route,
+        &rollout.name_any(),
+        &rules,
+        decision.weights,
+    )
+    .map_err(traffic)?;
     // The resourceVersion makes the merge patch fail on a concurrent edit instead of
     // overwriting it; the reconcile is then retried on the fresh route.
     let patch = json!({
         "metadata": { "resourceVersion": route.resource_version() },
         "spec": { "rules": rules },
     });
-    api.patch(&gateway.http_route, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(|source| act_error(key, &format!("HTTPRoute {namespace}/{} weights", gateway.http_route), source))?;
+    api.patch(
+        &gateway.http_route,
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(|source| {
+        act_error(
+            key,
+            &format!("HTTPRoute {namespace}/{} weights", gateway.http_route),
+            source,
+        )
+    })?;
     Ok(())
 }
 
@@ -200,14 +256,26 @@ async fn apply_analysis(
     let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &namespace);
     match intent {
         AnalysisIntent::Terminate { name } => {
-            let Some(run) = api.get_opt(name).await.map_err(|s| act_error(key, "an AnalysisRun", s))? else {
+            let Some(run) = api
+                .get_opt(name)
+                .await
+                .map_err(|s| act_error(key, "an AnalysisRun", s))?
+            else {
                 return Ok(());
             };
-            let done = run.status.as_ref().and_then(|s| s.phase).is_some_and(AnalysisPhase::is_completed);
+            let done = run
+                .status
+                .as_ref()
+                .and_then(|s| s.phase)
+                .is_some_and(AnalysisPhase::is_completed);
             if !run.spec.terminate && !done {
-                api.patch(name, &PatchParams::default(), &Patch::Merge(json!({ "spec": { "terminate": true } })))
-                    .await
-                    .map_err(|s| act_error(key, &format!("AnalysisRun {name} termination"), s))?;
+                api.patch(
+                    name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({ "spec": { "terminate": true } })),
+                )
+                .await
+                .map_err(|s| act_error(key, &format!("AnalysisRun {name} termination"), s))?;
             }
             Ok(())
         }
@@ -217,7 +285,12 @@ async fn apply_analysis(
             templates,
             args,
         } => {
-            if api.get_opt(name).await.map_err(|s| act_error(key, "an AnalysisRun", s))?.is_some() {
+            if api
+                .get_opt(name)
+                .await
+                .map_err(|s| act_error(key, "an AnalysisRun", s))?
+                .is_some()
+            {
                 return Ok(());
             }
             let context = RunContext {
@@ -231,7 +304,9 @@ async fn apply_analysis(
             };
             let (specs, missing) = fetch_templates(ctx, &namespace, templates, key).await?;
             let built = match missing {
-                None => build_analysis_run(rollout, &context, &specs, args).map_err(|e| e.to_string()),
+                None => {
+                    build_analysis_run(rollout, &context, &specs, args).map_err(|e| e.to_string())
+                }
                 Some(missing) => Err(missing),
             };
             match built {
@@ -239,8 +314,13 @@ async fn apply_analysis(
                 Err(problem) => {
                     // A run that cannot be built still exists, in phase Error, so the rollout
                     // aborts as for any analysis error instead of waiting forever.
-                    let run = build_analysis_run(rollout, &context, &[], &[])
-                        .map_err(|source| ReconcileError::Analysis { rollout: key.to_owned(), source })?;
+                    let run =
+                        build_analysis_run(rollout, &context, &[], &[]).map_err(|source| {
+                            ReconcileError::Analysis {
+                                rollout: key.to_owned(),
+                                source,
+                            }
+                        })?;
                     create_run(&api, &run, key).await?;
                     let status = AnalysisRunStatus {
                         phase: Some(AnalysisPhase::Error),
@@ -250,9 +330,16 @@ async fn apply_analysis(
                         metric_results: Vec::new(),
                     };
                     let patch = json!({ "apiVersion": fife_api::API_VERSION, "kind": "AnalysisRun", "status": status });
-                    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-                        .await
-                        .map_err(|source| ReconcileError::Report { object: format!("AnalysisRun {namespace}/{name}"), source })?;
+                    api.patch_status(
+                        name,
+                        &PatchParams::apply(FIELD_MANAGER).force(),
+                        &Patch::Apply(&patch),
+                    )
+                    .await
+                    .map_err(|source| ReconcileError::Report {
+                        object: format!("AnalysisRun {namespace}/{name}"),
+                        source,
+                    })?;
                     Ok(())
                 }
             }
@@ -260,11 +347,19 @@ async fn apply_analysis(
     }
 }
 
-async fn create_run(api: &Api<AnalysisRun>, run: &AnalysisRun, key: &str) -> Result<(), ReconcileError> {
+async fn create_run(
+    api: &Api<AnalysisRun>,
+    run: &AnalysisRun,
+    key: &str,
+) -> Result<(), ReconcileError> {
     match api.create(&PostParams::default(), run).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-        Err(source) => Err(act_error(key, &format!("AnalysisRun {}", run.name_any()), source)),
+        Err(source) => Err(act_error(
+            key,
+            &format!("AnalysisRun {}", run.name_any()),
+            source,
+        )),
     }
 }
 
@@ -314,15 +409,24 @@ async fn fetch_templates(
 /// Server-side apply of a whole object as field manager `fife`.
 pub async fn server_side_apply<K>(api: &Api<K>, object: &K, key: &str) -> Result<K, ReconcileError>
 where
-    K: Resource<DynamicType = ()> + Clone + Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: Resource<DynamicType = ()>
+        + Clone
+        + Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
 {
-    let mut value = serde_json::to_value(object).map_err(|e| act_error(key, "an object", kube::Error::SerdeError(e)))?;
+    let mut value = serde_json::to_value(object)
+        .map_err(|e| act_error(key, "an object", kube::Error::SerdeError(e)))?;
     value["apiVersion"] = json!(K::api_version(&()));
     value["kind"] = json!(K::kind(&()));
     let name = object.name_any();
-    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&value))
-        .await
-        .map_err(|source| act_error(key, &format!("{} {name}", K::kind(&())), source))
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&value),
+    )
+    .await
+    .map_err(|source| act_error(key, &format!("{} {name}", K::kind(&())), source))
 }
 
 fn act_error(key: &str, what: &str, source: kube::Error) -> ReconcileError {

@@ -30,7 +30,10 @@ use crate::roles::FIELD_MANAGER;
 const MIN_WAKEUP: Duration = Duration::from_millis(200);
 
 /// Reconciles one AnalysisRun.
-pub async fn reconcile_run(guard: Arc<DeserializeGuard<AnalysisRun>>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+pub async fn reconcile_run(
+    guard: Arc<DeserializeGuard<AnalysisRun>>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
     let result = run_once(&guard, &ctx).await;
     if result.is_ok()
         && let Ok(run) = &guard.0
@@ -41,10 +44,17 @@ pub async fn reconcile_run(guard: Arc<DeserializeGuard<AnalysisRun>>, ctx: Arc<C
 }
 
 fn run_key(run: &AnalysisRun) -> String {
-    format!("run:{}/{}", run.namespace().unwrap_or_default(), run.name_any())
+    format!(
+        "run:{}/{}",
+        run.namespace().unwrap_or_default(),
+        run.name_any()
+    )
 }
 
-async fn run_once(guard: &DeserializeGuard<AnalysisRun>, ctx: &Context) -> Result<Action, ReconcileError> {
+async fn run_once(
+    guard: &DeserializeGuard<AnalysisRun>,
+    ctx: &Context,
+) -> Result<Action, ReconcileError> {
     let Ok(cached) = &guard.0 else {
         return Ok(Action::await_change());
     };
@@ -55,14 +65,21 @@ async fn run_once(guard: &DeserializeGuard<AnalysisRun>, ctx: &Context) -> Resul
     let name = cached.name_any();
     let object = format!("AnalysisRun {namespace}/{name}");
     let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &namespace);
-    let Some(run) = api.get_opt(&name).await.map_err(|source| ReconcileError::Observe {
-        rollout: object.clone(),
-        source,
-    })?
+    let Some(run) = api
+        .get_opt(&name)
+        .await
+        .map_err(|source| ReconcileError::Observe {
+            rollout: object.clone(),
+            source,
+        })?
     else {
         return Ok(Action::await_change());
     };
-    let was_completed = run.status.as_ref().and_then(|s| s.phase).is_some_and(|p| p.is_completed());
+    let was_completed = run
+        .status
+        .as_ref()
+        .and_then(|s| s.phase)
+        .is_some_and(|p| p.is_completed());
     if was_completed {
         return Ok(Action::await_change());
     }
@@ -89,12 +106,20 @@ async fn run_once(guard: &DeserializeGuard<AnalysisRun>, ctx: &Context) -> Resul
                 .metrics
                 .iter()
                 .filter(|m| progress.due.contains(&m.name))
-                .map(|metric| async { (metric.name.clone(), measure_metric(&ctx.pool, metric, &args, now).await) }),
+                .map(|metric| async {
+                    (
+                        metric.name.clone(),
+                        measure_metric(&ctx.pool, metric, &args, now).await,
+                    )
+                }),
         )
         .await;
 
         // Record before the measurements can move anything.
-        let entries = measurements.iter().map(|(_, taken)| measurement_entry(&ctx.identity, &run, taken)).collect();
+        let entries = measurements
+            .iter()
+            .map(|(_, taken)| measurement_entry(&ctx.identity, &run, taken))
+            .collect();
         if !ctx.leadership.is_leading() {
             return Ok(Action::requeue(crate::reconcile::FOLLOWER_RETRY));
         }
@@ -102,11 +127,15 @@ async fn run_once(guard: &DeserializeGuard<AnalysisRun>, ctx: &Context) -> Resul
             Ok(records) => records.iter().for_each(|_| ctx.metrics.audit_written()),
             Err(message) => {
                 ctx.metrics.audit_failed();
-                return Err(ReconcileError::Record { rollout: object, message });
+                return Err(ReconcileError::Record {
+                    rollout: object,
+                    message,
+                });
             }
         }
         for (_, taken) in &measurements {
-            ctx.metrics.measured(&format!("{:?}", taken.measurement.phase));
+            ctx.metrics
+                .measured(&format!("{:?}", taken.measurement.phase));
         }
         let outcomes: Vec<MeasurementOutcome> = measurements
             .into_iter()
@@ -131,7 +160,11 @@ async fn run_once(guard: &DeserializeGuard<AnalysisRun>, ctx: &Context) -> Resul
         }
         return Ok(Action::await_change());
     }
-    Ok(Action::requeue(next_wakeup.unwrap_or(Duration::from_secs(10)).max(MIN_WAKEUP)))
+    Ok(Action::requeue(
+        next_wakeup
+            .unwrap_or(Duration::from_secs(10))
+            .max(MIN_WAKEUP),
+    ))
 }
 
 async fn write_run_status(
@@ -140,13 +173,18 @@ async fn write_run_status(
     status: &AnalysisRunStatus,
     object: &str,
 ) -> Result<(), ReconcileError> {
-    let patch = json!({ "apiVersion": fife_api::API_VERSION, "kind": "AnalysisRun", "status": status });
-    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-        .await
-        .map_err(|source| ReconcileError::Report {
-            object: object.to_owned(),
-            source,
-        })?;
+    let patch =
+        json!({ "apiVersion": fife_api::API_VERSION, "kind": "AnalysisRun", "status": status });
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(|source| ReconcileError::Report {
+        object: object.to_owned(),
+        source,
+    })?;
     Ok(())
 }
 
@@ -155,9 +193,19 @@ fn measurement_entry(identity: &str, run: &AnalysisRun, taken: &TakenMeasurement
         "{} measured {:?}{}",
         taken.evidence.metric,
         taken.measurement.phase,
-        taken.measurement.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
+        taken
+            .measurement
+            .message
+            .as_deref()
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default()
     );
-    let mut entry = AuditEntry::new(chrono::Utc::now(), AuditAction::Measurement, Actor::controller(identity), reason);
+    let mut entry = AuditEntry::new(
+        chrono::Utc::now(),
+        AuditAction::Measurement,
+        Actor::controller(identity),
+        reason,
+    );
     if let Some(r) = &run.spec.rollout {
         entry.rollout = Some(RolloutRef {
             namespace: run.namespace().unwrap_or_default(),
@@ -175,7 +223,11 @@ fn measurement_entry(identity: &str, run: &AnalysisRun, taken: &TakenMeasurement
 }
 
 /// Failed run reconciles back off like Rollouts do.
-pub fn run_error_policy(guard: Arc<DeserializeGuard<AnalysisRun>>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+pub fn run_error_policy(
+    guard: Arc<DeserializeGuard<AnalysisRun>>,
+    error: &ReconcileError,
+    ctx: Arc<Context>,
+) -> Action {
     ctx.metrics.reconcile_failed(error.step());
     let Ok(run) = &guard.0 else {
         return Action::await_change();

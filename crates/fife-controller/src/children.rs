@@ -261,7 +261,16 @@ pub(crate) mod tests {
     }
 
     fn pod_labels(d: &Deployment) -> BTreeMap<String, String> {
-        d.spec.as_ref().unwrap().template.metadata.as_ref().unwrap().labels.clone().unwrap()
+        d.spec
+            .as_ref()
+            .unwrap()
+            .template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .labels
+            .clone()
+            .unwrap()
     }
 
     #[test]
@@ -331,9 +340,14 @@ pub(crate) mod tests {
     #[test]
     fn baseline_built_from_the_stable_template_is_labelled_baseline() {
         let old = mk_rollout("web:1");
-        let stable =
-            build_deployment(&old, Role::Stable, "rev1", 10, &old.spec.template.clone().unwrap())
-                .unwrap();
+        let stable = build_deployment(
+            &old,
+            Role::Stable,
+            "rev1",
+            10,
+            &old.spec.template.clone().unwrap(),
+        )
+        .unwrap();
         let new = mk_rollout("web:2");
         let existing = ExistingChildren {
             stable: Some(stable),
@@ -371,6 +385,9 @@ pub(crate) mod tests {
         assert_eq!(down.spec.as_ref().unwrap().replicas, Some(0));
         assert_eq!(deployment_revision(&down), Some("rev9"));
         let spec = down.spec.unwrap();
-        assert_eq!(spec.template.spec.unwrap().containers[0].image.as_deref(), Some("web:1"));
+        assert_eq!(
+            spec.template.spec.unwrap().containers[0].image.as_deref(),
+            Some("web:1")
+        );
     }
 }

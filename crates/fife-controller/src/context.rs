@@ -32,7 +32,9 @@ pub struct Context {
 // The client and recorder have no Debug; the identity is what tells contexts apart.
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context").field("identity", &self.identity).finish_non_exhaustive()
+        f.debug_struct("Context")
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
     }
 }
 
@@ -83,9 +85,7 @@ impl Context {
 /// `MIN_BACKOFF · 2^(failures − 1)`, at most `MAX_BACKOFF`.
 pub fn backoff_delay(failures: u32) -> Duration {
     let exponent = failures.saturating_sub(1).min(20);
-    MIN_BACKOFF
-        .saturating_mul(1 << exponent)
-        .min(MAX_BACKOFF)
+    MIN_BACKOFF.saturating_mul(1 << exponent).min(MAX_BACKOFF)
 }
 
 #[cfg(test)]

@@ -40,7 +40,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use fife_api::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
-use fife_audit::{Actor, AuditLog, ChainHead, SigningKey, TracingSink, WebhookConfig, WebhookNotifier};
+use fife_audit::{
+    Actor, AuditLog, ChainHead, SigningKey, TracingSink, WebhookConfig, WebhookNotifier,
+};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
@@ -52,7 +54,7 @@ use kube::runtime::{Controller, controller, watcher};
 use kube::{Api, Client, ResourceExt};
 
 use crate::context::Context;
-use crate::leader::{LeaseConfig, Leadership};
+use crate::leader::{Leadership, LeaseConfig};
 use crate::roles::ROLLOUT_LABEL;
 use crate::telemetry::Metrics;
 
@@ -96,7 +98,10 @@ pub enum StartError {
         "the {kind} CustomResourceDefinition ({crd}) is not installed in the cluster; install \
          the CRDs first: kubectl apply -f crds/"
     )]
-    CrdMissing { kind: &'static str, crd: &'static str },
+    CrdMissing {
+        kind: &'static str,
+        crd: &'static str,
+    },
     #[error("cannot reach the Kubernetes API to check the CRDs: {source}")]
     Api {
         #[source]
@@ -105,7 +110,10 @@ pub enum StartError {
     #[error("cannot open the audit log: {detail}")]
     Audit { detail: String },
     #[error("cannot listen on {addr} for /metrics: {source}; pick another --metrics-addr")]
-    Metrics { addr: SocketAddr, source: std::io::Error },
+    Metrics {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Leader(#[from] leader::LeaderError),
 }
@@ -125,9 +133,15 @@ pub async fn client(kubeconfig: Option<&std::path::Path>) -> Result<Client, Star
                     detail: e.to_string(),
                 })?
         }
-        None => kube::Config::infer().await.map_err(|e| StartError::Client { detail: e.to_string() })?,
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| StartError::Client {
+                detail: e.to_string(),
+            })?,
     };
-    Client::try_from(config).map_err(|e| StartError::Client { detail: e.to_string() })
+    Client::try_from(config).map_err(|e| StartError::Client {
+        detail: e.to_string(),
+    })
 }
 
 /// Fails fast, with the command that fixes it, when a CRD is missing.
@@ -142,9 +156,24 @@ pub async fn check_crds(client: &Client) -> Result<(), StartError> {
             Err(source) => Err(StartError::Api { source }),
         }
     }
-    probe(Api::<Rollout>::all(client.clone()), "Rollout", "rollouts.fife.dev").await?;
-    probe(Api::<AnalysisRun>::all(client.clone()), "AnalysisRun", "analysisruns.fife.dev").await?;
-    probe(Api::<AnalysisTemplate>::all(client.clone()), "AnalysisTemplate", "analysistemplates.fife.dev").await?;
+    probe(
+        Api::<Rollout>::all(client.clone()),
+        "Rollout",
+        "rollouts.fife.dev",
+    )
+    .await?;
+    probe(
+        Api::<AnalysisRun>::all(client.clone()),
+        "AnalysisRun",
+        "analysisruns.fife.dev",
+    )
+    .await?;
+    probe(
+        Api::<AnalysisTemplate>::all(client.clone()),
+        "AnalysisTemplate",
+        "analysistemplates.fife.dev",
+    )
+    .await?;
     probe(
         Api::<ClusterAnalysisTemplate>::all(client.clone()),
         "ClusterAnalysisTemplate",
@@ -162,22 +191,32 @@ fn open_audit(config: &ControllerConfig) -> Result<AuditLog, StartError> {
     };
     let log = match &config.audit_log {
         Some(path) => {
-            let (log, recovered) =
-                AuditLog::open_file(path, key, Actor::controller(&config.identity), chrono::Utc::now())
-                    .map_err(|e| audit_err(e.to_string()))?;
+            let (log, recovered) = AuditLog::open_file(
+                path,
+                key,
+                Actor::controller(&config.identity),
+                chrono::Utc::now(),
+            )
+            .map_err(|e| audit_err(e.to_string()))?;
             if let Some(r) = recovered {
-                tracing::warn!(seq = r.record.seq, "recovered a torn last record in the audit log");
+                tracing::warn!(
+                    seq = r.record.seq,
+                    "recovered a torn last record in the audit log"
+                );
             }
             log
         }
         None => {
-            tracing::warn!("no --audit-log: audit records go to the structured log only and are not durable");
+            tracing::warn!(
+                "no --audit-log: audit records go to the structured log only and are not durable"
+            );
             AuditLog::new(ChainHead::genesis(), key)
         }
     };
     let mut log = log.with_notifier(TracingSink);
     if let Some(url) = &config.webhook_url {
-        let notifier = WebhookNotifier::spawn(WebhookConfig::new(url.clone())).map_err(|e| audit_err(e.to_string()))?;
+        let notifier = WebhookNotifier::spawn(WebhookConfig::new(url.clone()))
+            .map_err(|e| audit_err(e.to_string()))?;
         log = log.with_notifier(notifier);
     }
     Ok(log)
@@ -279,19 +318,29 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     let children = watcher::Config::default().labels(ROLLOUT_LABEL);
     let controller_config = controller::Config::default().concurrency(config.concurrency.max(1));
 
-    let rollouts = Controller::new(api_for::<DeserializeGuard<Rollout>>(&client, ns), watcher::Config::default());
+    let rollouts = Controller::new(
+        api_for::<DeserializeGuard<Rollout>>(&client, ns),
+        watcher::Config::default(),
+    );
     let store = rollouts.store();
     let cluster_store = store.clone();
     let namespace_filter = config.namespace.clone();
     let rollouts = rollouts
         .owns(api_for::<Deployment>(&client, ns), children.clone())
         .owns(api_for::<Service>(&client, ns), children.clone())
-        .owns(api_for::<DeserializeGuard<AnalysisRun>>(&client, ns), watcher::Config::default())
+        .owns(
+            api_for::<DeserializeGuard<AnalysisRun>>(&client, ns),
+            watcher::Config::default(),
+        )
         .watches(
             api_for::<DeserializeGuard<AnalysisTemplate>>(&client, ns),
             watcher::Config::default(),
             move |t| match &t.0 {
-                Ok(t) => rollouts_using(&store, &t.name_any(), Some(&t.namespace().unwrap_or_default())),
+                Ok(t) => rollouts_using(
+                    &store,
+                    &t.name_any(),
+                    Some(&t.namespace().unwrap_or_default()),
+                ),
                 Err(_) => Vec::new(),
             },
         );
@@ -310,25 +359,32 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     let rollout_loop = rollouts
         .with_config(controller_config.clone())
         .shutdown_on_signal()
-        .run(reconcile::reconcile, reconcile::error_policy, Arc::clone(&ctx))
+        .run(
+            reconcile::reconcile,
+            reconcile::error_policy,
+            Arc::clone(&ctx),
+        )
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "rollout controller event");
             }
         });
-    let run_loop = Controller::new(api_for::<DeserializeGuard<AnalysisRun>>(&client, ns), watcher::Config::default())
-        .with_config(controller_config)
-        .shutdown_on_signal()
-        .run(
-            analysis_runner::reconcile_run,
-            analysis_runner::run_error_policy,
-            Arc::clone(&ctx),
-        )
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "analysis controller event");
-            }
-        });
+    let run_loop = Controller::new(
+        api_for::<DeserializeGuard<AnalysisRun>>(&client, ns),
+        watcher::Config::default(),
+    )
+    .with_config(controller_config)
+    .shutdown_on_signal()
+    .run(
+        analysis_runner::reconcile_run,
+        analysis_runner::run_error_policy,
+        Arc::clone(&ctx),
+    )
+    .for_each(|result| async move {
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "analysis controller event");
+        }
+    });
     ready.store(true, Ordering::Relaxed);
     tracing::info!(identity = %config.identity, namespace = ?config.namespace, "controller started");
     futures::join!(rollout_loop, run_loop);

@@ -20,7 +20,9 @@ use fife_api::analysis::{
 };
 use fife_api::analysis_run::{Classification, ConfidenceInterval, Judgement};
 use fife_api::{Measurement, MeasurementPhase, Metric, MetricProvider as ProviderSpec};
-use fife_audit::{ComparisonEvidence, MeasurementEvidence, Phase, RenderedQuery, ThresholdEvidence};
+use fife_audit::{
+    ComparisonEvidence, MeasurementEvidence, Phase, RenderedQuery, ThresholdEvidence,
+};
 use fife_metrics::{
     ClientPool, ErrorClass, MetricError, MetricProvider, PrometheusSource, Query, Role,
     RoleQueries, RoleSamples, Samples, TemplateValues, Window, measure_roles, render,
@@ -71,7 +73,9 @@ pub async fn measure_metric(
             let (lookback, step) = spec
                 .range
                 .as_ref()
-                .map_or((DEFAULT_LOOKBACK, DEFAULT_STEP), |r| (r.lookback.as_std(), r.step.as_std()));
+                .map_or((DEFAULT_LOOKBACK, DEFAULT_STEP), |r| {
+                    (r.lookback.as_std(), r.step.as_std())
+                });
             let queries = [Role::Canary, Role::Baseline]
                 .into_iter()
                 .filter_map(|role| {
@@ -360,14 +364,21 @@ mod tests {
 
     fn series(base: f64, scale: f64, n: usize) -> Vec<f64> {
         // A deterministic spread of values around `base`, scaled.
-        (0..n).map(|i| (base + (i % 17) as f64 * 0.003) * scale).collect()
+        (0..n)
+            .map(|i| (base + (i % 17) as f64 * 0.003) * scale)
+            .collect()
     }
 
     fn now() -> jiff::Timestamp {
         jiff::Timestamp::from_second(1_700_000_000).unwrap()
     }
 
-    fn compare(metric: &Metric, c: &Comparison, canary: Vec<f64>, baseline: Vec<f64>) -> TakenMeasurement {
+    fn compare(
+        metric: &Metric,
+        c: &Comparison,
+        canary: Vec<f64>,
+        baseline: Vec<f64>,
+    ) -> TakenMeasurement {
         let result = Ok(RoleSamples {
             canary: samples(canary),
             baseline: samples(baseline),
@@ -399,19 +410,35 @@ mod tests {
         let (metric, c) = comparison_metric(50);
         let taken = compare(&metric, &c, series(0.1, 2.0, 30), series(0.1, 1.0, 60));
         assert_eq!(taken.measurement.phase, MeasurementPhase::Inconclusive);
-        assert!(taken.measurement.message.unwrap().contains("minSamples is 50"));
+        assert!(
+            taken
+                .measurement
+                .message
+                .unwrap()
+                .contains("minSamples is 50")
+        );
     }
 
     #[test]
     fn no_series_is_inconclusive_and_a_failed_query_is_an_error() {
         let (metric, c) = comparison_metric(20);
-        let no_data = MetricError::new("http://prom", "q", FailureCause::NoData(NoData::EmptyResult));
+        let no_data = MetricError::new(
+            "http://prom",
+            "q",
+            FailureCause::NoData(NoData::EmptyResult),
+        );
         let taken = comparison_measurement(&metric, &c, Err(no_data), Vec::new(), now());
         assert_eq!(taken.measurement.phase, MeasurementPhase::Inconclusive);
         let refused = MetricError::new("http://prom", "q", FailureCause::ConnectionRefused);
         let taken = comparison_measurement(&metric, &c, Err(refused), Vec::new(), now());
         assert_eq!(taken.measurement.phase, MeasurementPhase::Error);
-        assert!(taken.measurement.message.unwrap().contains("connection refused"));
+        assert!(
+            taken
+                .measurement
+                .message
+                .unwrap()
+                .contains("connection refused")
+        );
     }
 
     #[test]
@@ -419,7 +446,11 @@ mod tests {
         let (mut metric, _) = comparison_metric(1);
         metric.compare = None;
         metric.success_condition = Some("result[0] >= 0.99".into());
-        let no_data = MetricError::new("http://prom", "q", FailureCause::NoData(NoData::EmptyResult));
+        let no_data = MetricError::new(
+            "http://prom",
+            "q",
+            FailureCause::NoData(NoData::EmptyResult),
+        );
         let taken = threshold_measurement(&metric, Err(no_data), Vec::new(), now());
         assert_eq!(taken.measurement.phase, MeasurementPhase::Error);
     }

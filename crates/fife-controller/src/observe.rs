@@ -23,7 +23,11 @@ pub struct Observation {
 }
 
 /// Reads what the reconcile needs. `None` when the Rollout is gone.
-pub async fn observe(ctx: &Context, namespace: &str, name: &str) -> Result<Option<Observation>, ReconcileError> {
+pub async fn observe(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Observation>, ReconcileError> {
     let fail = |source| ReconcileError::Observe {
         rollout: format!("{namespace}/{name}"),
         source,
@@ -35,7 +39,11 @@ pub async fn observe(ctx: &Context, namespace: &str, name: &str) -> Result<Optio
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
     let mut children = ExistingChildren::default();
     for role in Role::ALL {
-        if let Some(d) = deployments.get_opt(&role.child_name(name)).await.map_err(fail)? {
+        if let Some(d) = deployments
+            .get_opt(&role.child_name(name))
+            .await
+            .map_err(fail)?
+        {
             // A Deployment of that name that the Rollout does not own is left alone.
             if owned_by(&d, &rollout) {
                 children.set(role, d);
@@ -115,7 +123,14 @@ mod tests {
     #[test]
     fn a_deployment_becomes_an_observed_child() {
         let rollout = mk_rollout("web:1");
-        let mut d = build_deployment(&rollout, Role::Stable, "rev1", 3, &rollout.spec.template.clone().unwrap()).unwrap();
+        let mut d = build_deployment(
+            &rollout,
+            Role::Stable,
+            "rev1",
+            3,
+            &rollout.spec.template.clone().unwrap(),
+        )
+        .unwrap();
         d.metadata.generation = Some(2);
         d.status = Some(DeploymentStatus {
             observed_generation: Some(1),
@@ -126,7 +141,10 @@ mod tests {
         });
         let child = observed_child(&d).unwrap();
         assert_eq!(child.revision, "rev1");
-        assert_eq!((child.replicas, child.ready_replicas, child.updated_replicas), (3, 2, 3));
+        assert_eq!(
+            (child.replicas, child.ready_replicas, child.updated_replicas),
+            (3, 2, 3)
+        );
         assert!(!child.up_to_date, "generation 2 not yet observed");
         assert!(owned_by(&d, &rollout));
     }

@@ -20,7 +20,8 @@ use crate::error::ReconcileError;
 use crate::observe::observe;
 use crate::record::{append_all, decision_entries};
 use crate::report::{
-    publish_events, publish_warning, report_audit_failure, status_to_write, update_metrics, write_status,
+    publish_events, publish_warning, report_audit_failure, status_to_write, update_metrics,
+    write_status,
 };
 
 /// How often a settled Rollout is looked at again without any change.
@@ -29,7 +30,10 @@ pub const RESYNC: Duration = Duration::from_secs(300);
 pub const FOLLOWER_RETRY: Duration = Duration::from_secs(2);
 
 /// Reconciles one Rollout.
-pub async fn reconcile(guard: Arc<DeserializeGuard<Rollout>>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+pub async fn reconcile(
+    guard: Arc<DeserializeGuard<Rollout>>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
     let rollout = match &guard.0 {
         Ok(rollout) => rollout,
         Err(invalid) => {
@@ -106,7 +110,11 @@ async fn pipeline(ctx: &Context, namespace: &str, name: &str) -> Result<Action, 
 }
 
 /// Per-object exponential backoff (bounded), with the failing step counted and shown.
-pub fn error_policy(guard: Arc<DeserializeGuard<Rollout>>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+pub fn error_policy(
+    guard: Arc<DeserializeGuard<Rollout>>,
+    error: &ReconcileError,
+    ctx: Arc<Context>,
+) -> Action {
     ctx.metrics.reconcile_failed(error.step());
     let Ok(rollout) = &guard.0 else {
         return Action::await_change();

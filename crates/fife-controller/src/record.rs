@@ -9,8 +9,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use fife_api::{AnalysisPhase, AnalysisRun, Rollout};
 use fife_audit::{
-    Actor, AuditAction, AuditEntry, AuditLog, Evidence, ImageRef, MetricOutcome, Phase,
-    RolloutRef, SealedRecord, StepPosition, Weights,
+    Actor, AuditAction, AuditEntry, AuditLog, Evidence, ImageRef, MetricOutcome, Phase, RolloutRef,
+    SealedRecord, StepPosition, Weights,
 };
 use fife_engine::{Decision, EventAction, RolloutEvent};
 use kube::ResourceExt;
@@ -76,7 +76,9 @@ pub fn decision_entries(
             };
             if matches!(
                 event.action,
-                EventAction::AnalysisStarted | EventAction::AnalysisCompleted | EventAction::Aborted
+                EventAction::AnalysisStarted
+                    | EventAction::AnalysisCompleted
+                    | EventAction::Aborted
             ) && let Some(run) = run_for(observation, decision)
             {
                 entry.evidence.analysis_run = Some(run.name_any());
@@ -194,7 +196,9 @@ fn source_annotations(rollout: &Rollout) -> BTreeMap<String, String> {
     rollout
         .annotations()
         .iter()
-        .filter(|(k, _)| k.starts_with(SOURCE_ANNOTATION_PREFIX) || *k == "kubernetes.io/change-cause")
+        .filter(|(k, _)| {
+            k.starts_with(SOURCE_ANNOTATION_PREFIX) || *k == "kubernetes.io/change-cause"
+        })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
@@ -223,8 +227,8 @@ pub async fn append_all(
 mod tests {
     use super::*;
     use crate::children::tests::mk_rollout;
-    use fife_engine::{DesiredChildren, ManualActor, Observed};
     use fife_api::{RolloutStatus, TrafficWeights};
+    use fife_engine::{DesiredChildren, ManualActor, Observed};
 
     fn observation(rollout: Rollout) -> Observation {
         Observation {
@@ -309,16 +313,23 @@ mod tests {
 
     #[test]
     fn the_deadline_and_healthy_events_map_to_abort_and_promotion() {
-        assert_eq!(audit_action(EventAction::ProgressDeadlineExceeded), AuditAction::Aborted);
+        assert_eq!(
+            audit_action(EventAction::ProgressDeadlineExceeded),
+            AuditAction::Aborted
+        );
         assert_eq!(audit_action(EventAction::Healthy), AuditAction::Promoted);
-        assert_eq!(audit_action(EventAction::ManualPromoteFull), AuditAction::ManualPromote);
+        assert_eq!(
+            audit_action(EventAction::ManualPromoteFull),
+            AuditAction::ManualPromote
+        );
     }
 
     #[tokio::test]
     async fn appended_records_are_durable_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.log");
-        let (log, _) = AuditLog::open_file(&path, None, Actor::controller("t"), Utc::now()).unwrap();
+        let (log, _) =
+            AuditLog::open_file(&path, None, Actor::controller("t"), Utc::now()).unwrap();
         let log = Arc::new(log);
         let d = decision(vec![event(EventAction::StepStarted, None)]);
         let entries = decision_entries(&observation(mk_rollout("web:1")), &d, "t", Utc::now());

@@ -63,24 +63,33 @@ pub async fn write_status(
     let Some(status) = status_patch(rollout.status.as_ref(), desired) else {
         return Ok(false);
     };
-    let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
+    let api: Api<Rollout> =
+        Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
     let patch = json!({
         "apiVersion": fife_api::API_VERSION,
         "kind": "Rollout",
         "status": status,
     });
-    api.patch_status(&rollout.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-        .await
-        .map_err(|source| ReconcileError::Report {
-            object: format!("Rollout {}", crate::observe::rollout_key(rollout)),
-            source,
-        })?;
+    api.patch_status(
+        &rollout.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(|source| ReconcileError::Report {
+        object: format!("Rollout {}", crate::observe::rollout_key(rollout)),
+        source,
+    })?;
     Ok(true)
 }
 
 /// After a failed audit append: say so in status (the only write allowed, because it
 /// applies nothing) so `kubectl get` shows why the rollout does not move.
-pub async fn report_audit_failure(ctx: &Context, rollout: &Rollout, message: &str) -> Result<(), ReconcileError> {
+pub async fn report_audit_failure(
+    ctx: &Context,
+    rollout: &Rollout,
+    message: &str,
+) -> Result<(), ReconcileError> {
     let mut status = rollout.status.clone().unwrap_or_default();
     set_condition(
         &mut status.conditions,
@@ -99,7 +108,9 @@ pub async fn report_audit_failure(ctx: &Context, rollout: &Rollout, message: &st
 pub async fn publish_events(ctx: &Context, rollout: &Rollout, records: &[SealedRecord]) {
     let reference = rollout.object_ref(&());
     for record in records {
-        let Some(event) = rollout_event(record) else { continue };
+        let Some(event) = rollout_event(record) else {
+            continue;
+        };
         let published = ctx
             .recorder
             .publish(
@@ -165,7 +176,10 @@ pub fn update_metrics(ctx: &Context, rollout: &Rollout, decision: &Decision) {
             EventAction::Aborted => ctx.metrics.aborted("analysis"),
             EventAction::ManualAbort => ctx.metrics.aborted("manual"),
             EventAction::ProgressDeadlineExceeded => ctx.metrics.aborted("progressDeadline"),
-            EventAction::RolledBack => ctx.metrics.rolled_back(if status.abort { "abort" } else { "spec" }),
+            EventAction::RolledBack => {
+                ctx.metrics
+                    .rolled_back(if status.abort { "abort" } else { "spec" })
+            }
             _ => {}
         }
     }
@@ -182,7 +196,13 @@ pub fn phase_name(phase: RolloutPhase) -> &'static str {
 
 fn selector_string(rollout: &Rollout) -> Option<String> {
     let labels = rollout.spec.selector.as_ref()?.match_labels.as_ref()?;
-    Some(labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+    Some(
+        labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    )
 }
 
 /// Sets a condition; its transition time changes only when its status does.

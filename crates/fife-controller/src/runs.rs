@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 
 use fife_api::analysis::{ArgumentValueFrom, PodTemplateHashValue};
 use fife_api::analysis_run::RolloutRef;
-use fife_api::{AnalysisRun, AnalysisRunSpec, AnalysisTemplateSpec, Argument, Metric, MetricProvider, Rollout};
+use fife_api::{
+    AnalysisRun, AnalysisRunSpec, AnalysisTemplateSpec, Argument, Metric, MetricProvider, Rollout,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 
@@ -118,7 +120,10 @@ pub fn build_analysis_run(
     run.metadata = ObjectMeta {
         name: Some(context.name.to_owned()),
         namespace: rollout.namespace(),
-        labels: Some(BTreeMap::from([(ROLLOUT_LABEL.to_owned(), rollout.name_any())])),
+        labels: Some(BTreeMap::from([(
+            ROLLOUT_LABEL.to_owned(),
+            rollout.name_any(),
+        )])),
         owner_references: Some(vec![owner_reference(rollout)?]),
         ..ObjectMeta::default()
     };
@@ -171,13 +176,19 @@ fn value_from(
             PodTemplateHashValue::Stable => (context.stable_revision, "stable"),
             PodTemplateHashValue::Latest => (context.canary_revision, "latest"),
         };
-        return revision.map(str::to_owned).ok_or_else(|| RunError::UnknownRevision {
-            rollout: qualified_name(rollout),
-            name: name.to_owned(),
-            which: label,
-        });
+        return revision
+            .map(str::to_owned)
+            .ok_or_else(|| RunError::UnknownRevision {
+                rollout: qualified_name(rollout),
+                name: name.to_owned(),
+                which: label,
+            });
     }
-    let path = from.field_ref.as_ref().map(|f| f.field_path.as_str()).unwrap_or_default();
+    let path = from
+        .field_ref
+        .as_ref()
+        .map(|f| f.field_path.as_str())
+        .unwrap_or_default();
     field_value(rollout, path).ok_or_else(|| RunError::UnsupportedFieldRef {
         rollout: qualified_name(rollout),
         name: name.to_owned(),
@@ -306,19 +317,31 @@ mod tests {
         let rollout = mk_rollout("web:2");
         let t = template(
             vec![arg("service", None), arg("slo", Some("0.99"))],
-            vec![metric("latency", r#"x{service="{{ args.service }}",fife_role="{{role}}"}"#)],
+            vec![metric(
+                "latency",
+                r#"x{service="{{ args.service }}",fife_role="{{role}}"}"#,
+            )],
         );
         let run = build_analysis_run(&rollout, &ctx(), &[t], &[arg("service", Some("checkout"))])
             .unwrap();
-        assert_eq!(query(&run, 0), r#"x{service="checkout",fife_role="{{role}}"}"#);
+        assert_eq!(
+            query(&run, 0),
+            r#"x{service="checkout",fife_role="{{role}}"}"#
+        );
         assert_eq!(
             run.spec.metrics[0].success_condition.as_deref(),
             Some("result[0] >= 0.99")
         );
         assert_eq!(run.metadata.name.as_deref(), Some("web-rev2-step-2"));
         let r = run.spec.rollout.as_ref().unwrap();
-        assert_eq!((r.step_index, r.canary_revision.as_deref()), (Some(2), Some("rev2")));
-        assert_eq!(run.metadata.owner_references.as_ref().unwrap()[0].controller, Some(true));
+        assert_eq!(
+            (r.step_index, r.canary_revision.as_deref()),
+            (Some(2), Some("rev2"))
+        );
+        assert_eq!(
+            run.metadata.owner_references.as_ref().unwrap()[0].controller,
+            Some(true)
+        );
         assert_eq!(run.spec.args.len(), 2);
     }
 
@@ -327,21 +350,33 @@ mod tests {
         let rollout = mk_rollout("web:2");
         let t = template(vec![arg("slo", Some("0.99"))], vec![metric("m", "q")]);
         let run = build_analysis_run(&rollout, &ctx(), &[t], &[arg("slo", Some("0.5"))]).unwrap();
-        assert_eq!(run.spec.metrics[0].success_condition.as_deref(), Some("result[0] >= 0.5"));
+        assert_eq!(
+            run.spec.metrics[0].success_condition.as_deref(),
+            Some("result[0] >= 0.5")
+        );
     }
 
     #[test]
     fn a_declared_argument_without_value_is_refused_by_name() {
         let rollout = mk_rollout("web:2");
-        let t = template(vec![arg("service", None), arg("slo", Some("1"))], vec![metric("m", "q")]);
+        let t = template(
+            vec![arg("service", None), arg("slo", Some("1"))],
+            vec![metric("m", "q")],
+        );
         let err = build_analysis_run(&rollout, &ctx(), &[t], &[]).unwrap_err();
-        assert!(matches!(&err, RunError::MissingArg { name, .. } if name == "service"), "{err}");
+        assert!(
+            matches!(&err, RunError::MissingArg { name, .. } if name == "service"),
+            "{err}"
+        );
     }
 
     #[test]
     fn an_undeclared_argument_in_a_query_is_refused() {
         let rollout = mk_rollout("web:2");
-        let t = template(vec![arg("slo", Some("1"))], vec![metric("m", "{{args.nope}}")]);
+        let t = template(
+            vec![arg("slo", Some("1"))],
+            vec![metric("m", "{{args.nope}}")],
+        );
         let err = build_analysis_run(&rollout, &ctx(), &[t], &[]).unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");
     }
@@ -351,7 +386,12 @@ mod tests {
         let mut rollout = mk_rollout("web:2");
         rollout.metadata.labels = Some(BTreeMap::from([("team".into(), "payments".into())]));
         let t = template(
-            vec![arg("slo", Some("1")), arg("rev", None), arg("team", None), arg("name", None)],
+            vec![
+                arg("slo", Some("1")),
+                arg("rev", None),
+                arg("team", None),
+                arg("name", None),
+            ],
             vec![metric("m", "{{args.rev}}/{{args.team}}/{{args.name}}")],
         );
         let from = |hash, path: Option<&str>| Argument {
@@ -359,13 +399,24 @@ mod tests {
             value: None,
             value_from: Some(ArgumentValueFrom {
                 pod_template_hash_value: hash,
-                field_ref: path.map(|p| FieldRef { field_path: p.into() }),
+                field_ref: path.map(|p| FieldRef {
+                    field_path: p.into(),
+                }),
             }),
         };
         let step = vec![
-            Argument { name: "rev".into(), ..from(Some(PodTemplateHashValue::Latest), None) },
-            Argument { name: "team".into(), ..from(None, Some("metadata.labels['team']")) },
-            Argument { name: "name".into(), ..from(None, Some("metadata.name")) },
+            Argument {
+                name: "rev".into(),
+                ..from(Some(PodTemplateHashValue::Latest), None)
+            },
+            Argument {
+                name: "team".into(),
+                ..from(None, Some("metadata.labels['team']"))
+            },
+            Argument {
+                name: "name".into(),
+                ..from(None, Some("metadata.name"))
+            },
         ];
         let run = build_analysis_run(&rollout, &ctx(), &[t], &step).unwrap();
         assert_eq!(query(&run, 0), "rev2/payments/web");

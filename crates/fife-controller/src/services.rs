@@ -34,7 +34,13 @@ pub fn build_services(
         .as_ref()
         .and_then(|s| s.match_labels.clone())
         .unwrap_or_default();
-    let mut services = vec![service(rollout, rollout.name_any(), None, base.clone(), &ports)?];
+    let mut services = vec![service(
+        rollout,
+        rollout.name_any(),
+        None,
+        base.clone(),
+        &ports,
+    )?];
     if uses_gateway_api(rollout) {
         for role in Role::ALL {
             let mut selector = base.clone();
@@ -95,7 +101,11 @@ fn service_ports(template: &PodTemplateSpec) -> Vec<ServicePort> {
         return Vec::new();
     };
     let mut ports: Vec<ServicePort> = Vec::new();
-    for port in spec.containers.iter().flat_map(|c| c.ports.iter().flatten()) {
+    for port in spec
+        .containers
+        .iter()
+        .flat_map(|c| c.ports.iter().flatten())
+    {
         let protocol = port.protocol.clone().unwrap_or_else(|| "TCP".to_owned());
         if ports
             .iter()
@@ -104,7 +114,10 @@ fn service_ports(template: &PodTemplateSpec) -> Vec<ServicePort> {
             continue;
         }
         ports.push(ServicePort {
-            name: port.name.clone().or_else(|| Some(format!("port-{}", port.container_port))),
+            name: port
+                .name
+                .clone()
+                .or_else(|| Some(format!("port-{}", port.container_port))),
             port: port.container_port,
             target_port: Some(match &port.name {
                 Some(name) => IntOrString::String(name.clone()),
@@ -155,7 +168,10 @@ mod tests {
             selector(&services[2]).get(ROLE_LABEL).map(String::as_str),
             Some("canary")
         );
-        assert_eq!(selector(&services[2]).get("app").map(String::as_str), Some("web"));
+        assert_eq!(
+            selector(&services[2]).get("app").map(String::as_str),
+            Some("web")
+        );
     }
 
     #[test]

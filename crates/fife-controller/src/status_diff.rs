@@ -7,7 +7,10 @@ use fife_api::RolloutStatus;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 /// The status to write, or `None` when `desired` says nothing `current` does not.
-pub fn status_patch(current: Option<&RolloutStatus>, desired: &RolloutStatus) -> Option<RolloutStatus> {
+pub fn status_patch(
+    current: Option<&RolloutStatus>,
+    desired: &RolloutStatus,
+) -> Option<RolloutStatus> {
     let mut desired = desired.clone();
     if let Some(current) = current {
         carry_transition_times(&current.conditions, &mut desired.conditions);

@@ -63,27 +63,67 @@ impl Metrics {
             last_phase: Mutex::default(),
             registry: Registry::default(),
         };
-        registry.register("rollout_info", "Phase of each rollout (value 1)", m.rollout_info.clone());
-        registry.register("rollout_canary_weight", "Canary traffic weight in percent", m.canary_weight.clone());
-        registry.register("rollout_step", "Index of the step being executed", m.rollout_step.clone());
-        registry.register("promotions", "Rollouts promoted, by reason", m.promotions.clone());
+        registry.register(
+            "rollout_info",
+            "Phase of each rollout (value 1)",
+            m.rollout_info.clone(),
+        );
+        registry.register(
+            "rollout_canary_weight",
+            "Canary traffic weight in percent",
+            m.canary_weight.clone(),
+        );
+        registry.register(
+            "rollout_step",
+            "Index of the step being executed",
+            m.rollout_step.clone(),
+        );
+        registry.register(
+            "promotions",
+            "Rollouts promoted, by reason",
+            m.promotions.clone(),
+        );
         registry.register("aborts", "Rollouts aborted, by reason", m.aborts.clone());
-        registry.register("rollbacks", "Rollouts rolled back, by reason", m.rollbacks.clone());
-        registry.register("analysis_runs", "Analysis runs completed, by phase", m.analysis_runs.clone());
-        registry.register("measurements", "Measurements taken, by phase", m.measurements.clone());
+        registry.register(
+            "rollbacks",
+            "Rollouts rolled back, by reason",
+            m.rollbacks.clone(),
+        );
+        registry.register(
+            "analysis_runs",
+            "Analysis runs completed, by phase",
+            m.analysis_runs.clone(),
+        );
+        registry.register(
+            "measurements",
+            "Measurements taken, by phase",
+            m.measurements.clone(),
+        );
         registry.register(
             "reconcile_duration_seconds",
             "Time one reconcile of a Rollout took",
             m.reconcile_duration.clone(),
         );
-        registry.register("reconcile_errors", "Reconciles that failed, by pipeline step", m.reconcile_errors.clone());
-        registry.register("audit_records_written", "Audit records made durable", m.audit_records.clone());
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that failed, by pipeline step",
+            m.reconcile_errors.clone(),
+        );
+        registry.register(
+            "audit_records_written",
+            "Audit records made durable",
+            m.audit_records.clone(),
+        );
         registry.register(
             "audit_write_failures",
             "Audit appends that failed; the action was not applied",
             m.audit_write_failures.clone(),
         );
-        registry.register("leader", "1 while this replica holds the leader lease", m.leader.clone());
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader lease",
+            m.leader.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -101,41 +141,61 @@ impl Metrics {
         if let Some(old) = last.insert(key, phase.to_owned())
             && old != phase
         {
-            self.rollout_info.remove(&rollout_labels(namespace, name, Some(&old)));
+            self.rollout_info
+                .remove(&rollout_labels(namespace, name, Some(&old)));
         }
-        self.rollout_info.get_or_create(&rollout_labels(namespace, name, Some(phase))).set(1);
-        self.canary_weight.get_or_create(&rollout_labels(namespace, name, None)).set(weight.into());
-        self.rollout_step.get_or_create(&rollout_labels(namespace, name, None)).set(step.into());
+        self.rollout_info
+            .get_or_create(&rollout_labels(namespace, name, Some(phase)))
+            .set(1);
+        self.canary_weight
+            .get_or_create(&rollout_labels(namespace, name, None))
+            .set(weight.into());
+        self.rollout_step
+            .get_or_create(&rollout_labels(namespace, name, None))
+            .set(step.into());
     }
 
     /// Forgets a deleted rollout's series.
     pub fn forget_rollout(&self, namespace: &str, name: &str) {
         let mut last = self.last_phase.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(old) = last.remove(&(namespace.to_owned(), name.to_owned())) {
-            self.rollout_info.remove(&rollout_labels(namespace, name, Some(&old)));
+            self.rollout_info
+                .remove(&rollout_labels(namespace, name, Some(&old)));
         }
-        self.canary_weight.remove(&rollout_labels(namespace, name, None));
-        self.rollout_step.remove(&rollout_labels(namespace, name, None));
+        self.canary_weight
+            .remove(&rollout_labels(namespace, name, None));
+        self.rollout_step
+            .remove(&rollout_labels(namespace, name, None));
     }
 
     pub fn promoted(&self, reason: &str) {
-        self.promotions.get_or_create(&vec![("reason", reason.to_owned())]).inc();
+        self.promotions
+            .get_or_create(&vec![("reason", reason.to_owned())])
+            .inc();
     }
 
     pub fn aborted(&self, reason: &str) {
-        self.aborts.get_or_create(&vec![("reason", reason.to_owned())]).inc();
+        self.aborts
+            .get_or_create(&vec![("reason", reason.to_owned())])
+            .inc();
     }
 
     pub fn rolled_back(&self, reason: &str) {
-        self.rollbacks.get_or_create(&vec![("reason", reason.to_owned())]).inc();
+        self.rollbacks
+            .get_or_create(&vec![("reason", reason.to_owned())])
+            .inc();
     }
 
     pub fn analysis_completed(&self, phase: &str) {
-        self.analysis_runs.get_or_create(&vec![("phase", phase.to_owned())]).inc();
+        self.analysis_runs
+            .get_or_create(&vec![("phase", phase.to_owned())])
+            .inc();
     }
 
     pub fn measured(&self, phase: &str) {
-        self.measurements.get_or_create(&vec![("phase", phase.to_owned())]).inc();
+        self.measurements
+            .get_or_create(&vec![("phase", phase.to_owned())])
+            .inc();
     }
 
     pub fn reconciled(&self, seconds: f64) {
@@ -143,7 +203,9 @@ impl Metrics {
     }
 
     pub fn reconcile_failed(&self, step: &str) {
-        self.reconcile_errors.get_or_create(&vec![("step", step.to_owned())]).inc();
+        self.reconcile_errors
+            .get_or_create(&vec![("step", step.to_owned())])
+            .inc();
     }
 
     pub fn audit_written(&self) {
@@ -160,7 +222,10 @@ impl Metrics {
 }
 
 fn rollout_labels(namespace: &str, name: &str, phase: Option<&str>) -> Labels {
-    let mut labels = vec![("namespace", namespace.to_owned()), ("rollout", name.to_owned())];
+    let mut labels = vec![
+        ("namespace", namespace.to_owned()),
+        ("rollout", name.to_owned()),
+    ];
     if let Some(phase) = phase {
         labels.push(("phase", phase.to_owned()));
     }
@@ -179,10 +244,19 @@ mod tests {
         m.rolled_back("analysis");
         m.audit_failed();
         let text = m.encode();
-        assert!(text.contains(r#"fife_rollout_info{namespace="shop",rollout="web",phase="Paused"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"fife_rollout_info{namespace="shop",rollout="web",phase="Paused"} 1"#),
+            "{text}"
+        );
         assert!(!text.contains("Progressing"), "{text}");
-        assert!(text.contains(r#"fife_rollout_step{namespace="shop",rollout="web"} 2"#), "{text}");
-        assert!(text.contains(r#"fife_rollbacks_total{reason="analysis"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"fife_rollout_step{namespace="shop",rollout="web"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"fife_rollbacks_total{reason="analysis"} 1"#),
+            "{text}"
+        );
         assert!(text.contains("fife_audit_write_failures_total 1"), "{text}");
         m.forget_rollout("shop", "web");
         assert!(!m.encode().contains("rollout=\"web\""));

@@ -113,7 +113,9 @@ pub fn weighted_rules(
 /// The weights a route currently gives the three roles (first rule that names stable).
 pub fn current_weights(rollout_name: &str, rules: &[HttpRouteRule]) -> Option<TrafficWeights> {
     let stable = Role::Stable.child_name(rollout_name);
-    let rule = rules.iter().find(|r| r.backend_refs.iter().any(|b| b.name == stable))?;
+    let rule = rules
+        .iter()
+        .find(|r| r.backend_refs.iter().any(|b| b.name == stable))?;
     let weight = |role: Role| {
         let name = role.child_name(rollout_name);
         rule.backend_refs
@@ -164,7 +166,10 @@ mod tests {
             ])
         );
         assert_eq!(v[0]["matches"][0]["path"]["value"], "/");
-        assert_eq!(v[1], json!({ "backendRefs": [{ "name": "other", "port": 80 }] }));
+        assert_eq!(
+            v[1],
+            json!({ "backendRefs": [{ "name": "other", "port": 80 }] })
+        );
         assert_eq!(current_weights("web", &out), Some(w(80, 10, 10)));
     }
 

@@ -47,35 +47,77 @@ async fn a_slower_canary_is_rolled_back_and_an_identical_one_promoted() {
     let same_canary = workload(WorkloadRole::Canary, 1.0, 21).await;
     let same_baseline = workload(WorkloadRole::Baseline, 1.0, 22).await;
     let prometheus = Prometheus::start(&[
-        ("slow", vec![slow_canary.local_addr(), slow_baseline.local_addr()]),
-        ("same", vec![same_canary.local_addr(), same_baseline.local_addr()]),
+        (
+            "slow",
+            vec![slow_canary.local_addr(), slow_baseline.local_addr()],
+        ),
+        (
+            "same",
+            vec![same_canary.local_addr(), same_baseline.local_addr()],
+        ),
     ]);
     let cluster = Cluster::start().await;
     let controller = Controller::simple(&cluster);
     cluster.apply(TEMPLATE).await;
     let baseline = "      baseline: true\n";
-    cluster.apply(&rollout("slow", "api:1", 4, baseline, &steps("slow", &prometheus.address))).await;
-    cluster.apply(&rollout("same", "api:1", 4, baseline, &steps("same", &prometheus.address))).await;
-    cluster.wait_phase("slow", "Healthy", Duration::from_secs(20)).await;
-    cluster.wait_phase("same", "Healthy", Duration::from_secs(20)).await;
+    cluster
+        .apply(&rollout(
+            "slow",
+            "api:1",
+            4,
+            baseline,
+            &steps("slow", &prometheus.address),
+        ))
+        .await;
+    cluster
+        .apply(&rollout(
+            "same",
+            "api:1",
+            4,
+            baseline,
+            &steps("same", &prometheus.address),
+        ))
+        .await;
+    cluster
+        .wait_phase("slow", "Healthy", Duration::from_secs(20))
+        .await;
+    cluster
+        .wait_phase("same", "Healthy", Duration::from_secs(20))
+        .await;
     // Enough history for the analysis window on both sides.
-    prometheus.wait_for_series("http_request_duration_seconds_count", 4).await;
+    prometheus
+        .wait_for_series("http_request_duration_seconds_count", 4)
+        .await;
     tokio::time::sleep(Duration::from_secs(8)).await;
 
-    cluster.merge_patch("rollout/slow", &image_patch("api:2")).await;
-    cluster.merge_patch("rollout/same", &image_patch("api:2")).await;
+    cluster
+        .merge_patch("rollout/slow", &image_patch("api:2"))
+        .await;
+    cluster
+        .merge_patch("rollout/same", &image_patch("api:2"))
+        .await;
 
-    let rolled_back = cluster.wait_phase("slow", "Degraded", Duration::from_secs(40)).await;
+    let rolled_back = cluster
+        .wait_phase("slow", "Degraded", Duration::from_secs(40))
+        .await;
     assert_eq!(rolled_back["abort"], true);
     assert_eq!(rolled_back["weights"]["canary"], 0);
     assert_eq!(rolled_back["weights"]["stable"], 100);
     let stable = cluster.get("deployment/slow-stable").await.unwrap();
-    assert_eq!(stable["spec"]["template"]["spec"]["containers"][0]["image"], "api:1");
+    assert_eq!(
+        stable["spec"]["template"]["spec"]["containers"][0]["image"],
+        "api:1"
+    );
 
-    let promoted = cluster.wait_phase("same", "Healthy", Duration::from_secs(40)).await;
+    let promoted = cluster
+        .wait_phase("same", "Healthy", Duration::from_secs(40))
+        .await;
     assert_eq!(promoted["weights"]["stable"], 100);
     let stable = cluster.get("deployment/same-stable").await.unwrap();
-    assert_eq!(stable["spec"]["template"]["spec"]["containers"][0]["image"], "api:2");
+    assert_eq!(
+        stable["spec"]["template"]["spec"]["containers"][0]["image"],
+        "api:2"
+    );
 
     // The runs carry the judge's verdicts.
     let runs = cluster.get("analysisruns").await.unwrap();
@@ -105,7 +147,12 @@ async fn a_slower_canary_is_rolled_back_and_an_identical_one_promoted() {
         .expect("a measurement record for slow");
     let evidence = &failed_measurement["evidence"]["measurements"][0];
     assert_eq!(evidence["phase"], "Failed");
-    assert!(evidence["queries"][0]["query"].as_str().unwrap().contains("fife_role=\"canary\""));
+    assert!(
+        evidence["queries"][0]["query"]
+            .as_str()
+            .unwrap()
+            .contains("fife_role=\"canary\"")
+    );
     assert!(evidence["comparison"]["pValue"].as_f64().unwrap() < 0.05);
     assert!(
         records

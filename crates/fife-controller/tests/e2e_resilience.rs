@@ -31,25 +31,39 @@ async fn killed_and_restarted_twenty_times_the_rollout_finishes_once() {
     };
     let mut controller = Controller::start(&cluster, options());
     cluster.apply(&rollout("web", "web:1", 5, "", STEPS)).await;
-    cluster.wait_phase("web", "Healthy", Duration::from_secs(20)).await;
-    cluster.merge_patch("rollout/web", &image_patch("web:2")).await;
+    cluster
+        .wait_phase("web", "Healthy", Duration::from_secs(20))
+        .await;
+    cluster
+        .merge_patch("rollout/web", &image_patch("web:2"))
+        .await;
 
     // SIGKILL at pseudo-random points (a fixed LCG, so a failure replays), restart at once.
     let mut state: u64 = 0x5eed;
     let mut kills = 0;
     while kills < 20 && cluster.rollout_status("web").await["phase"] != "Healthy" {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let delay = 100 + (state >> 33) % 400;
         tokio::time::sleep(Duration::from_millis(delay)).await;
         controller.kill();
         kills += 1;
         controller = Controller::start(&cluster, options());
     }
-    let status = cluster.wait_phase("web", "Healthy", Duration::from_secs(40)).await;
-    assert_eq!(kills, 20, "the rollout ended before the controller was killed 20 times");
+    let status = cluster
+        .wait_phase("web", "Healthy", Duration::from_secs(40))
+        .await;
+    assert_eq!(
+        kills, 20,
+        "the rollout ended before the controller was killed 20 times"
+    );
     let revision = status["stableRevision"].as_str().unwrap().to_owned();
     let stable = cluster.get("deployment/web-stable").await.unwrap();
-    assert_eq!(stable["spec"]["template"]["spec"]["containers"][0]["image"], "web:2");
+    assert_eq!(
+        stable["spec"]["template"]["spec"]["containers"][0]["image"],
+        "web:2"
+    );
     assert_eq!(stable["spec"]["replicas"], 5);
     assert_eq!(cluster.deployment_replicas("web-canary").await, Some(0));
     drop(controller);
@@ -67,16 +81,26 @@ async fn killed_and_restarted_twenty_times_the_rollout_finishes_once() {
     let steps = steps_started(&records, &revision);
     let distinct: BTreeSet<u64> = steps.iter().copied().collect();
     assert_eq!(distinct, (0..8).collect(), "{steps:?}");
-    assert!(steps.windows(2).all(|w| w[0] <= w[1]), "in order: {steps:?}");
+    assert!(
+        steps.windows(2).all(|w| w[0] <= w[1]),
+        "in order: {steps:?}"
+    );
     // The chain is whole across twenty restarts.
     let seqs: Vec<u64> = records.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
-    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "gapless: {seqs:?}");
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "gapless: {seqs:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn of_two_replicas_only_the_leader_acts_and_the_other_takes_over() {
     let cluster = Cluster::start().await;
-    let lease = Some(("fife-leader", Duration::from_secs(4), Duration::from_secs(2)));
+    let lease = Some((
+        "fife-leader",
+        Duration::from_secs(4),
+        Duration::from_secs(2),
+    ));
     let mut a = Controller::start(
         &cluster,
         ControllerOptions {
@@ -95,19 +119,38 @@ async fn of_two_replicas_only_the_leader_acts_and_the_other_takes_over() {
     );
     let leaders = cluster
         .wait_for("one leader", Duration::from_secs(20), || async {
-            let (la, lb) = (a.metric("fife_leader").await?, b.metric("fife_leader").await?);
+            let (la, lb) = (
+                a.metric("fife_leader").await?,
+                b.metric("fife_leader").await?,
+            );
             (la + lb == 1.0).then_some((la, lb))
         })
         .await;
     let steps = "        - setWeight: 50\n        - pause: {duration: 4s}\n";
     cluster.apply(&rollout("web", "web:1", 4, "", steps)).await;
-    cluster.wait_phase("web", "Healthy", Duration::from_secs(20)).await;
-    cluster.merge_patch("rollout/web", &image_patch("web:2")).await;
-    cluster.wait_phase("web", "Paused", Duration::from_secs(20)).await;
+    cluster
+        .wait_phase("web", "Healthy", Duration::from_secs(20))
+        .await;
+    cluster
+        .merge_patch("rollout/web", &image_patch("web:2"))
+        .await;
+    cluster
+        .wait_phase("web", "Paused", Duration::from_secs(20))
+        .await;
 
-    let (leader, follower) = if leaders.0 == 1.0 { (&mut a, &mut b) } else { (&mut b, &mut a) };
-    assert!(!audit_records(&leader.audit_log).is_empty(), "the leader records");
-    assert!(audit_records(&follower.audit_log).is_empty(), "the follower never acts");
+    let (leader, follower) = if leaders.0 == 1.0 {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+    assert!(
+        !audit_records(&leader.audit_log).is_empty(),
+        "the leader records"
+    );
+    assert!(
+        audit_records(&follower.audit_log).is_empty(),
+        "the follower never acts"
+    );
 
     leader.kill();
     let killed = Instant::now();
@@ -119,11 +162,18 @@ async fn of_two_replicas_only_the_leader_acts_and_the_other_takes_over() {
     let takeover = killed.elapsed();
     eprintln!("takeover after {takeover:?}");
     // Lease duration (4 s) plus the renewal poll; never before the old lease expired.
-    assert!(takeover <= Duration::from_secs(7), "took over after {takeover:?}");
-    cluster.wait_phase("web", "Healthy", Duration::from_secs(20)).await;
+    assert!(
+        takeover <= Duration::from_secs(7),
+        "took over after {takeover:?}"
+    );
+    cluster
+        .wait_phase("web", "Healthy", Duration::from_secs(20))
+        .await;
     let records = audit_records(&follower.audit_log);
     assert!(
-        records.iter().any(|r| r["action"] == "Promoted" && r["actor"]["name"] == follower.identity.as_str()),
+        records
+            .iter()
+            .any(|r| r["action"] == "Promoted" && r["actor"]["name"] == follower.identity.as_str()),
         "the new leader finished the rollout: {records:#?}"
     );
 }

@@ -13,12 +13,18 @@ fn rendered() -> Vec<Value> {
         .args(["kustomize", dir.to_str().unwrap()])
         .output()
         .expect("kubectl runs");
-    assert!(out.status.success(), "kubectl kustomize failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kubectl kustomize failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_saphyr::from_multiple(&String::from_utf8(out.stdout).unwrap()).unwrap()
 }
 
 fn find<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
-    docs.iter().find(|d| d["kind"] == kind).unwrap_or_else(|| panic!("no {kind}"))
+    docs.iter()
+        .find(|d| d["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind}"))
 }
 
 #[test]
@@ -39,7 +45,8 @@ fn renders_every_object_in_the_controller_namespace() {
     .into();
     assert_eq!(kinds, expected);
     for d in &docs {
-        let cluster_scoped = ["Namespace", "ClusterRole", "ClusterRoleBinding"].contains(&d["kind"].as_str().unwrap());
+        let cluster_scoped = ["Namespace", "ClusterRole", "ClusterRoleBinding"]
+            .contains(&d["kind"].as_str().unwrap());
         if !cluster_scoped {
             assert_eq!(d["metadata"]["namespace"], "fife-system", "{d:#}");
         }
@@ -53,12 +60,29 @@ fn two_replicas_elect_a_leader_and_write_their_own_audit_logs() {
     assert_eq!(deployment["spec"]["replicas"], 2);
     let pod = &deployment["spec"]["template"]["spec"];
     let container = &pod["containers"][0];
-    let args: Vec<&str> = container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
     assert_eq!(args[0], "controller");
-    assert!(args.iter().any(|a| a.starts_with("--lease-name=")), "{args:?}");
-    assert!(args.contains(&"--audit-log=/var/lib/fife/audit/$(POD_NAME).jsonl"), "{args:?}");
-    assert_eq!(container["volumeMounts"][0]["mountPath"], "/var/lib/fife/audit");
-    assert_eq!(pod["volumes"][0]["persistentVolumeClaim"]["claimName"], find(&docs, "PersistentVolumeClaim")["metadata"]["name"]);
+    assert!(
+        args.iter().any(|a| a.starts_with("--lease-name=")),
+        "{args:?}"
+    );
+    assert!(
+        args.contains(&"--audit-log=/var/lib/fife/audit/$(POD_NAME).jsonl"),
+        "{args:?}"
+    );
+    assert_eq!(
+        container["volumeMounts"][0]["mountPath"],
+        "/var/lib/fife/audit"
+    );
+    assert_eq!(
+        pod["volumes"][0]["persistentVolumeClaim"]["claimName"],
+        find(&docs, "PersistentVolumeClaim")["metadata"]["name"]
+    );
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
@@ -75,7 +99,11 @@ fn rules(role: &Value) -> Vec<(String, String, Vec<String>)> {
     let mut out = Vec::new();
     for rule in role["rules"].as_array().unwrap() {
         let strings = |v: &Value| -> Vec<String> {
-            v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect()
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_owned())
+                .collect()
         };
         for group in strings(&rule["apiGroups"]) {
             for resource in strings(&rule["resources"]) {
@@ -99,23 +127,63 @@ fn the_cluster_role_grants_exactly_what_the_controller_uses() {
         v
     };
     let mut expected = vec![
-        ("fife.dev".into(), "rollouts".into(), v(&["get", "list", "watch"])),
+        (
+            "fife.dev".into(),
+            "rollouts".into(),
+            v(&["get", "list", "watch"]),
+        ),
         ("fife.dev".into(), "rollouts/status".into(), v(&["patch"])),
-        ("fife.dev".into(), "analysisruns".into(), v(&["get", "list", "watch", "create", "patch"])),
-        ("fife.dev".into(), "analysisruns/status".into(), v(&["patch"])),
-        ("fife.dev".into(), "analysistemplates".into(), v(&["get", "list", "watch"])),
-        ("fife.dev".into(), "clusteranalysistemplates".into(), v(&["get", "list", "watch"])),
-        ("apps".into(), "deployments".into(), v(&["get", "list", "watch", "create", "patch"])),
-        ("".into(), "services".into(), v(&["get", "list", "watch", "create", "patch"])),
-        ("gateway.networking.k8s.io".into(), "httproutes".into(), v(&["get", "patch"])),
-        ("events.k8s.io".into(), "events".into(), v(&["create", "patch"])),
+        (
+            "fife.dev".into(),
+            "analysisruns".into(),
+            v(&["get", "list", "watch", "create", "patch"]),
+        ),
+        (
+            "fife.dev".into(),
+            "analysisruns/status".into(),
+            v(&["patch"]),
+        ),
+        (
+            "fife.dev".into(),
+            "analysistemplates".into(),
+            v(&["get", "list", "watch"]),
+        ),
+        (
+            "fife.dev".into(),
+            "clusteranalysistemplates".into(),
+            v(&["get", "list", "watch"]),
+        ),
+        (
+            "apps".into(),
+            "deployments".into(),
+            v(&["get", "list", "watch", "create", "patch"]),
+        ),
+        (
+            "".into(),
+            "services".into(),
+            v(&["get", "list", "watch", "create", "patch"]),
+        ),
+        (
+            "gateway.networking.k8s.io".into(),
+            "httproutes".into(),
+            v(&["get", "patch"]),
+        ),
+        (
+            "events.k8s.io".into(),
+            "events".into(),
+            v(&["create", "patch"]),
+        ),
     ];
     expected.sort();
     assert_eq!(rules(role), expected);
     let leader = docs.iter().find(|d| d["kind"] == "Role").unwrap();
     assert_eq!(
         rules(leader),
-        vec![("coordination.k8s.io".into(), "leases".into(), v(&["create", "get", "patch"]))]
+        vec![(
+            "coordination.k8s.io".into(),
+            "leases".into(),
+            v(&["create", "get", "patch"])
+        )]
     );
     let text = serde_json::to_string(&docs).unwrap();
     assert!(!text.contains("\"*\""), "no wildcards");

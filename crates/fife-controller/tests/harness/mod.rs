@@ -103,8 +103,15 @@ impl Cluster {
 
     /// A JSON merge patch, as `kubectl fife` writes it.
     pub async fn merge_patch(&self, resource: &str, patch: &Value) {
-        self.kubectl(&["patch", resource, "--type", "merge", "-p", &patch.to_string()])
-            .await;
+        self.kubectl(&[
+            "patch",
+            resource,
+            "--type",
+            "merge",
+            "-p",
+            &patch.to_string(),
+        ])
+        .await;
     }
 
     pub async fn get(&self, resource: &str) -> Option<Value> {
@@ -138,7 +145,9 @@ impl Cluster {
                     .into_iter()
                     .map(|r| r["status"].clone())
                     .collect();
-                panic!("timed out after {timeout:?} waiting for {what}; rollout statuses: {statuses:#?}");
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}; rollout statuses: {statuses:#?}"
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
