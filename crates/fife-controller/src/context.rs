@@ -27,6 +27,9 @@ pub struct Context {
     /// Who acts, as written in audit records and Events.
     pub identity: String,
     failures: Mutex<HashMap<String, u32>>,
+    /// Per Rollout: the resourceVersion a decision was taken from and a digest of the
+    /// events recorded for it. See [`Context::already_recorded`].
+    recorded: Mutex<HashMap<String, (String, String)>>,
 }
 
 // The client and recorder have no Debug; the identity is what tells contexts apart.
@@ -62,6 +65,7 @@ impl Context {
             leadership,
             identity,
             failures: Mutex::default(),
+            recorded: Mutex::default(),
         }
     }
 
@@ -79,6 +83,26 @@ impl Context {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(key);
+    }
+}
+
+impl Context {
+    /// True when the same events were already recorded for the same version of the
+    /// Rollout: an earlier attempt wrote the records, then failed before its status write
+    /// landed, and is now being retried. Appending again would record one transition
+    /// twice. (Across a restart this memory is gone, and a replay may record it twice.)
+    pub fn already_recorded(&self, key: &str, resource_version: &str, events: &str) -> bool {
+        let recorded = self.recorded.lock().unwrap_or_else(|e| e.into_inner());
+        recorded
+            .get(key)
+            .is_some_and(|(version, digest)| version == resource_version && digest == events)
+    }
+
+    pub fn remember_recorded(&self, key: &str, resource_version: &str, events: String) {
+        self.recorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_owned(), (resource_version.to_owned(), events));
     }
 }
 

@@ -75,23 +75,31 @@ async fn pipeline(ctx: &Context, namespace: &str, name: &str) -> Result<Action, 
     if !ctx.leadership.is_leading() {
         return Ok(Action::requeue(FOLLOWER_RETRY));
     }
-    let entries = decision_entries(&observation, &decision, &ctx.identity, chrono::Utc::now());
-    let count = entries.len();
-    let records = match append_all(&ctx.audit, entries).await {
-        Ok(records) => {
-            for _ in 0..count {
-                ctx.metrics.audit_written();
+    let key = format!("{namespace}/{name}");
+    let version = rollout.resource_version().unwrap_or_default();
+    let digest = events_digest(&decision);
+    let records = if decision.events.is_empty() || ctx.already_recorded(&key, &version, &digest) {
+        Vec::new()
+    } else {
+        let entries = decision_entries(&observation, &decision, &ctx.identity, chrono::Utc::now());
+        let count = entries.len();
+        match append_all(&ctx.audit, entries).await {
+            Ok(records) => {
+                for _ in 0..count {
+                    ctx.metrics.audit_written();
+                }
+                ctx.remember_recorded(&key, &version, digest);
+                records
             }
-            records
-        }
-        Err(message) => {
-            ctx.metrics.audit_failed();
-            let error = ReconcileError::Record {
-                rollout: format!("{namespace}/{name}"),
-                message: message.clone(),
-            };
-            report_audit_failure(ctx, rollout, &message).await?;
-            return Err(error);
+            Err(message) => {
+                ctx.metrics.audit_failed();
+                let error = ReconcileError::Record {
+                    rollout: key,
+                    message: message.clone(),
+                };
+                report_audit_failure(ctx, rollout, &message).await?;
+                return Err(error);
+            }
         }
     };
 
@@ -107,6 +115,16 @@ async fn pipeline(ctx: &Context, namespace: &str, name: &str) -> Result<Action, 
         Some(after) => Action::requeue(after.min(RESYNC)),
         None => Action::requeue(RESYNC),
     })
+}
+
+/// What identifies a decision's events: their actions, steps and messages.
+fn events_digest(decision: &fife_engine::Decision) -> String {
+    decision
+        .events
+        .iter()
+        .map(|e| format!("{:?}|{:?}|{}", e.action, e.step_index, e.message))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Per-object exponential backoff (bounded), with the failing step counted and shown.

@@ -56,6 +56,15 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn start() -> Cluster {
+        let cluster = Cluster::without_crds().await;
+        cluster
+            .kubectl(&["apply", "-f", workspace().join("crds").to_str().unwrap()])
+            .await;
+        cluster
+    }
+
+    /// A cluster where Fife is not installed yet.
+    pub async fn without_crds() -> Cluster {
         let config = Config {
             rollout_delay: Duration::from_millis(100),
             ..Config::default()
@@ -66,15 +75,11 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
         api.write_kubeconfig(&kubeconfig).unwrap();
-        let cluster = Cluster {
+        Cluster {
             api,
             dir,
             kubeconfig,
-        };
-        cluster
-            .kubectl(&["apply", "-f", workspace().join("crds").to_str().unwrap()])
-            .await;
-        cluster
+        }
     }
 
     /// Runs the real kubectl against the test server; panics with its output on failure.
