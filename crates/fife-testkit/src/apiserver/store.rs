@@ -39,10 +39,10 @@ pub struct Change {
     pub resource: GroupResource,
     pub namespace: String,
     pub kind: ChangeKind,
-    pub object: Value,
+    pub object: Arc<Value>,
     /// The object before the change, so selector-filtered watches can turn a change that
     /// leaves the selection into DELETED and one that enters it into ADDED.
-    pub previous: Option<Value>,
+    pub previous: Option<Arc<Value>>,
 }
 
 /// How dependents are treated when their owner is deleted.
@@ -56,7 +56,9 @@ pub enum Propagation {
 /// One page of a list.
 #[derive(Debug)]
 pub struct Page {
-    pub items: Vec<Value>,
+    /// Shared with the store: serialize them, clone only to change them. Their
+    /// `apiVersion` is the stored one; see [`with_version`].
+    pub items: Vec<Arc<Value>>,
     pub revision: u64,
     pub continue_token: Option<String>,
     pub remaining: Option<usize>,
@@ -66,7 +68,8 @@ pub struct Page {
 #[derive(Debug)]
 pub struct Store {
     pub catalogue: Catalogue,
-    objects: BTreeMap<GroupResource, BTreeMap<(String, String), Value>>,
+    /// Shared with the history: a change and the current object are one allocation.
+    objects: BTreeMap<GroupResource, BTreeMap<(String, String), Arc<Value>>>,
     revision: u64,
     history: VecDeque<Arc<Change>>,
     history_limit: usize,
@@ -175,8 +178,8 @@ impl Store {
         rt: &ResourceType,
         namespace: &str,
         kind: ChangeKind,
-        object: Value,
-        previous: Option<Value>,
+        object: Arc<Value>,
+        previous: Option<Arc<Value>>,
     ) {
         let change = Arc::new(Change {
             revision: self.revision,
@@ -255,7 +258,7 @@ impl Store {
         let mut continue_key = None;
         let mut remaining = 0;
         if let Some(objects) = self.objects.get(&key_of(rt)) {
-            let range: Box<dyn Iterator<Item = (&(String, String), &Value)>> = match &start {
+            let range: Box<dyn Iterator<Item = (&(String, String), &Arc<Value>)>> = match &start {
                 Some(after) => Box::new(objects.range((
                     std::ops::Bound::Excluded(after.clone()),
                     std::ops::Bound::Unbounded,
@@ -273,7 +276,7 @@ impl Store {
                     remaining += 1;
                     continue;
                 }
-                items.push(with_version(rt, object));
+                items.push(object.clone());
                 continue_key = Some(key.clone());
             }
         }
@@ -435,12 +438,13 @@ impl Store {
             self.catalogue.register_crd(&object);
         }
         self.revision = revision;
+        let stored = Arc::new(object);
         self.objects
             .entry(key_of(rt))
             .or_default()
-            .insert(key.clone(), object.clone());
-        self.record(rt, &key.0, ChangeKind::Added, object.clone(), None);
-        Ok(with_version(rt, &object))
+            .insert(key.clone(), stored.clone());
+        self.record(rt, &key.0, ChangeKind::Added, stored.clone(), None);
+        Ok(with_version(rt, &stored))
     }
 
     /// Replaces an object after the caller has built the new version. Checks
@@ -465,7 +469,7 @@ impl Store {
             .objects
             .get(&key_of(rt))
             .and_then(|m| m.get(&key))
-            .cloned()
+            .map(|o| (**o).clone())
             .ok_or_else(|| ApiError::not_found(rt, name))?;
         let body_name = object["metadata"]["name"].as_str().unwrap_or(name);
         if body_name != name {
@@ -569,15 +573,17 @@ impl Store {
             && object["metadata"]["finalizers"]
                 .as_array()
                 .is_none_or(|f| f.is_empty());
-        self.objects
+        let stored = Arc::new(object);
+        let previous = self
+            .objects
             .entry(key_of(rt))
             .or_default()
-            .insert(key.clone(), object.clone());
-        self.record(rt, &ns, ChangeKind::Modified, object.clone(), Some(old));
+            .insert(key.clone(), stored.clone());
+        self.record(rt, &ns, ChangeKind::Modified, stored.clone(), previous);
         if finished {
             self.remove(rt, &ns, name);
         }
-        Ok(with_version(rt, &object))
+        Ok(with_version(rt, &stored))
     }
 
     /// Deletes an object. With finalizers present it only marks the object
@@ -601,7 +607,7 @@ impl Store {
             .objects
             .get(&key_of(rt))
             .and_then(|m| m.get(&key))
-            .cloned()
+            .map(|o| (**o).clone())
             .ok_or_else(|| ApiError::not_found(rt, name))?;
         if precondition_uid.is_some_and(|u| Some(u) != old["metadata"]["uid"].as_str()) {
             return Err(ApiError::conflict(rt, name));
@@ -639,11 +645,13 @@ impl Store {
             marked["metadata"]["generation"] = json!(generation);
             self.revision += 1;
             marked["metadata"]["resourceVersion"] = json!(self.revision.to_string());
-            self.objects
+            let stored = Arc::new(marked.clone());
+            let previous = self
+                .objects
                 .entry(key_of(rt))
                 .or_default()
-                .insert(key, marked.clone());
-            self.record(rt, &ns, ChangeKind::Modified, marked.clone(), Some(old));
+                .insert(key, stored.clone());
+            self.record(rt, &ns, ChangeKind::Modified, stored, previous);
             if propagation == Propagation::Foreground {
                 self.collect(&uid);
                 self.finish_foreground(rt, &ns, name);
@@ -680,13 +688,13 @@ impl Store {
             .get_mut(&key_of(rt))?
             .remove(&(ns.to_string(), name.to_string()))?;
         self.revision += 1;
-        let mut tombstone = removed.clone();
+        let mut tombstone = (*removed).clone();
         tombstone["metadata"]["resourceVersion"] = json!(self.revision.to_string());
         self.record(
             rt,
             ns,
             ChangeKind::Deleted,
-            tombstone.clone(),
+            Arc::new(tombstone.clone()),
             Some(removed),
         );
         if rt.group == "apiextensions.k8s.io" {
@@ -861,6 +869,9 @@ fn check_kind(rt: &ResourceType, object: &Value) -> Result<(), ApiError> {
 /// Sets apiVersion and kind as the requested version serves them.
 pub fn with_version(rt: &ResourceType, object: &Value) -> Value {
     let mut v = object.clone();
+    if v["apiVersion"].as_str() == Some(rt.api_version().as_str()) && v["kind"].as_str() == Some(rt.kind.as_str()) {
+        return v;
+    }
     if let Some(m) = v.as_object_mut() {
         m.insert("apiVersion".into(), json!(rt.api_version()));
         m.insert("kind".into(), json!(rt.kind));
