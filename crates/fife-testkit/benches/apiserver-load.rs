@@ -43,15 +43,31 @@ async fn timed_get(http: &reqwest::Client, url: &str, runs: usize) -> (Vec<Durat
 
 #[tokio::main]
 async fn main() {
-    let rollouts: usize = std::env::var("ROLLOUTS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let rollouts: usize = std::env::var("ROLLOUTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
     let rss_start = rss_kib("VmRSS:");
-    let server = ApiServer::start("127.0.0.1:0".parse().unwrap(), Config::default()).await.unwrap();
+    let server = ApiServer::start("127.0.0.1:0".parse().unwrap(), Config::default())
+        .await
+        .unwrap();
     let base = server.url();
     let http = reqwest::Client::new();
 
-    let crd_yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rollout-crd.yaml")).unwrap();
+    let crd_yaml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/rollout-crd.yaml"
+    ))
+    .unwrap();
     let crd: Value = serde_saphyr::from_str(&crd_yaml).unwrap();
-    let r = http.post(format!("{base}/apis/apiextensions.k8s.io/v1/customresourcedefinitions")).json(&crd).send().await.unwrap();
+    let r = http
+        .post(format!(
+            "{base}/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+        ))
+        .json(&crd)
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_success());
     let rss_empty = rss_kib("VmRSS:");
 
@@ -103,8 +119,14 @@ async fn main() {
     let deployments_url = format!("{base}/apis/apps/v1/namespaces/default/deployments");
     let (mut list_rollouts, rollout_bytes) = timed_get(&http, &rollouts_url, 10).await;
     let (mut list_deployments, deployment_bytes) = timed_get(&http, &deployments_url, 10).await;
-    let (mut selected, _) = timed_get(&http, &format!("{deployments_url}?labelSelector=app%3Dapp-04242"), 50).await;
-    let (mut get_one, _) = timed_get(&http, &format!("{deployments_url}/app-04242-stable"), 200).await;
+    let (mut selected, _) = timed_get(
+        &http,
+        &format!("{deployments_url}?labelSelector=app%3Dapp-04242"),
+        50,
+    )
+    .await;
+    let (mut get_one, _) =
+        timed_get(&http, &format!("{deployments_url}/app-04242-stable"), 200).await;
     let mut paged = Vec::new();
     for _ in 0..3 {
         let start = Instant::now();
@@ -120,12 +142,22 @@ async fn main() {
     }
 
     // Watch latency: time from a write being acknowledged to its event on an open watch.
-    let rv = http.get(format!("{deployments_url}?limit=1")).send().await.unwrap().json::<Value>().await.unwrap()["metadata"]
-        ["resourceVersion"]
+    let rv = http
+        .get(format!("{deployments_url}?limit=1"))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["metadata"]["resourceVersion"]
         .as_str()
         .unwrap()
         .to_string();
-    let mut watch = http.get(format!("{deployments_url}?watch=true&resourceVersion={rv}")).send().await.unwrap();
+    let mut watch = http
+        .get(format!("{deployments_url}?watch=true&resourceVersion={rv}"))
+        .send()
+        .await
+        .unwrap();
     let mut pending = String::new();
     let mut watch_latency = Vec::new();
     for i in 0..200 {
@@ -141,7 +173,10 @@ async fn main() {
             .json()
             .await
             .unwrap();
-        let want = patched["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+        let want = patched["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .to_string();
         'wait: loop {
             while let Some(newline) = pending.find('\n') {
                 let line: String = pending.drain(..=newline).collect();
@@ -160,14 +195,57 @@ async fn main() {
 
     println!("| measure | value |");
     println!("|---|---|");
-    println!("| objects held | {objects} ({rollouts} Rollouts + {rollouts} Deployments + namespaces, CRD) |");
-    println!("| create {} objects over HTTP, 16 in flight | {:.1} s ({:.0} objects/s) |", 2 * rollouts, load_time.as_secs_f64(), (2 * rollouts) as f64 / load_time.as_secs_f64());
-    println!("| list {rollouts} Rollouts ({} MiB JSON): median / p95 | {} / {} ms |", rollout_bytes / (1 << 20), ms(percentile(&mut list_rollouts, 0.5)), ms(percentile(&mut list_rollouts, 0.95)));
-    println!("| list {rollouts} Deployments ({} MiB JSON): median / p95 | {} / {} ms |", deployment_bytes / (1 << 20), ms(percentile(&mut list_deployments, 0.5)), ms(percentile(&mut list_deployments, 0.95)));
-    println!("| paged list of Deployments, limit=500, pages parsed by the client: median | {} ms |", ms(percentile(&mut paged, 0.5)));
-    println!("| list with labelSelector (1 match of {rollouts}): median / p95 | {} / {} ms |", ms(percentile(&mut selected, 0.5)), ms(percentile(&mut selected, 0.95)));
-    println!("| get one Deployment: median / p95 | {} / {} ms |", ms(percentile(&mut get_one, 0.5)), ms(percentile(&mut get_one, 0.95)));
-    println!("| patch acknowledged → event on open watch: median / p95 / max | {} / {} / {} ms |", ms(percentile(&mut watch_latency, 0.5)), ms(percentile(&mut watch_latency, 0.95)), ms(percentile(&mut watch_latency, 1.0)));
-    println!("| RSS: process start / empty server / loaded / end (peak) | {} / {} / {} / {} MiB ({} MiB) |", rss_start / 1024, rss_empty / 1024, rss_loaded / 1024, rss_end / 1024, hwm / 1024);
-    println!("| RSS growth per Rollout + Deployment pair | {:.1} KiB |", (rss_loaded.saturating_sub(rss_empty)) as f64 / rollouts as f64);
+    println!(
+        "| objects held | {objects} ({rollouts} Rollouts + {rollouts} Deployments + namespaces, CRD) |"
+    );
+    println!(
+        "| create {} objects over HTTP, 16 in flight | {:.1} s ({:.0} objects/s) |",
+        2 * rollouts,
+        load_time.as_secs_f64(),
+        (2 * rollouts) as f64 / load_time.as_secs_f64()
+    );
+    println!(
+        "| list {rollouts} Rollouts ({} MiB JSON): median / p95 | {} / {} ms |",
+        rollout_bytes / (1 << 20),
+        ms(percentile(&mut list_rollouts, 0.5)),
+        ms(percentile(&mut list_rollouts, 0.95))
+    );
+    println!(
+        "| list {rollouts} Deployments ({} MiB JSON): median / p95 | {} / {} ms |",
+        deployment_bytes / (1 << 20),
+        ms(percentile(&mut list_deployments, 0.5)),
+        ms(percentile(&mut list_deployments, 0.95))
+    );
+    println!(
+        "| paged list of Deployments, limit=500, pages parsed by the client: median | {} ms |",
+        ms(percentile(&mut paged, 0.5))
+    );
+    println!(
+        "| list with labelSelector (1 match of {rollouts}): median / p95 | {} / {} ms |",
+        ms(percentile(&mut selected, 0.5)),
+        ms(percentile(&mut selected, 0.95))
+    );
+    println!(
+        "| get one Deployment: median / p95 | {} / {} ms |",
+        ms(percentile(&mut get_one, 0.5)),
+        ms(percentile(&mut get_one, 0.95))
+    );
+    println!(
+        "| patch acknowledged → event on open watch: median / p95 / max | {} / {} / {} ms |",
+        ms(percentile(&mut watch_latency, 0.5)),
+        ms(percentile(&mut watch_latency, 0.95)),
+        ms(percentile(&mut watch_latency, 1.0))
+    );
+    println!(
+        "| RSS: process start / empty server / loaded / end (peak) | {} / {} / {} / {} MiB ({} MiB) |",
+        rss_start / 1024,
+        rss_empty / 1024,
+        rss_loaded / 1024,
+        rss_end / 1024,
+        hwm / 1024
+    );
+    println!(
+        "| RSS growth per Rollout + Deployment pair | {:.1} KiB |",
+        (rss_loaded.saturating_sub(rss_empty)) as f64 / rollouts as f64
+    );
 }

@@ -530,13 +530,19 @@ async fn streaming_list_watcher_gets_initial_events_then_changes() {
     let (_server, client) = start().await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
     for i in 0..3 {
-        api.create(&PostParams::default(), &cm(&format!("s{i}"), "1")).await.unwrap();
+        api.create(&PostParams::default(), &cm(&format!("s{i}"), "1"))
+            .await
+            .unwrap();
     }
     let stream = watcher::watcher(api.clone(), watcher::Config::default().streaming_lists());
     let mut stream = std::pin::pin!(stream);
     let mut initial = Vec::new();
     loop {
-        let event = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.unwrap().unwrap().unwrap();
+        let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         match event {
             Event::Init => {}
             Event::InitApply(c) => initial.push(c.metadata.name.unwrap()),
@@ -545,7 +551,13 @@ async fn streaming_list_watcher_gets_initial_events_then_changes() {
         }
     }
     assert_eq!(initial, vec!["s0", "s1", "s2"]);
-    api.create(&PostParams::default(), &cm("s3", "1")).await.unwrap();
-    let event = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.unwrap().unwrap().unwrap();
+    api.create(&PostParams::default(), &cm("s3", "1"))
+        .await
+        .unwrap();
+    let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert!(matches!(event, Event::Apply(c) if c.metadata.name.as_deref() == Some("s3")));
 }

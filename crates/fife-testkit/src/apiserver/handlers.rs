@@ -293,7 +293,9 @@ fn list_json(rt: &ResourceType, meta: &Value, items: &[Arc<Value>]) -> String {
 
 /// The object as `rt`'s version serves it, without copying when it already is.
 fn versioned(rt: &ResourceType, object: &Arc<Value>) -> Arc<Value> {
-    if object["apiVersion"].as_str() == Some(rt.api_version().as_str()) && object["kind"].as_str() == Some(rt.kind.as_str()) {
+    if object["apiVersion"].as_str() == Some(rt.api_version().as_str())
+        && object["kind"].as_str() == Some(rt.kind.as_str())
+    {
         object.clone()
     } else {
         Arc::new(with_version(rt, object))
@@ -415,9 +417,17 @@ impl Request<'_> {
         if self.wants_table() {
             let include = IncludeObject::parse(self.param("includeObject"));
             let items: Vec<&Value> = page.items.iter().map(|o| o.as_ref()).collect();
-            return Ok(json_response(200, &table::table(rt, &items, include, meta, true)));
+            return Ok(json_response(
+                200,
+                &table::table(rt, &items, include, meta, true),
+            ));
         }
-        Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], list_json(rt, &meta, &page.items)).into_response())
+        Ok((
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            list_json(rt, &meta, &page.items),
+        )
+            .into_response())
     }
 
     fn get(&self) -> Outcome {
@@ -606,7 +616,12 @@ impl Request<'_> {
         let conflict = |conflicts: Vec<apply::Conflict>| {
             let lines: Vec<String> = conflicts
                 .iter()
-                .map(|c| format!("conflict with \"{}\": {}", c.manager, c.field))
+                .map(|c| {
+                    format!(
+                        "conflict with \"{}\" using {}: {}",
+                        c.manager, c.api_version, c.field
+                    )
+                })
                 .collect();
             let mut e = ApiError::new(
                 409,
@@ -620,7 +635,7 @@ impl Request<'_> {
             );
             let causes: Vec<Value> = conflicts
                 .iter()
-                .map(|c| json!({ "reason": "FieldManagerConflict", "message": format!("conflict with \"{}\"", c.manager), "field": c.field }))
+                .map(|c| json!({ "reason": "FieldManagerConflict", "message": format!("conflict with \"{}\" using {}", c.manager, c.api_version), "field": c.field }))
                 .collect();
             e.details = Some(
                 json!({ "name": self.name(), "group": rt.group, "kind": rt.plural, "causes": causes }),

@@ -82,6 +82,7 @@ pub mod faults;
 mod handlers;
 pub mod jsonpath;
 pub mod patch;
+pub mod schema;
 pub mod selector;
 pub mod simulation;
 pub mod status;

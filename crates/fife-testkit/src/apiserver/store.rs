@@ -340,6 +340,9 @@ impl Store {
             ));
         }
         check_kind(rt, &object)?;
+        if let Some(schema) = &rt.schema {
+            super::schema::prune_and_default(&mut object, schema);
+        }
         self.check_namespace(rt, namespace, &object)?;
         let meta = object["metadata"].as_object().cloned().unwrap_or_default();
         let mut name = meta
@@ -459,6 +462,9 @@ impl Store {
         mut object: Value,
     ) -> Result<Value, ApiError> {
         check_kind(rt, &object)?;
+        if let Some(schema) = &rt.schema {
+            super::schema::prune_and_default(&mut object, schema);
+        }
         let ns = if rt.namespaced {
             namespace.to_string()
         } else {
@@ -633,6 +639,13 @@ impl Store {
             self.orphan(&uid);
         }
         let is_namespace = rt.group.is_empty() && rt.plural == "namespaces";
+        if is_namespace && ["default", "kube-system", "kube-public"].contains(&name) {
+            return Err(ApiError::new(
+                403,
+                "Forbidden",
+                format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
+            ));
+        }
         if !finalizers.is_empty() && !is_namespace {
             if old["metadata"].get("deletionTimestamp").is_some() {
                 return Ok(with_version(rt, &old));
@@ -869,7 +882,9 @@ fn check_kind(rt: &ResourceType, object: &Value) -> Result<(), ApiError> {
 /// Sets apiVersion and kind as the requested version serves them.
 pub fn with_version(rt: &ResourceType, object: &Value) -> Value {
     let mut v = object.clone();
-    if v["apiVersion"].as_str() == Some(rt.api_version().as_str()) && v["kind"].as_str() == Some(rt.kind.as_str()) {
+    if v["apiVersion"].as_str() == Some(rt.api_version().as_str())
+        && v["kind"].as_str() == Some(rt.kind.as_str())
+    {
         return v;
     }
     if let Some(m) = v.as_object_mut() {
@@ -1029,6 +1044,42 @@ mod tests {
         released["metadata"]["finalizers"] = json!([]);
         s.update(&cms, "default", "child", released).unwrap();
         assert_eq!(s.get(&cms, "default", "child").unwrap_err().code, 404);
+    }
+
+    #[test]
+    fn foreground_deletion_removes_dependents_before_the_owner() {
+        let mut s = Store::new(100);
+        let cms = rt(&s, "", "v1", "configmaps");
+        let start = s.revision();
+        let owner = s.create(&cms, "default", cm("owner"), "t").unwrap();
+        let mut child = cm("child");
+        child["metadata"]["ownerReferences"] = json!([{ "apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"] }]);
+        s.create(&cms, "default", child, "t").unwrap();
+        s.delete(
+            &cms,
+            "default",
+            "owner",
+            Propagation::Foreground,
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.get(&cms, "default", "owner").unwrap_err().code, 404);
+        let deletions: Vec<String> = s
+            .changes_since(&("".into(), "configmaps".into()), start)
+            .unwrap()
+            .iter()
+            .filter(|c| c.kind == ChangeKind::Deleted)
+            .map(|c| c.object["metadata"]["name"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(deletions, vec!["child", "owner"]);
+        let ns = rt(&s, "", "v1", "namespaces");
+        assert_eq!(
+            s.delete(&ns, "", "default", Propagation::Background, None, None)
+                .unwrap_err()
+                .code,
+            403
+        );
     }
 
     #[test]
