@@ -523,6 +523,37 @@ async fn injected_faults_reach_the_client_and_list_pages_hold_together() {
     );
     server.set_faults(FaultPlan::default());
     api.get("c00").await.unwrap();
+
+    // The same controls over HTTP, for scripts and the demo.
+    let http = reqwest::Client::new();
+    let plan = json!({ "errorRate": 1.0, "errorCodes": [409], "pathContains": "configmaps/c01" });
+    let r = http
+        .put(format!("{}/testkit/faults", server.url()))
+        .body(plan.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    match api.get("c01").await.unwrap_err() {
+        kube::Error::Api(s) => assert_eq!((s.code, s.reason.as_str()), (409, "Conflict")),
+        other => panic!("expected 409, got {other}"),
+    }
+    api.get("c02").await.unwrap();
+    let current: serde_json::Value = http
+        .get(format!("{}/testkit/faults", server.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(current["errorCodes"], json!([409]));
+    http.put(format!("{}/testkit/faults", server.url()))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    api.get("c01").await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -258,14 +258,11 @@ impl Store {
         let mut continue_key = None;
         let mut remaining = 0;
         if let Some(objects) = self.objects.get(&key_of(rt)) {
-            let range: Box<dyn Iterator<Item = (&(String, String), &Arc<Value>)>> = match &start {
-                Some(after) => Box::new(objects.range((
-                    std::ops::Bound::Excluded(after.clone()),
-                    std::ops::Bound::Unbounded,
-                ))),
-                None => Box::new(objects.iter()),
+            let lower = match &start {
+                Some(after) => std::ops::Bound::Excluded(after.clone()),
+                None => std::ops::Bound::Unbounded,
             };
-            for (key, object) in range {
+            for (key, object) in objects.range((lower, std::ops::Bound::Unbounded)) {
                 if namespace.is_some_and(|ns| ns != key.0) {
                     continue;
                 }
