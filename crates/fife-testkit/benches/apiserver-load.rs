@@ -193,6 +193,13 @@ async fn main() {
     let rss_end = rss_kib("VmRSS:");
     let hwm = rss_kib("VmHWM:");
 
+    // Deleting every Rollout garbage-collects its Deployment.
+    let start = Instant::now();
+    let r = http.delete(&rollouts_url).send().await.unwrap();
+    assert!(r.status().is_success());
+    let delete_all = start.elapsed();
+    let left = server.object_count();
+
     println!("| measure | value |");
     println!("|---|---|");
     println!(
@@ -235,6 +242,10 @@ async fn main() {
         ms(percentile(&mut watch_latency, 0.5)),
         ms(percentile(&mut watch_latency, 0.95)),
         ms(percentile(&mut watch_latency, 1.0))
+    );
+    println!(
+        "| delete all {rollouts} Rollouts (deletecollection), cascading to their Deployments | {:.2} s ({left} objects left) |",
+        delete_all.as_secs_f64()
     );
     println!(
         "| RSS: process start / empty server / loaded / end (peak) | {} / {} / {} / {} MiB ({} MiB) |",

@@ -600,8 +600,17 @@ async fn recorder_events_are_created_then_patched_as_a_series() {
     use kube::runtime::events::{Event as RecordedEvent, EventType, Recorder, Reporter};
     let (_server, client) = start().await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    let target = cms.create(&PostParams::default(), &cm("subject", "1")).await.unwrap();
-    let recorder = Recorder::new(client.clone(), Reporter { controller: "fife".into(), instance: None });
+    let target = cms
+        .create(&PostParams::default(), &cm("subject", "1"))
+        .await
+        .unwrap();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "fife".into(),
+            instance: None,
+        },
+    );
     let event = RecordedEvent {
         type_: EventType::Normal,
         reason: "WeightChanged".into(),
@@ -614,7 +623,11 @@ async fn recorder_events_are_created_then_patched_as_a_series() {
     recorder.publish(&event, &reference).await.unwrap();
     let events: Api<K8sEvent> = Api::namespaced(client, "default");
     let listed = events.list(&ListParams::default()).await.unwrap().items;
-    assert_eq!(listed.len(), 1, "the repeat is recorded as a series on the same Event");
+    assert_eq!(
+        listed.len(),
+        1,
+        "the repeat is recorded as a series on the same Event"
+    );
     let recorded = &listed[0];
     assert_eq!(recorded.reason.as_deref(), Some("WeightChanged"));
     assert_eq!(recorded.series.as_ref().map(|s| s.count), Some(2));
@@ -624,20 +637,43 @@ async fn recorder_events_are_created_then_patched_as_a_series() {
 async fn watcher_survives_streams_cut_after_every_event() {
     let (server, client) = start().await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
-    server.set_faults(FaultPlan { drop_watch_after_events: 1, ..Default::default() });
-    let stream = watcher::watcher(api.clone(), watcher::Config::default()).default_backoff().applied_objects();
+    server.set_faults(FaultPlan {
+        drop_watch_after_events: 1,
+        ..Default::default()
+    });
+    let stream = watcher::watcher(api.clone(), watcher::Config::default())
+        .default_backoff()
+        .applied_objects();
     let mut stream = std::pin::pin!(stream);
     let mut written = BTreeSet::new();
     for i in 0..5 {
-        written.insert(key(&api.create(&PostParams::default(), &cm(&format!("d{i}"), "1")).await.unwrap()));
+        written.insert(key(&api
+            .create(&PostParams::default(), &cm(&format!("d{i}"), "1"))
+            .await
+            .unwrap()));
     }
     let mut seen = Vec::new();
     while seen.len() < written.len() {
-        let c = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.unwrap().unwrap().unwrap();
+        let c = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         seen.push(key(&c));
     }
     assert_eq!(seen.iter().cloned().collect::<BTreeSet<_>>(), written);
-    let next = key(&api.create(&PostParams::default(), &cm("d5", "1")).await.unwrap());
-    let c = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.unwrap().unwrap().unwrap();
-    assert_eq!(key(&c), next, "after a cut, the resumed watch delivers the next change, not a repeat");
+    let next = key(&api
+        .create(&PostParams::default(), &cm("d5", "1"))
+        .await
+        .unwrap());
+    let c = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        key(&c),
+        next,
+        "after a cut, the resumed watch delivers the next change, not a repeat"
+    );
 }

@@ -7,7 +7,7 @@ use super::discovery::{Catalogue, ResourceType};
 use super::selector::Selector;
 use super::status::ApiError;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -77,6 +77,23 @@ pub struct Store {
     compacted: u64,
     changes: broadcast::Sender<Arc<Change>>,
     uid_seed: u64,
+    /// Owner uid → the objects that reference it, so garbage collection does not scan
+    /// the whole store on every delete.
+    dependents_by_owner: HashMap<String, BTreeSet<ObjectKey>>,
+    /// Every live object's uid.
+    uids: HashSet<String>,
+}
+
+/// An object's place in the store: group/resource, namespace, name.
+type ObjectKey = (GroupResource, String, String);
+
+fn owner_uids(object: Option<&Value>) -> Vec<String> {
+    object
+        .and_then(|o| o["metadata"]["ownerReferences"].as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["uid"].as_str().map(str::to_string))
+        .collect()
 }
 
 pub fn now_rfc3339() -> String {
@@ -130,6 +147,8 @@ impl Store {
             compacted: 0,
             changes,
             uid_seed: seed,
+            dependents_by_owner: HashMap::new(),
+            uids: HashSet::new(),
         };
         let ns = store
             .catalogue
@@ -443,6 +462,7 @@ impl Store {
             .entry(key_of(rt))
             .or_default()
             .insert(key.clone(), stored.clone());
+        self.reindex(rt, &key, None, Some(&stored));
         self.record(rt, &key.0, ChangeKind::Added, stored.clone(), None);
         Ok(with_version(rt, &stored))
     }
@@ -582,6 +602,7 @@ impl Store {
             .entry(key_of(rt))
             .or_default()
             .insert(key.clone(), stored.clone());
+        self.reindex(rt, &key, previous.as_deref(), Some(&stored));
         self.record(rt, &ns, ChangeKind::Modified, stored.clone(), previous);
         if finished {
             self.remove(rt, &ns, name);
@@ -660,7 +681,8 @@ impl Store {
                 .objects
                 .entry(key_of(rt))
                 .or_default()
-                .insert(key, stored.clone());
+                .insert(key.clone(), stored.clone());
+            self.reindex(rt, &key, previous.as_deref(), Some(&stored));
             self.record(rt, &ns, ChangeKind::Modified, stored, previous);
             if propagation == Propagation::Foreground {
                 self.collect(&uid);
@@ -697,6 +719,12 @@ impl Store {
             .objects
             .get_mut(&key_of(rt))?
             .remove(&(ns.to_string(), name.to_string()))?;
+        self.reindex(
+            rt,
+            &(ns.to_string(), name.to_string()),
+            Some(&removed),
+            None,
+        );
         self.revision += 1;
         let mut tombstone = (*removed).clone();
         tombstone["metadata"]["resourceVersion"] = json!(self.revision.to_string());
@@ -720,24 +748,15 @@ impl Store {
 
     /// Every object that lists `uid` among its ownerReferences, as (type, namespace, name).
     pub fn dependents(&self, uid: &str) -> Vec<(ResourceType, String, String)> {
-        if uid.is_empty() {
+        let Some(keys) = self.dependents_by_owner.get(uid) else {
             return Vec::new();
-        }
-        let mut out = Vec::new();
-        for ((group, plural), objects) in &self.objects {
-            let Some(rt) = self.catalogue.any_version(group, plural) else {
-                continue;
-            };
-            for ((ns, name), object) in objects {
-                let owned = object["metadata"]["ownerReferences"]
-                    .as_array()
-                    .is_some_and(|refs| refs.iter().any(|r| r["uid"].as_str() == Some(uid)));
-                if owned {
-                    out.push((rt.clone(), ns.clone(), name.clone()));
-                }
-            }
-        }
-        out
+        };
+        keys.iter()
+            .filter_map(|((group, plural), ns, name)| {
+                let rt = self.catalogue.any_version(group, plural)?;
+                Some((rt.clone(), ns.clone(), name.clone()))
+            })
+            .collect()
     }
 
     /// Garbage collection: a dependent whose owners are all gone is deleted; one that
@@ -781,11 +800,38 @@ impl Store {
         }
     }
 
+    fn reindex(
+        &mut self,
+        rt: &ResourceType,
+        key: &(String, String),
+        old: Option<&Value>,
+        new: Option<&Value>,
+    ) {
+        let object_key: ObjectKey = (key_of(rt), key.0.clone(), key.1.clone());
+        for owner in owner_uids(old) {
+            if let Some(set) = self.dependents_by_owner.get_mut(&owner) {
+                set.remove(&object_key);
+                if set.is_empty() {
+                    self.dependents_by_owner.remove(&owner);
+                }
+            }
+        }
+        for owner in owner_uids(new) {
+            self.dependents_by_owner
+                .entry(owner)
+                .or_default()
+                .insert(object_key.clone());
+        }
+        if let Some(uid) = old.and_then(|o| o["metadata"]["uid"].as_str()) {
+            self.uids.remove(uid);
+        }
+        if let Some(uid) = new.and_then(|o| o["metadata"]["uid"].as_str()) {
+            self.uids.insert(uid.to_string());
+        }
+    }
+
     fn uid_exists(&self, uid: &str) -> bool {
-        self.objects.values().any(|m| {
-            m.values()
-                .any(|o| o["metadata"]["uid"].as_str() == Some(uid))
-        })
+        self.uids.contains(uid)
     }
 
     fn empty_namespace(&mut self, namespace: &str) {
