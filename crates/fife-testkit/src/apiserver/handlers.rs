@@ -1017,3 +1017,80 @@ impl WatchFilter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apiserver::discovery::Catalogue;
+
+    fn labelled(app: &str) -> Arc<Value> {
+        Arc::new(json!({ "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": { "name": "c", "namespace": "default", "labels": { "app": app } } }))
+    }
+
+    #[test]
+    fn selector_watches_see_objects_enter_and_leave_the_selection() {
+        let catalogue = Catalogue::with_builtins();
+        let rt = catalogue.get("", "v1", "configmaps").unwrap();
+        let filter = WatchFilter {
+            namespace: Some("default".into()),
+            labels: Selector::parse("app=web").unwrap(),
+            fields: Selector::default(),
+        };
+        let kind = |k, new: &Arc<Value>, old: Option<&Arc<Value>>| {
+            filter.event(rt, &k, new, old).map(|(t, _)| t)
+        };
+        let (web, db) = (labelled("web"), labelled("db"));
+        assert_eq!(kind(ChangeKind::Added, &web, None), Some("ADDED"));
+        assert_eq!(kind(ChangeKind::Added, &db, None), None);
+        assert_eq!(
+            kind(ChangeKind::Modified, &web, Some(&web)),
+            Some("MODIFIED")
+        );
+        assert_eq!(kind(ChangeKind::Modified, &db, Some(&web)), Some("DELETED"));
+        assert_eq!(kind(ChangeKind::Modified, &web, Some(&db)), Some("ADDED"));
+        assert_eq!(kind(ChangeKind::Modified, &db, Some(&db)), None);
+        assert_eq!(kind(ChangeKind::Deleted, &web, Some(&web)), Some("DELETED"));
+        let mut elsewhere = (*web).clone();
+        elsewhere["metadata"]["namespace"] = json!("other");
+        assert_eq!(kind(ChangeKind::Added, &Arc::new(elsewhere), None), None);
+    }
+
+    #[test]
+    fn paths_resolve_to_resources_namespaces_and_subresources() {
+        let store = Store::new(10);
+        let t = resolve(
+            &store,
+            "apps",
+            "v1",
+            &["namespaces", "ns", "deployments", "d", "scale"],
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                t.rt.plural.as_str(),
+                t.namespace.as_deref(),
+                t.name.as_deref()
+            ),
+            ("deployments", Some("ns"), Some("d"))
+        );
+        assert_eq!(t.subresource.as_deref(), Some("scale"));
+        let ns = resolve(&store, "", "v1", &["namespaces", "ns"]).unwrap();
+        assert_eq!(
+            (ns.rt.plural.as_str(), ns.name.as_deref(), ns.namespace),
+            ("namespaces", Some("ns"), None)
+        );
+        let all = resolve(&store, "apps", "v1", &["deployments"]).unwrap();
+        assert!(all.namespace.is_none() && all.name.is_none());
+        assert!(
+            resolve(
+                &store,
+                "",
+                "v1",
+                &["namespaces", "ns", "configmaps", "c", "scale"]
+            )
+            .is_none()
+        );
+        assert!(resolve(&store, "", "v1", &["nothing"]).is_none());
+    }
+}
