@@ -410,11 +410,14 @@ impl Store {
         {
             return Err(ApiError::already_exists(rt, &name));
         }
-        if rt.custom
-            && rt.has_status
+        // Status is the server's and controllers' to write, never the creator's.
+        if rt.has_status
             && let Some(m) = object.as_object_mut()
         {
             m.remove("status");
+            if rt.group.is_empty() && rt.plural == "namespaces" {
+                m.insert("status".into(), json!({ "phase": "Active" }));
+            }
         }
         let now = now_rfc3339();
         let uid = self.next_uid();
@@ -1002,6 +1005,14 @@ mod tests {
         let cms = rt(&s, "", "v1", "configmaps");
         let created = s.create(&cms, "default", cm("a"), "test").unwrap();
         assert_eq!(created["metadata"]["generation"], json!(1));
+        let deploys = rt(&s, "apps", "v1", "deployments");
+        let with_status = json!({ "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": { "name": "d" }, "spec": {}, "status": { "readyReplicas": 9 } });
+        let d = s.create(&deploys, "default", with_status, "test").unwrap();
+        assert!(
+            d.get("status").is_none(),
+            "status is not the creator's to set"
+        );
         assert!(created["metadata"]["uid"].as_str().unwrap().len() == 36);
         let err = s.create(&cms, "default", cm("a"), "test").unwrap_err();
         assert_eq!((err.code, err.reason), (409, "AlreadyExists"));
