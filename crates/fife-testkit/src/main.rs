@@ -61,6 +61,12 @@ struct ApiserverArgs {
     /// No Deployment ever becomes ready.
     #[arg(long)]
     never_ready: bool,
+    /// Changes kept for watches; older resume points get 410 Gone.
+    #[arg(long, default_value_t = 100_000)]
+    history_limit: usize,
+    /// How often watches that allow bookmarks get one.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    bookmark_interval: std::time::Duration,
 }
 
 #[tokio::main]
@@ -77,6 +83,8 @@ async fn main() -> anyhow::Result<()> {
             let config = Config {
                 rollout_delay: args.rollout_delay,
                 never_ready: args.never_ready,
+                history_limit: args.history_limit,
+                bookmark_interval: args.bookmark_interval,
                 ..Config::default()
             };
             let server = ApiServer::start(args.listen, config).await?;

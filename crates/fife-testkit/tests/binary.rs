@@ -15,9 +15,14 @@ fn apiserver_subcommand_prints_its_address_and_writes_a_kubeconfig() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let url = line.trim().to_string();
-    assert!(url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"), "{url}");
+    assert!(
+        url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"),
+        "{url}"
+    );
     let written = std::fs::read_to_string(&kubeconfig).unwrap();
     assert!(written.contains(&format!("server: {url}")), "{written}");
     let out = Command::new("kubectl")
@@ -30,6 +35,13 @@ fn apiserver_subcommand_prints_its_address_and_writes_a_kubeconfig() {
     child.kill().unwrap();
     child.wait().unwrap();
     let names = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(names.contains("namespace/default") && names.contains("namespace/kube-system"), "{names}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        names.contains("namespace/default") && names.contains("namespace/kube-system"),
+        "{names}"
+    );
 }

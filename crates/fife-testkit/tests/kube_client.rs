@@ -523,6 +523,37 @@ async fn injected_faults_reach_the_client_and_list_pages_hold_together() {
     );
     server.set_faults(FaultPlan::default());
     api.get("c00").await.unwrap();
+
+    // The same controls over HTTP, for scripts and the demo.
+    let http = reqwest::Client::new();
+    let plan = json!({ "errorRate": 1.0, "errorCodes": [409], "pathContains": "configmaps/c01" });
+    let r = http
+        .put(format!("{}/testkit/faults", server.url()))
+        .body(plan.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    match api.get("c01").await.unwrap_err() {
+        kube::Error::Api(s) => assert_eq!((s.code, s.reason.as_str()), (409, "Conflict")),
+        other => panic!("expected 409, got {other}"),
+    }
+    api.get("c02").await.unwrap();
+    let current: serde_json::Value = http
+        .get(format!("{}/testkit/faults", server.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(current["errorCodes"], json!([409]));
+    http.put(format!("{}/testkit/faults", server.url()))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    api.get("c01").await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -530,13 +561,19 @@ async fn streaming_list_watcher_gets_initial_events_then_changes() {
     let (_server, client) = start().await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
     for i in 0..3 {
-        api.create(&PostParams::default(), &cm(&format!("s{i}"), "1")).await.unwrap();
+        api.create(&PostParams::default(), &cm(&format!("s{i}"), "1"))
+            .await
+            .unwrap();
     }
     let stream = watcher::watcher(api.clone(), watcher::Config::default().streaming_lists());
     let mut stream = std::pin::pin!(stream);
     let mut initial = Vec::new();
     loop {
-        let event = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.unwrap().unwrap().unwrap();
+        let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         match event {
             Event::Init => {}
             Event::InitApply(c) => initial.push(c.metadata.name.unwrap()),
@@ -545,7 +582,98 @@ async fn streaming_list_watcher_gets_initial_events_then_changes() {
         }
     }
     assert_eq!(initial, vec!["s0", "s1", "s2"]);
-    api.create(&PostParams::default(), &cm("s3", "1")).await.unwrap();
-    let event = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.unwrap().unwrap().unwrap();
+    api.create(&PostParams::default(), &cm("s3", "1"))
+        .await
+        .unwrap();
+    let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert!(matches!(event, Event::Apply(c) if c.metadata.name.as_deref() == Some("s3")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorder_events_are_created_then_patched_as_a_series() {
+    use k8s_openapi::api::events::v1::Event as K8sEvent;
+    use kube::Resource;
+    use kube::runtime::events::{Event as RecordedEvent, EventType, Recorder, Reporter};
+    let (_server, client) = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let target = cms
+        .create(&PostParams::default(), &cm("subject", "1"))
+        .await
+        .unwrap();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "fife".into(),
+            instance: None,
+        },
+    );
+    let event = RecordedEvent {
+        type_: EventType::Normal,
+        reason: "WeightChanged".into(),
+        note: Some("canary weight 5%".into()),
+        action: "SetWeight".into(),
+        secondary: None,
+    };
+    let reference = target.object_ref(&());
+    recorder.publish(&event, &reference).await.unwrap();
+    recorder.publish(&event, &reference).await.unwrap();
+    let events: Api<K8sEvent> = Api::namespaced(client, "default");
+    let listed = events.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(
+        listed.len(),
+        1,
+        "the repeat is recorded as a series on the same Event"
+    );
+    let recorded = &listed[0];
+    assert_eq!(recorded.reason.as_deref(), Some("WeightChanged"));
+    assert_eq!(recorded.series.as_ref().map(|s| s.count), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watcher_survives_streams_cut_after_every_event() {
+    let (server, client) = start().await;
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    server.set_faults(FaultPlan {
+        drop_watch_after_events: 1,
+        ..Default::default()
+    });
+    let stream = watcher::watcher(api.clone(), watcher::Config::default())
+        .default_backoff()
+        .applied_objects();
+    let mut stream = std::pin::pin!(stream);
+    let mut written = BTreeSet::new();
+    for i in 0..5 {
+        written.insert(key(&api
+            .create(&PostParams::default(), &cm(&format!("d{i}"), "1"))
+            .await
+            .unwrap()));
+    }
+    let mut seen = Vec::new();
+    while seen.len() < written.len() {
+        let c = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        seen.push(key(&c));
+    }
+    assert_eq!(seen.iter().cloned().collect::<BTreeSet<_>>(), written);
+    let next = key(&api
+        .create(&PostParams::default(), &cm("d5", "1"))
+        .await
+        .unwrap());
+    let c = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        key(&c),
+        next,
+        "after a cut, the resumed watch delivers the next change, not a repeat"
+    );
 }

@@ -320,6 +320,8 @@ fn set_to_tree(set: &FieldSet) -> Value {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Conflict {
     pub manager: String,
+    /// The API version the other manager wrote with, as real conflict messages name it.
+    pub api_version: String,
     pub field: String,
 }
 
@@ -374,6 +376,7 @@ pub fn apply(live: &Value, config: &Value, req: &ApplyRequest<'_>) -> Result<Val
             if !is_item && mine != theirs {
                 conflicts.push(Conflict {
                     manager: entry.manager.clone(),
+                    api_version: entry.api_version.clone(),
                     field: render_path(path),
                 });
             }
@@ -589,6 +592,7 @@ mod tests {
             conflicts,
             vec![Conflict {
                 manager: "alice".into(),
+                api_version: "apps/v1".into(),
                 field: ".spec.replicas".into()
             }]
         );

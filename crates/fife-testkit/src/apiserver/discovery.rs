@@ -40,6 +40,9 @@ pub struct ResourceType {
     /// Custom resources refuse updates without `metadata.resourceVersion`, as the real
     /// server does; most built-ins accept them as unconditional updates.
     pub custom: bool,
+    /// A CRD version's `openAPIV3Schema`, used to prune unknown fields and apply
+    /// defaults as the real server does.
+    pub schema: Option<Value>,
 }
 
 impl ResourceType {
@@ -74,6 +77,7 @@ impl ResourceType {
             scale: None,
             printer_columns: Vec::new(),
             custom: false,
+            schema: None,
         }
     }
 
@@ -265,6 +269,7 @@ pub fn types_from_crd(crd: &Value) -> Vec<ResourceType> {
             scale,
             printer_columns,
             custom: true,
+            schema: version["schema"].get("openAPIV3Schema").cloned(),
         });
     }
     out

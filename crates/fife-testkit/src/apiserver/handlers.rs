@@ -133,7 +133,7 @@ pub async fn serve(
     };
     let result = match (method.clone(), request.target.name.is_some()) {
         (Method::GET, false) if request.flag("watch") => return watch(request),
-        (Method::GET, false) => request.list(),
+        (Method::GET, false) => return request.list().unwrap_or_else(|e| error_response(&e)),
         (Method::GET, true) => request.get(),
         (Method::POST, false) => request.create(),
         (Method::PUT, true) => request.update(),
@@ -272,6 +272,36 @@ struct Request<'a> {
 
 type Outcome = Result<(u16, Value), ApiError>;
 
+/// Serializes a list: items are shared with the store and only copied when the
+/// requested version's `apiVersion` differs from the stored one.
+fn list_json(rt: &ResourceType, meta: &Value, items: &[Arc<Value>]) -> String {
+    let mut out = format!(
+        "{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":{},\"items\":[",
+        rt.kind,
+        rt.api_version(),
+        meta
+    );
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&versioned(rt, item).to_string());
+    }
+    out.push_str("]}");
+    out
+}
+
+/// The object as `rt`'s version serves it, without copying when it already is.
+fn versioned(rt: &ResourceType, object: &Arc<Value>) -> Arc<Value> {
+    if object["apiVersion"].as_str() == Some(rt.api_version().as_str())
+        && object["kind"].as_str() == Some(rt.kind.as_str())
+    {
+        object.clone()
+    } else {
+        Arc::new(with_version(rt, object))
+    }
+}
+
 impl Request<'_> {
     fn flag(&self, name: &str) -> bool {
         matches!(
@@ -355,12 +385,14 @@ impl Request<'_> {
         if self.wants_table() {
             let include = IncludeObject::parse(self.param("includeObject"));
             let meta = json!({ "resourceVersion": object["metadata"]["resourceVersion"] });
-            return table::table(rt, &[object], include, meta, true);
+            return table::table(rt, &[&object], include, meta, true);
         }
         object
     }
 
-    fn list(&self) -> Outcome {
+    /// Lists are written straight from the shared objects instead of being built as one
+    /// large `Value`.
+    fn list(&self) -> Result<Response, ApiError> {
         let (labels, fields) = self.selectors()?;
         let limit = self
             .param("limit")
@@ -384,12 +416,18 @@ impl Request<'_> {
         }
         if self.wants_table() {
             let include = IncludeObject::parse(self.param("includeObject"));
-            return Ok((200, table::table(rt, &page.items, include, meta, true)));
+            let items: Vec<&Value> = page.items.iter().map(|o| o.as_ref()).collect();
+            return Ok(json_response(
+                200,
+                &table::table(rt, &items, include, meta, true),
+            ));
         }
         Ok((
-            200,
-            json!({ "kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": meta, "items": page.items }),
-        ))
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            list_json(rt, &meta, &page.items),
+        )
+            .into_response())
     }
 
     fn get(&self) -> Outcome {
@@ -578,7 +616,12 @@ impl Request<'_> {
         let conflict = |conflicts: Vec<apply::Conflict>| {
             let lines: Vec<String> = conflicts
                 .iter()
-                .map(|c| format!("conflict with \"{}\": {}", c.manager, c.field))
+                .map(|c| {
+                    format!(
+                        "conflict with \"{}\" using {}: {}",
+                        c.manager, c.api_version, c.field
+                    )
+                })
                 .collect();
             let mut e = ApiError::new(
                 409,
@@ -592,7 +635,7 @@ impl Request<'_> {
             );
             let causes: Vec<Value> = conflicts
                 .iter()
-                .map(|c| json!({ "reason": "FieldManagerConflict", "message": format!("conflict with \"{}\"", c.manager), "field": c.field }))
+                .map(|c| json!({ "reason": "FieldManagerConflict", "message": format!("conflict with \"{}\" using {}", c.manager, c.api_version), "field": c.field }))
                 .collect();
             e.details = Some(
                 json!({ "name": self.name(), "group": rt.group, "kind": rt.plural, "causes": causes }),
@@ -849,14 +892,14 @@ fn watch(request: Request<'_>) -> Response {
         }
         let revision = store.revision();
         if let Some(e) = error {
-            initial = vec![("ERROR", e.to_status())];
+            initial = vec![("ERROR", Arc::new(e.to_status()))];
         } else if initial_events {
             let mut mark = json!({ "kind": rt.kind, "apiVersion": rt.api_version(),
                 "metadata": { "resourceVersion": revision.to_string(), "annotations": { "k8s.io/initial-events-end": "true" } } });
             if table.is_some() {
                 mark = json!({ "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": { "resourceVersion": revision.to_string() }, "columnDefinitions": [], "rows": [] });
             }
-            initial.push(("BOOKMARK", mark));
+            initial.push(("BOOKMARK", Arc::new(mark)));
         }
         (initial, changes, revision.max(start.unwrap_or(0)))
     };
@@ -872,18 +915,16 @@ fn watch(request: Request<'_>) -> Response {
     tokio::spawn(async move {
         let mut sent: u64 = 0;
         let mut columns_sent = false;
-        let mut encode = |kind: &str, object: Value| -> Bytes {
+        let mut encode = |kind: &str, object: Arc<Value>| -> Bytes {
             let object = match (&table, kind) {
                 (Some(include), "ADDED" | "MODIFIED" | "DELETED") => {
-                    let t = table::table(&rt, &[object], *include, json!({}), !columns_sent);
+                    let t = table::table(&rt, &[&object], *include, json!({}), !columns_sent);
                     columns_sent = true;
-                    t
+                    Arc::new(t)
                 }
                 _ => object,
             };
-            let mut line = json!({ "type": kind, "object": object }).to_string();
-            line.push('\n');
-            Bytes::from(line)
+            Bytes::from(format!("{{\"type\":\"{kind}\",\"object\":{object}}}\n"))
         };
         for (kind, object) in initial {
             if tx.send(encode(kind, object)).await.is_err() {
@@ -910,7 +951,7 @@ fn watch(request: Request<'_>) -> Response {
                 _ = ticker.tick(), if bookmarks => {
                     let mark = json!({ "kind": rt.kind, "apiVersion": rt.api_version(),
                         "metadata": { "resourceVersion": last_revision.to_string() } });
-                    if tx.send(encode("BOOKMARK", mark)).await.is_err() { return; }
+                    if tx.send(encode("BOOKMARK", Arc::new(mark))).await.is_err() { return; }
                 }
                 change = changes.recv() => {
                     let Ok(change) = change else { return };
@@ -960,12 +1001,12 @@ impl WatchFilter {
         &self,
         rt: &ResourceType,
         kind: &ChangeKind,
-        object: &Value,
-        previous: Option<&Value>,
-    ) -> Option<(&'static str, Value)> {
+        object: &Arc<Value>,
+        previous: Option<&Arc<Value>>,
+    ) -> Option<(&'static str, Arc<Value>)> {
         let now = self.selects(object);
         let before = previous.is_some_and(|p| self.selects(p));
-        let object = with_version(rt, object);
+        let object = versioned(rt, object);
         match kind {
             ChangeKind::Added if now => Some(("ADDED", object)),
             ChangeKind::Deleted if now || before => Some(("DELETED", object)),
@@ -974,5 +1015,82 @@ impl WatchFilter {
             ChangeKind::Modified if before => Some(("DELETED", object)),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apiserver::discovery::Catalogue;
+
+    fn labelled(app: &str) -> Arc<Value> {
+        Arc::new(json!({ "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": { "name": "c", "namespace": "default", "labels": { "app": app } } }))
+    }
+
+    #[test]
+    fn selector_watches_see_objects_enter_and_leave_the_selection() {
+        let catalogue = Catalogue::with_builtins();
+        let rt = catalogue.get("", "v1", "configmaps").unwrap();
+        let filter = WatchFilter {
+            namespace: Some("default".into()),
+            labels: Selector::parse("app=web").unwrap(),
+            fields: Selector::default(),
+        };
+        let kind = |k, new: &Arc<Value>, old: Option<&Arc<Value>>| {
+            filter.event(rt, &k, new, old).map(|(t, _)| t)
+        };
+        let (web, db) = (labelled("web"), labelled("db"));
+        assert_eq!(kind(ChangeKind::Added, &web, None), Some("ADDED"));
+        assert_eq!(kind(ChangeKind::Added, &db, None), None);
+        assert_eq!(
+            kind(ChangeKind::Modified, &web, Some(&web)),
+            Some("MODIFIED")
+        );
+        assert_eq!(kind(ChangeKind::Modified, &db, Some(&web)), Some("DELETED"));
+        assert_eq!(kind(ChangeKind::Modified, &web, Some(&db)), Some("ADDED"));
+        assert_eq!(kind(ChangeKind::Modified, &db, Some(&db)), None);
+        assert_eq!(kind(ChangeKind::Deleted, &web, Some(&web)), Some("DELETED"));
+        let mut elsewhere = (*web).clone();
+        elsewhere["metadata"]["namespace"] = json!("other");
+        assert_eq!(kind(ChangeKind::Added, &Arc::new(elsewhere), None), None);
+    }
+
+    #[test]
+    fn paths_resolve_to_resources_namespaces_and_subresources() {
+        let store = Store::new(10);
+        let t = resolve(
+            &store,
+            "apps",
+            "v1",
+            &["namespaces", "ns", "deployments", "d", "scale"],
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                t.rt.plural.as_str(),
+                t.namespace.as_deref(),
+                t.name.as_deref()
+            ),
+            ("deployments", Some("ns"), Some("d"))
+        );
+        assert_eq!(t.subresource.as_deref(), Some("scale"));
+        let ns = resolve(&store, "", "v1", &["namespaces", "ns"]).unwrap();
+        assert_eq!(
+            (ns.rt.plural.as_str(), ns.name.as_deref(), ns.namespace),
+            ("namespaces", Some("ns"), None)
+        );
+        let all = resolve(&store, "apps", "v1", &["deployments"]).unwrap();
+        assert!(all.namespace.is_none() && all.name.is_none());
+        assert!(
+            resolve(
+                &store,
+                "",
+                "v1",
+                &["namespaces", "ns", "configmaps", "c", "scale"]
+            )
+            .is_none()
+        );
+        assert!(resolve(&store, "", "v1", &["nothing"]).is_none());
     }
 }

@@ -110,7 +110,7 @@ pub async fn run(state: Arc<State>) {
                         .unwrap_or_default()
                 };
                 for d in all {
-                    schedule(&state, d);
+                    schedule(&state, (*d).clone());
                 }
             }
             Err(RecvError::Closed) => return,
@@ -124,7 +124,7 @@ fn consider(state: &Arc<State>, change: &Change) {
     {
         return;
     }
-    schedule(state, change.object.clone());
+    schedule(state, (*change.object).clone());
 }
 
 fn schedule(state: &Arc<State>, deployment: Value) {

@@ -7,7 +7,7 @@ use super::discovery::{Catalogue, ResourceType};
 use super::selector::Selector;
 use super::status::ApiError;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -39,10 +39,10 @@ pub struct Change {
     pub resource: GroupResource,
     pub namespace: String,
     pub kind: ChangeKind,
-    pub object: Value,
+    pub object: Arc<Value>,
     /// The object before the change, so selector-filtered watches can turn a change that
     /// leaves the selection into DELETED and one that enters it into ADDED.
-    pub previous: Option<Value>,
+    pub previous: Option<Arc<Value>>,
 }
 
 /// How dependents are treated when their owner is deleted.
@@ -56,7 +56,9 @@ pub enum Propagation {
 /// One page of a list.
 #[derive(Debug)]
 pub struct Page {
-    pub items: Vec<Value>,
+    /// Shared with the store: serialize them, clone only to change them. Their
+    /// `apiVersion` is the stored one; see [`with_version`].
+    pub items: Vec<Arc<Value>>,
     pub revision: u64,
     pub continue_token: Option<String>,
     pub remaining: Option<usize>,
@@ -66,7 +68,8 @@ pub struct Page {
 #[derive(Debug)]
 pub struct Store {
     pub catalogue: Catalogue,
-    objects: BTreeMap<GroupResource, BTreeMap<(String, String), Value>>,
+    /// Shared with the history: a change and the current object are one allocation.
+    objects: BTreeMap<GroupResource, BTreeMap<(String, String), Arc<Value>>>,
     revision: u64,
     history: VecDeque<Arc<Change>>,
     history_limit: usize,
@@ -74,6 +77,23 @@ pub struct Store {
     compacted: u64,
     changes: broadcast::Sender<Arc<Change>>,
     uid_seed: u64,
+    /// Owner uid → the objects that reference it, so garbage collection does not scan
+    /// the whole store on every delete.
+    dependents_by_owner: HashMap<String, BTreeSet<ObjectKey>>,
+    /// Every live object's uid.
+    uids: HashSet<String>,
+}
+
+/// An object's place in the store: group/resource, namespace, name.
+type ObjectKey = (GroupResource, String, String);
+
+fn owner_uids(object: Option<&Value>) -> Vec<String> {
+    object
+        .and_then(|o| o["metadata"]["ownerReferences"].as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["uid"].as_str().map(str::to_string))
+        .collect()
 }
 
 pub fn now_rfc3339() -> String {
@@ -127,6 +147,8 @@ impl Store {
             compacted: 0,
             changes,
             uid_seed: seed,
+            dependents_by_owner: HashMap::new(),
+            uids: HashSet::new(),
         };
         let ns = store
             .catalogue
@@ -175,8 +197,8 @@ impl Store {
         rt: &ResourceType,
         namespace: &str,
         kind: ChangeKind,
-        object: Value,
-        previous: Option<Value>,
+        object: Arc<Value>,
+        previous: Option<Arc<Value>>,
     ) {
         let change = Arc::new(Change {
             revision: self.revision,
@@ -255,14 +277,11 @@ impl Store {
         let mut continue_key = None;
         let mut remaining = 0;
         if let Some(objects) = self.objects.get(&key_of(rt)) {
-            let range: Box<dyn Iterator<Item = (&(String, String), &Value)>> = match &start {
-                Some(after) => Box::new(objects.range((
-                    std::ops::Bound::Excluded(after.clone()),
-                    std::ops::Bound::Unbounded,
-                ))),
-                None => Box::new(objects.iter()),
+            let lower = match &start {
+                Some(after) => std::ops::Bound::Excluded(after.clone()),
+                None => std::ops::Bound::Unbounded,
             };
-            for (key, object) in range {
+            for (key, object) in objects.range((lower, std::ops::Bound::Unbounded)) {
                 if namespace.is_some_and(|ns| ns != key.0) {
                     continue;
                 }
@@ -273,7 +292,7 @@ impl Store {
                     remaining += 1;
                     continue;
                 }
-                items.push(with_version(rt, object));
+                items.push(object.clone());
                 continue_key = Some(key.clone());
             }
         }
@@ -337,6 +356,9 @@ impl Store {
             ));
         }
         check_kind(rt, &object)?;
+        if let Some(schema) = &rt.schema {
+            super::schema::prune_and_default(&mut object, schema);
+        }
         self.check_namespace(rt, namespace, &object)?;
         let meta = object["metadata"].as_object().cloned().unwrap_or_default();
         let mut name = meta
@@ -388,11 +410,14 @@ impl Store {
         {
             return Err(ApiError::already_exists(rt, &name));
         }
-        if rt.custom
-            && rt.has_status
+        // Status is the server's and controllers' to write, never the creator's.
+        if rt.has_status
             && let Some(m) = object.as_object_mut()
         {
             m.remove("status");
+            if rt.group.is_empty() && rt.plural == "namespaces" {
+                m.insert("status".into(), json!({ "phase": "Active" }));
+            }
         }
         let now = now_rfc3339();
         let uid = self.next_uid();
@@ -435,12 +460,14 @@ impl Store {
             self.catalogue.register_crd(&object);
         }
         self.revision = revision;
+        let stored = Arc::new(object);
         self.objects
             .entry(key_of(rt))
             .or_default()
-            .insert(key.clone(), object.clone());
-        self.record(rt, &key.0, ChangeKind::Added, object.clone(), None);
-        Ok(with_version(rt, &object))
+            .insert(key.clone(), stored.clone());
+        self.reindex(rt, &key, None, Some(&stored));
+        self.record(rt, &key.0, ChangeKind::Added, stored.clone(), None);
+        Ok(with_version(rt, &stored))
     }
 
     /// Replaces an object after the caller has built the new version. Checks
@@ -455,6 +482,9 @@ impl Store {
         mut object: Value,
     ) -> Result<Value, ApiError> {
         check_kind(rt, &object)?;
+        if let Some(schema) = &rt.schema {
+            super::schema::prune_and_default(&mut object, schema);
+        }
         let ns = if rt.namespaced {
             namespace.to_string()
         } else {
@@ -465,7 +495,7 @@ impl Store {
             .objects
             .get(&key_of(rt))
             .and_then(|m| m.get(&key))
-            .cloned()
+            .map(|o| (**o).clone())
             .ok_or_else(|| ApiError::not_found(rt, name))?;
         let body_name = object["metadata"]["name"].as_str().unwrap_or(name);
         if body_name != name {
@@ -569,15 +599,18 @@ impl Store {
             && object["metadata"]["finalizers"]
                 .as_array()
                 .is_none_or(|f| f.is_empty());
-        self.objects
+        let stored = Arc::new(object);
+        let previous = self
+            .objects
             .entry(key_of(rt))
             .or_default()
-            .insert(key.clone(), object.clone());
-        self.record(rt, &ns, ChangeKind::Modified, object.clone(), Some(old));
+            .insert(key.clone(), stored.clone());
+        self.reindex(rt, &key, previous.as_deref(), Some(&stored));
+        self.record(rt, &ns, ChangeKind::Modified, stored.clone(), previous);
         if finished {
             self.remove(rt, &ns, name);
         }
-        Ok(with_version(rt, &object))
+        Ok(with_version(rt, &stored))
     }
 
     /// Deletes an object. With finalizers present it only marks the object
@@ -601,7 +634,7 @@ impl Store {
             .objects
             .get(&key_of(rt))
             .and_then(|m| m.get(&key))
-            .cloned()
+            .map(|o| (**o).clone())
             .ok_or_else(|| ApiError::not_found(rt, name))?;
         if precondition_uid.is_some_and(|u| Some(u) != old["metadata"]["uid"].as_str()) {
             return Err(ApiError::conflict(rt, name));
@@ -627,6 +660,13 @@ impl Store {
             self.orphan(&uid);
         }
         let is_namespace = rt.group.is_empty() && rt.plural == "namespaces";
+        if is_namespace && ["default", "kube-system", "kube-public"].contains(&name) {
+            return Err(ApiError::new(
+                403,
+                "Forbidden",
+                format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
+            ));
+        }
         if !finalizers.is_empty() && !is_namespace {
             if old["metadata"].get("deletionTimestamp").is_some() {
                 return Ok(with_version(rt, &old));
@@ -639,11 +679,14 @@ impl Store {
             marked["metadata"]["generation"] = json!(generation);
             self.revision += 1;
             marked["metadata"]["resourceVersion"] = json!(self.revision.to_string());
-            self.objects
+            let stored = Arc::new(marked.clone());
+            let previous = self
+                .objects
                 .entry(key_of(rt))
                 .or_default()
-                .insert(key, marked.clone());
-            self.record(rt, &ns, ChangeKind::Modified, marked.clone(), Some(old));
+                .insert(key.clone(), stored.clone());
+            self.reindex(rt, &key, previous.as_deref(), Some(&stored));
+            self.record(rt, &ns, ChangeKind::Modified, stored, previous);
             if propagation == Propagation::Foreground {
                 self.collect(&uid);
                 self.finish_foreground(rt, &ns, name);
@@ -679,14 +722,20 @@ impl Store {
             .objects
             .get_mut(&key_of(rt))?
             .remove(&(ns.to_string(), name.to_string()))?;
+        self.reindex(
+            rt,
+            &(ns.to_string(), name.to_string()),
+            Some(&removed),
+            None,
+        );
         self.revision += 1;
-        let mut tombstone = removed.clone();
+        let mut tombstone = (*removed).clone();
         tombstone["metadata"]["resourceVersion"] = json!(self.revision.to_string());
         self.record(
             rt,
             ns,
             ChangeKind::Deleted,
-            tombstone.clone(),
+            Arc::new(tombstone.clone()),
             Some(removed),
         );
         if rt.group == "apiextensions.k8s.io" {
@@ -702,24 +751,15 @@ impl Store {
 
     /// Every object that lists `uid` among its ownerReferences, as (type, namespace, name).
     pub fn dependents(&self, uid: &str) -> Vec<(ResourceType, String, String)> {
-        if uid.is_empty() {
+        let Some(keys) = self.dependents_by_owner.get(uid) else {
             return Vec::new();
-        }
-        let mut out = Vec::new();
-        for ((group, plural), objects) in &self.objects {
-            let Some(rt) = self.catalogue.any_version(group, plural) else {
-                continue;
-            };
-            for ((ns, name), object) in objects {
-                let owned = object["metadata"]["ownerReferences"]
-                    .as_array()
-                    .is_some_and(|refs| refs.iter().any(|r| r["uid"].as_str() == Some(uid)));
-                if owned {
-                    out.push((rt.clone(), ns.clone(), name.clone()));
-                }
-            }
-        }
-        out
+        };
+        keys.iter()
+            .filter_map(|((group, plural), ns, name)| {
+                let rt = self.catalogue.any_version(group, plural)?;
+                Some((rt.clone(), ns.clone(), name.clone()))
+            })
+            .collect()
     }
 
     /// Garbage collection: a dependent whose owners are all gone is deleted; one that
@@ -763,11 +803,38 @@ impl Store {
         }
     }
 
+    fn reindex(
+        &mut self,
+        rt: &ResourceType,
+        key: &(String, String),
+        old: Option<&Value>,
+        new: Option<&Value>,
+    ) {
+        let object_key: ObjectKey = (key_of(rt), key.0.clone(), key.1.clone());
+        for owner in owner_uids(old) {
+            if let Some(set) = self.dependents_by_owner.get_mut(&owner) {
+                set.remove(&object_key);
+                if set.is_empty() {
+                    self.dependents_by_owner.remove(&owner);
+                }
+            }
+        }
+        for owner in owner_uids(new) {
+            self.dependents_by_owner
+                .entry(owner)
+                .or_default()
+                .insert(object_key.clone());
+        }
+        if let Some(uid) = old.and_then(|o| o["metadata"]["uid"].as_str()) {
+            self.uids.remove(uid);
+        }
+        if let Some(uid) = new.and_then(|o| o["metadata"]["uid"].as_str()) {
+            self.uids.insert(uid.to_string());
+        }
+    }
+
     fn uid_exists(&self, uid: &str) -> bool {
-        self.objects.values().any(|m| {
-            m.values()
-                .any(|o| o["metadata"]["uid"].as_str() == Some(uid))
-        })
+        self.uids.contains(uid)
     }
 
     fn empty_namespace(&mut self, namespace: &str) {
@@ -861,6 +928,11 @@ fn check_kind(rt: &ResourceType, object: &Value) -> Result<(), ApiError> {
 /// Sets apiVersion and kind as the requested version serves them.
 pub fn with_version(rt: &ResourceType, object: &Value) -> Value {
     let mut v = object.clone();
+    if v["apiVersion"].as_str() == Some(rt.api_version().as_str())
+        && v["kind"].as_str() == Some(rt.kind.as_str())
+    {
+        return v;
+    }
     if let Some(m) = v.as_object_mut() {
         m.insert("apiVersion".into(), json!(rt.api_version()));
         m.insert("kind".into(), json!(rt.kind));
@@ -933,6 +1005,14 @@ mod tests {
         let cms = rt(&s, "", "v1", "configmaps");
         let created = s.create(&cms, "default", cm("a"), "test").unwrap();
         assert_eq!(created["metadata"]["generation"], json!(1));
+        let deploys = rt(&s, "apps", "v1", "deployments");
+        let with_status = json!({ "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": { "name": "d" }, "spec": {}, "status": { "readyReplicas": 9 } });
+        let d = s.create(&deploys, "default", with_status, "test").unwrap();
+        assert!(
+            d.get("status").is_none(),
+            "status is not the creator's to set"
+        );
         assert!(created["metadata"]["uid"].as_str().unwrap().len() == 36);
         let err = s.create(&cms, "default", cm("a"), "test").unwrap_err();
         assert_eq!((err.code, err.reason), (409, "AlreadyExists"));
@@ -1018,6 +1098,42 @@ mod tests {
         released["metadata"]["finalizers"] = json!([]);
         s.update(&cms, "default", "child", released).unwrap();
         assert_eq!(s.get(&cms, "default", "child").unwrap_err().code, 404);
+    }
+
+    #[test]
+    fn foreground_deletion_removes_dependents_before_the_owner() {
+        let mut s = Store::new(100);
+        let cms = rt(&s, "", "v1", "configmaps");
+        let start = s.revision();
+        let owner = s.create(&cms, "default", cm("owner"), "t").unwrap();
+        let mut child = cm("child");
+        child["metadata"]["ownerReferences"] = json!([{ "apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"] }]);
+        s.create(&cms, "default", child, "t").unwrap();
+        s.delete(
+            &cms,
+            "default",
+            "owner",
+            Propagation::Foreground,
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.get(&cms, "default", "owner").unwrap_err().code, 404);
+        let deletions: Vec<String> = s
+            .changes_since(&("".into(), "configmaps".into()), start)
+            .unwrap()
+            .iter()
+            .filter(|c| c.kind == ChangeKind::Deleted)
+            .map(|c| c.object["metadata"]["name"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(deletions, vec!["child", "owner"]);
+        let ns = rt(&s, "", "v1", "namespaces");
+        assert_eq!(
+            s.delete(&ns, "", "default", Propagation::Background, None, None)
+                .unwrap_err()
+                .code,
+            403
+        );
     }
 
     #[test]

@@ -116,7 +116,7 @@ fn row(rt: &ResourceType, cols: &[PrinterColumn], object: &Value, include: Inclu
 /// the real server sends the column definitions only once per watch.
 pub fn table(
     rt: &ResourceType,
-    objects: &[Value],
+    objects: &[&Value],
     include: IncludeObject,
     list_meta: Value,
     with_columns: bool,
@@ -155,7 +155,7 @@ mod tests {
         let rt = c.get("example.dev", "v1", "rollouts").unwrap();
         let created = (chrono::Utc::now() - chrono::TimeDelta::seconds(90)).to_rfc3339();
         let o = json!({ "metadata": { "name": "r", "creationTimestamp": created }, "status": { "phase": "Paused", "weights": [25] } });
-        let t = table(rt, &[o], IncludeObject::Metadata, json!({}), true);
+        let t = table(rt, &[&o], IncludeObject::Metadata, json!({}), true);
         let names: Vec<&str> = t["columnDefinitions"]
             .as_array()
             .unwrap()
