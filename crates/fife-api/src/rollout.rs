@@ -90,6 +90,10 @@ pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;
 pub const DEFAULT_REVISION_HISTORY_LIMIT: i32 = 10;
 pub const DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS: i32 = 30;
 
+fn is_zero(n: &i32) -> bool {
+    *n == 0
+}
+
 fn default_replicas() -> i32 {
     DEFAULT_REPLICAS
 }
@@ -322,6 +326,15 @@ pub struct RolloutStatus {
     /// Name of the background AnalysisRun, while one runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub background_analysis_run: Option<String>,
+    /// Retries of the current canary revision after an abort. Part of AnalysisRun names, so a
+    /// retry starts fresh runs instead of reading the aborted attempt's results.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(range(min = 0))]
+    pub retries: i32,
+    /// AnalysisRuns a person promoted past while they were Inconclusive; they no longer
+    /// pause the rollout. Cleared when a new revision or a retry starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepted_analysis_runs: Vec<String>,
     /// Pods of all revisions.
     #[serde(default)]
     pub replicas: i32,
