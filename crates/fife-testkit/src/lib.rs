@@ -3,4 +3,5 @@
 //! (`workload`). Used by integration tests, end-to-end tests, the demo and benchmarks;
 //! never shipped as a product.
 
+pub mod apiserver;
 pub mod workload;

@@ -19,6 +19,8 @@ struct Cli {
 enum Command {
     /// Serve a synthetic workload's /metrics until killed.
     Workload(WorkloadArgs),
+    /// Serve the Kubernetes API test server until killed.
+    Apiserver(ApiserverArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -45,11 +47,44 @@ struct WorkloadArgs {
     seed: u64,
 }
 
+#[derive(Debug, clap::Args)]
+struct ApiserverArgs {
+    /// Address to listen on; port 0 picks a free port (the address is printed).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: std::net::SocketAddr,
+    /// Where to write a kubeconfig for the server.
+    #[arg(long)]
+    kubeconfig: std::path::PathBuf,
+    /// How long a Deployment takes to reach the status its spec asks for.
+    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+    rollout_delay: std::time::Duration,
+    /// No Deployment ever becomes ready.
+    #[arg(long)]
+    never_ready: bool,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     match cli.command {
         Command::Workload(args) => run_workload(args).await,
+        Command::Apiserver(args) => {
+            use fife_testkit::apiserver::{ApiServer, Config};
+            let config = Config {
+                rollout_delay: args.rollout_delay,
+                never_ready: args.never_ready,
+                ..Config::default()
+            };
+            let server = ApiServer::start(args.listen, config).await?;
+            server.write_kubeconfig(&args.kubeconfig)?;
+            println!("{}", server.url());
+            server.wait().await;
+            Ok(())
+        }
     }
 }
 

@@ -1,0 +1,297 @@
+//! A Kubernetes API test server: real HTTP on loopback, an in-memory store, and the API
+//! semantics Fife and `kubectl` rely on, so integration tests, the demo and benchmarks
+//! run without a cluster.
+//!
+//! ```text
+//!  kubectl / kube client ──HTTP──▶ handlers ──▶ store (objects, revisions, history)
+//!                                    │   │          │ changes (broadcast)
+//!                   discovery ◀──────┘   │          ├──▶ watch streams (NDJSON, chunked)
+//!                   apply / patch ◀──────┘          └──▶ simulation (Deployment status)
+//! ```
+//!
+//! Served: discovery (`/api`, `/apis`, group and group-version documents, `/version`);
+//! get, list (label and field selectors, `limit`/`continue`), watch (`resourceVersion`,
+//! `allowWatchBookmarks`, `sendInitialEvents`, `timeoutSeconds`, an expired version ends
+//! the stream with an `ERROR` event carrying a 410 `Expired` Status, as the real server
+//! does), create (409 `AlreadyExists`), update with optimistic concurrency (409
+//! `Conflict`), JSON merge, JSON and strategic merge patch, server-side apply with
+//! `managedFields` and conflicts, `status` and `scale` subresources, delete with
+//! finalizers and ownerReference garbage collection (background, foreground, orphan),
+//! `deletecollection`, CRD registration, `Table` responses with printer columns, and
+//! the built-in kinds Fife uses (namespaces, services, pods, events, configmaps, secrets,
+//! serviceaccounts, deployments, events.k8s.io events, leases, CRDs).
+//!
+//! # Differences from the real API server
+//!
+//! The stand-in is held to one rule: a controller bug a real cluster would catch must
+//! not pass here. Most differences below are looser only in things a controller must
+//! not rely on anyway. Two are real gaps, marked **gap**, with how Fife covers them.
+//!
+//! - **gap — no authentication or authorization.** Any token is accepted and RBAC is
+//!   not evaluated, so a missing verb in Fife's ClusterRole would not fail here. Covered
+//!   by checking the install manifests' RBAC against the verbs the controller uses.
+//! - **gap — no value validation.** Built-ins are checked only for name, namespace, kind
+//!   and apiVersion; custom resources are pruned and defaulted by their CRD schema as the
+//!   real server does ([`schema`]: unknown fields dropped unless preserved, `default`
+//!   applied), but types, enums, patterns, required fields and CEL rules are not
+//!   enforced. Covered by Fife writing only typed structs whose schema is generated from
+//!   the same types, and by `fife-api`'s validation tests.
+//! - **OpenAPI.** `/openapi/v3` lists every group-version and each document carries only
+//!   the PATCH operations with their query parameters, no schemas; `/openapi/v2` is not
+//!   served. `kubectl` therefore uses server-side field validation (which this server
+//!   does not enforce, see above) and computes client-side apply patches from its
+//!   compiled-in types (built-ins) or as JSON merge patches (custom resources), as it
+//!   does against a real server for custom resources.
+//! - **No conversion.** Every served version of a CRD returns the stored object with its
+//!   `apiVersion` rewritten; there are no conversion webhooks.
+//! - **Strategic merge patch** knows merge keys by field name (see [`patch`]), not by
+//!   the Go types; lists it does not know are replaced, where the real server might merge
+//!   them. Custom resources refuse it with 415, as the real server does.
+//! - **Server-side apply** tracks fields at leaf granularity in the real `FieldsV1`
+//!   encoding with the same merge keys; it does not know atomic maps
+//!   (`x-kubernetes-map-type`), list types declared in CRD schemas
+//!   (`x-kubernetes-list-type`) or unions. Conflicts, forcing, shared ownership of equal
+//!   values and removal of fields an applier stops sending follow the real rules.
+//! - **Paged lists** are not snapshots: a continuation serves the current state after the
+//!   last key (the real server serves every page from the first page's revision). A watch
+//!   from the list's `resourceVersion` still delivers every change after it.
+//! - **Lists ignore `resourceVersion`/`resourceVersionMatch`** and always serve the
+//!   latest state (the most consistent answer the real server could give).
+//! - **Garbage collection is synchronous**: dependents are deleted (or orphaned) in the
+//!   same request as their owner, right after the owner's DELETED event (foreground:
+//!   before it) instead of a moment later; foreground deletion does not wait for
+//!   dependents held by their own finalizers, and `blockOwnerDeletion` is not enforced.
+//! - **Namespaces are deleted at once** with everything in them, without a Terminating
+//!   phase. As on a real cluster, creating in a missing namespace is refused (404) and
+//!   `default`, `kube-system` and `kube-public` cannot be deleted (403).
+//! - **No controllers besides a Deployment simulation** ([`simulation`]): no
+//!   ReplicaSets or Pods are created, Services get no endpoints, Leases do not expire on
+//!   their own. A Deployment's status (replicas, updated/ready/available, conditions,
+//!   `observedGeneration`) follows its spec after [`Config::rollout_delay`], unless it
+//!   is told never to become ready; `kubectl rollout status` and `kubectl wait` work.
+//! - **`metadata.generation`** is set on every kind (the real server leaves it unset on a
+//!   few built-ins such as ConfigMaps); it bumps on any change outside `metadata` and
+//!   `status` (outside `metadata` only, for kinds without a status subresource).
+//! - **Gateway API `HTTPRoute`** (`gateway.networking.k8s.io/v1`) is served from the
+//!   start, with custom-resource rules (no strategic merge, `resourceVersion` required on
+//!   update); on a real cluster its CRD must be installed first.
+//! - **Watch bookmarks** are sent every [`Config::bookmark_interval`] (the real server
+//!   sends them about once a minute); `sendInitialEvents=true` watches end their initial
+//!   events with the `k8s.io/initial-events-end` bookmark.
+//! - **Aggregated discovery** (`apidiscovery.k8s.io/v2`) is not offered; clients fall back
+//!   to the per-group documents, as they do against older servers.
+//! - **JSON only**: no protobuf or CBOR; dry-run (`dryRun=All`) is honoured for create,
+//!   update, patch and delete without admission.
+//! - **Event history** is bounded by [`Config::history_limit`] changes across all kinds
+//!   (the real server keeps about five minutes of etcd history), so 410 Gone can be
+//!   provoked on purpose (`POST /testkit/compact`).
+//! - **CRDs become Established at once**; as with a real server, applying a CRD and
+//!   objects of its kind in one `kubectl apply` fails (kubectl resolves kinds first), so
+//!   apply the CRDs, then the objects.
+//!
+//! Test controls, outside the Kubernetes API: `PUT /testkit/faults` (a [`FaultPlan`] as
+//! JSON; `GET` shows the current one), `POST /testkit/drop-watches`, `POST
+//! /testkit/compact`. The same controls exist as methods on [`ApiServer`].
+
+pub mod apply;
+pub mod discovery;
+pub mod faults;
+mod handlers;
+pub mod jsonpath;
+pub mod patch;
+pub mod schema;
+pub mod selector;
+pub mod simulation;
+pub mod status;
+pub mod store;
+pub mod table;
+
+pub use faults::FaultPlan;
+
+use faults::Faults;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use store::Store;
+use tokio::sync::broadcast;
+
+/// How the server behaves.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Changes kept for watches; a watch resuming from before them gets 410 Gone.
+    pub history_limit: usize,
+    /// How long a Deployment takes to reach the status its spec asks for.
+    pub rollout_delay: Duration,
+    /// No Deployment ever becomes ready (per Deployment: the never-ready annotation).
+    pub never_ready: bool,
+    /// How often watches that allow bookmarks get one.
+    pub bookmark_interval: Duration,
+    /// Faults injected from the start.
+    pub faults: FaultPlan,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            history_limit: 100_000,
+            rollout_delay: Duration::from_millis(200),
+            never_ready: false,
+            bookmark_interval: Duration::from_secs(5),
+            faults: FaultPlan::default(),
+        }
+    }
+}
+
+/// What handlers and the simulation share.
+#[derive(Debug)]
+pub struct State {
+    pub(crate) store: Mutex<Store>,
+    pub(crate) faults: Mutex<Faults>,
+    pub(crate) config: Config,
+    pub(crate) address: String,
+    pub(crate) watch_cut: broadcast::Sender<()>,
+}
+
+impl State {
+    fn drop_watches(&self) {
+        // No open watches is fine.
+        let _ = self.watch_cut.send(());
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {address}: {source}; pick a free port or use port 0")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running test API server; stops when dropped.
+#[derive(Debug)]
+pub struct ApiServer {
+    address: SocketAddr,
+    state: Arc<State>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl ApiServer {
+    /// Binds `listen` (port 0 picks a free port) and serves in the background.
+    pub async fn start(listen: SocketAddr, config: Config) -> Result<Self, StartError> {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                address: listen,
+                source,
+            })?;
+        let address = listener.local_addr().map_err(|source| StartError::Bind {
+            address: listen,
+            source,
+        })?;
+        let (watch_cut, _) = broadcast::channel(16);
+        let state = Arc::new(State {
+            store: Mutex::new(Store::new(config.history_limit)),
+            faults: Mutex::new(Faults::new(config.faults.clone())),
+            config,
+            address: address.to_string(),
+            watch_cut,
+        });
+        let app = axum::Router::new()
+            .fallback(handlers::serve)
+            .with_state(state.clone());
+        let server = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "the test API server stopped");
+            }
+        });
+        let simulation = tokio::spawn(simulation::run(state.clone()));
+        Ok(Self {
+            address,
+            state,
+            tasks: vec![server, simulation],
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The base URL clients use, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// A kubeconfig pointing at this server, with a token user and `default` namespace.
+    pub fn kubeconfig(&self) -> String {
+        kubeconfig_for(&self.url())
+    }
+
+    pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::write(path, self.kubeconfig())
+    }
+
+    /// Cuts every open watch stream, as a load balancer or API server restart would.
+    pub fn drop_watches(&self) {
+        self.state.drop_watches();
+    }
+
+    /// Forgets the change history: watches resuming from older versions get 410 Gone.
+    pub fn compact(&self) {
+        self.state
+            .store
+            .lock()
+            .expect("store lock poisoned")
+            .compact();
+    }
+
+    pub fn set_faults(&self, plan: FaultPlan) {
+        *self.state.faults.lock().expect("faults lock poisoned") = Faults::new(plan);
+    }
+
+    /// Number of stored objects.
+    pub fn object_count(&self) -> usize {
+        self.state.store.lock().expect("store lock poisoned").len()
+    }
+
+    /// Serves until the task is cancelled (the binary runs this until killed).
+    pub async fn wait(mut self) {
+        if let Some(server) = self.tasks.first_mut() {
+            let _ = server.await;
+        }
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// A kubeconfig for a server URL.
+pub fn kubeconfig_for(url: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: fife-testkit
+  cluster:
+    server: {url}
+users:
+- name: fife-testkit
+  user:
+    token: fife-testkit
+contexts:
+- name: fife-testkit
+  context:
+    cluster: fife-testkit
+    user: fife-testkit
+    namespace: default
+current-context: fife-testkit
+"
+    )
+}
