@@ -1,21 +1,32 @@
 //! `fife`: the command-line face of Fife. Each subcommand lives in its own module and
 //! owns its flags, its output and its exit codes.
 
+mod judge;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "fife", version, about = "Progressive delivery with statistical judgement")]
+#[command(
+    name = "fife",
+    version,
+    about = "Progressive delivery with statistical judgement"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Compare canary and baseline samples from files.
+    Judge(judge::JudgeArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Judge(args) => judge::run(args),
+    }
 }

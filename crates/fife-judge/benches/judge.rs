@@ -1,1 +1,49 @@
-fn main() {}
+//! Time of one full judgement (clean, U, p, shift, interval, classification) for
+//! n = m from 10² to 10⁶ on latency-like samples with a small canary regression.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use fife_judge::{JudgeConfig, judge};
+
+/// Deterministic log-normal-ish latencies (ms), rounded to 0.01 ms as exporters do, so
+/// the pooled sample has realistic ties.
+fn latencies(len: usize, seed: u64, scale: f64) -> Vec<f64> {
+    let mut state = seed;
+    let mut uniform = move || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    (0..len)
+        .map(|_| {
+            let normal = (-2.0 * (1.0 - uniform()).ln()).sqrt()
+                * (2.0 * std::f64::consts::PI * uniform()).cos();
+            ((normal * 0.4).exp() * 100.0 * scale * 100.0).round() / 100.0
+        })
+        .collect()
+}
+
+fn full_judgement(c: &mut Criterion) {
+    let mut group = c.benchmark_group("judge");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500));
+    let config = JudgeConfig::default();
+    for size in [100usize, 1_000, 10_000, 100_000, 1_000_000] {
+        let canary = latencies(size, 1, 1.01);
+        let baseline = latencies(size, 2, 1.0);
+        group.measurement_time(Duration::from_secs(if size >= 1_000_000 { 8 } else { 2 }));
+        group.throughput(Throughput::Elements(2 * size as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, _| {
+            b.iter(|| judge(black_box(&canary), black_box(&baseline), &config))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, full_judgement);
+criterion_main!(benches);

@@ -16,10 +16,10 @@
 //!     ↓    [ d d|. . . . . . ]
 //! ```
 
-/// Below this many differences, selection just materialises them.
-const MATERIALISE_LIMIT: u64 = 1 << 20;
-/// Pivots are drawn from this many uniformly sampled window elements.
-const SAMPLE_SIZE: usize = 512;
+/// Up to this many differences, selection just materialises them.
+const MATERIALISE_LIMIT: u64 = 1 << 16;
+/// Pivots are drawn from a sample of the window of this many elements at most.
+const MAX_SAMPLE_SIZE: usize = 4096;
 /// Pivots sit this many sample standard deviations either side of the expected rank.
 const PIVOT_SPREAD: f64 = 2.5;
 
@@ -72,22 +72,93 @@ impl<'a> PairwiseDifferences<'a> {
         total
     }
 
-    /// D(rank), 1-based: the rank-th smallest difference. `rank` must lie in 1..=N.
-    pub fn order_statistic(&self, rank: u64) -> f64 {
-        assert!(
-            rank >= 1 && rank <= self.len(),
-            "rank {rank} outside 1..={}",
-            self.len()
-        );
-        let k = rank - 1;
+    /// (#differences < t, #differences ≤ t) in one walk.
+    fn rank_of(&self, t: f64) -> (u64, u64) {
+        let m = self.baseline.len();
+        let (mut below, mut through) = (m, m);
+        let (mut below_total, mut through_total) = (0u64, 0u64);
+        for &x in self.canary {
+            while through > 0 && x - self.baseline[m - through] > t {
+                through -= 1;
+            }
+            below = below.min(through);
+            while below > 0 && x - self.baseline[m - below] >= t {
+                below -= 1;
+            }
+            below_total += below as u64;
+            through_total += through as u64;
+        }
+        (below_total, through_total)
+    }
+
+    /// (#differences ≤ t, the smallest difference > t if any) in one walk.
+    fn through_and_successor(&self, t: f64) -> (u64, Option<f64>) {
+        let m = self.baseline.len();
+        let mut through = m;
+        let mut total = 0u64;
+        let mut successor: Option<f64> = None;
+        for (i, &x) in self.canary.iter().enumerate() {
+            while through > 0 && x - self.baseline[m - through] > t {
+                through -= 1;
+            }
+            total += through as u64;
+            if through < m {
+                let next = self.at(i, through);
+                successor = Some(successor.map_or(next, |s: f64| s.min(next)));
+            }
+        }
+        (total, successor)
+    }
+
+    /// D(rank) for each 1-based rank (each in 1..=N), in the order given.
+    pub fn order_statistics(&self, ranks: &[u64]) -> Vec<f64> {
+        for &rank in ranks {
+            assert!(
+                rank >= 1 && rank <= self.len(),
+                "rank {rank} outside 1..={}",
+                self.len()
+            );
+        }
+        let mut order: Vec<usize> = (0..ranks.len()).collect();
+        order.sort_by_key(|&i| ranks[i]);
+        let mut values = vec![0.0; ranks.len()];
+
         if self.len() <= MATERIALISE_LIMIT {
             let mut all: Vec<f64> = Vec::with_capacity(self.len() as usize);
             for &x in self.canary {
                 all.extend(self.baseline.iter().map(|&y| x - y));
             }
-            return *all.select_nth_unstable_by(k as usize, f64::total_cmp).1;
+            // Ascending ranks: each selection only needs the part right of the last one.
+            let mut done = 0usize;
+            for &i in &order {
+                let k = (ranks[i] - 1) as usize;
+                let (_, v, _) = all[done..].select_nth_unstable_by(k - done, f64::total_cmp);
+                values[i] = *v;
+                done = k;
+            }
+            return values;
         }
-        self.select_in_windows(k, (self.canary.len() + self.baseline.len()) as u64 + 1024)
+
+        let materialise_at = (self.canary.len() + self.baseline.len()) as u64 + 1024;
+        let mut previous: Option<(u64, f64)> = None;
+        for &i in &order {
+            let rank = ranks[i];
+            values[i] = match previous {
+                Some((r, v)) if r == rank => v,
+                // The median of an even count needs D(k+1) right after D(k): one walk.
+                Some((r, v)) if r + 1 == rank => {
+                    let (through, successor) = self.through_and_successor(v);
+                    if rank <= through {
+                        v
+                    } else {
+                        successor.expect("rank ≤ N has a value")
+                    }
+                }
+                _ => self.select_in_windows(rank - 1, materialise_at),
+            };
+            previous = Some((rank, values[i]));
+        }
+        values
     }
 
     /// Narrows per-row windows until at most `materialise_at` candidates remain, then
@@ -100,7 +171,8 @@ impl<'a> PairwiseDifferences<'a> {
         let mut hi = vec![m; n];
         let mut window_ends = vec![0u64; n];
         let mut rng = SplitMix64(0x5eed_f1fe_0000_0001);
-        let mut sample = Vec::with_capacity(SAMPLE_SIZE);
+        let sample_size = ((n + m) / 4).clamp(64, MAX_SAMPLE_SIZE);
+        let mut sample = Vec::with_capacity(sample_size);
         loop {
             let mut left = 0u64;
             let mut active = 0u64;
@@ -121,36 +193,34 @@ impl<'a> PairwiseDifferences<'a> {
             }
 
             sample.clear();
-            for _ in 0..SAMPLE_SIZE {
+            for _ in 0..sample_size {
                 let r = rng.next() % active;
                 let row = window_ends.partition_point(|&end| end <= r);
                 let start = window_ends[row] - (hi[row] - lo[row]) as u64;
                 sample.push(self.at(row, lo[row] + (r - start) as usize));
             }
             sample.sort_unstable_by(f64::total_cmp);
-            let expected = rank_in_window as f64 / active as f64 * SAMPLE_SIZE as f64;
-            let spread = PIVOT_SPREAD * (SAMPLE_SIZE as f64).sqrt();
+            let expected = rank_in_window as f64 / active as f64 * sample_size as f64;
+            let spread = PIVOT_SPREAD * (sample_size as f64).sqrt();
             let lo_index = (expected - spread).floor().max(0.0) as usize;
-            let hi_index = ((expected + spread).ceil() as usize).min(SAMPLE_SIZE - 1);
+            let hi_index = ((expected + spread).ceil() as usize).min(sample_size - 1);
             let (pivot_lo, pivot_hi) = (sample[lo_index], sample[hi_index]);
 
             // Each branch excludes at least one pivot (a window element), so the window
             // strictly shrinks and the loop ends even on heavily tied data.
-            let below_lo = self.staircase(pivot_lo, true, |_, _| {});
+            let (below_lo, through_lo) = self.rank_of(pivot_lo);
             if k < below_lo {
                 self.staircase(pivot_lo, true, |i, b| hi[i] = hi[i].min(b));
                 continue;
             }
-            let through_lo = self.staircase(pivot_lo, false, |_, _| {});
             if k < through_lo {
                 return pivot_lo;
             }
-            let through_hi = self.staircase(pivot_hi, false, |_, _| {});
+            let (below_hi, through_hi) = self.rank_of(pivot_hi);
             if k >= through_hi {
                 self.staircase(pivot_hi, false, |i, b| lo[i] = lo[i].max(b));
                 continue;
             }
-            let below_hi = self.staircase(pivot_hi, true, |_, _| {});
             if k >= below_hi {
                 return pivot_hi;
             }
@@ -216,7 +286,11 @@ mod tests {
             let all = brute_force(&c, &b);
             let k = ((rank_fraction * d.len() as f64) as u64).min(d.len() - 1);
             prop_assert_eq!(d.select_in_windows(k, 0).to_bits(), all[k as usize].to_bits());
-            prop_assert_eq!(d.order_statistic(k + 1).to_bits(), all[k as usize].to_bits());
+            let ranks = [k + 1, (k + 2).min(d.len()), 1, d.len()];
+            let got = d.order_statistics(&ranks);
+            for (rank, value) in ranks.iter().zip(got) {
+                prop_assert_eq!(value.to_bits(), all[*rank as usize - 1].to_bits());
+            }
         }
     }
 
@@ -227,20 +301,20 @@ mod tests {
         let d = PairwiseDifferences::new(&c, &b);
         let all = brute_force(&c, &b);
         for rank in 1..=d.len() {
-            assert_eq!(d.order_statistic(rank), all[rank as usize - 1]);
+            assert_eq!(d.order_statistics(&[rank]), vec![all[rank as usize - 1]]);
         }
     }
 
     #[test]
     fn windowed_selection_equals_sorting_everything() {
-        // 1200 × 1000 = 1.2·10⁶ differences: above the materialisation limit.
+        // 1200 × 1000 = 1.2·10⁶ differences: far above the materialisation limit.
         for (levels, seed) in [(1u64 << 40, 1u64), (7, 2), (2, 3)] {
             let c = lcg_sample(seed, 1200, levels);
             let b = lcg_sample(seed + 100, 1000, levels);
             let d = PairwiseDifferences::new(&c, &b);
             assert!(d.len() > MATERIALISE_LIMIT);
             let all = brute_force(&c, &b);
-            for rank in [
+            let ranks = [
                 1,
                 2,
                 17,
@@ -249,10 +323,12 @@ mod tests {
                 d.len() / 2 + 1,
                 d.len() - 3,
                 d.len(),
-            ] {
+            ];
+            let got = d.order_statistics(&ranks);
+            for (rank, value) in ranks.iter().zip(got) {
                 assert_eq!(
-                    d.select_in_windows(rank - 1, 4096).to_bits(),
-                    all[rank as usize - 1].to_bits(),
+                    value.to_bits(),
+                    all[*rank as usize - 1].to_bits(),
                     "rank {rank}, levels {levels}"
                 );
             }

@@ -102,17 +102,15 @@ pub fn judge(canary: &[f64], baseline: &[f64], config: &JudgeConfig) -> Judgemen
         }
     };
 
-    let shift = if pairs % 2 == 1 {
-        differences.order_statistic(pairs.div_ceil(2))
-    } else {
-        let below = differences.order_statistic(pairs / 2);
-        let above = differences.order_statistic(pairs / 2 + 1);
-        (below + above) / 2.0
+    // The median's two middle ranks coincide when N is odd.
+    let (middle_lo, middle_hi) = (pairs.div_ceil(2), pairs / 2 + 1);
+    let [ci_lo, median_lo, median_hi, ci_hi] =
+        differences.order_statistics(&[ci_rank, middle_lo, middle_hi, pairs - ci_rank + 1])[..]
+    else {
+        unreachable!("four ranks give four values")
     };
-    let ci = [
-        differences.order_statistic(ci_rank),
-        differences.order_statistic(pairs - ci_rank + 1),
-    ];
+    let shift = (median_lo + median_hi) / 2.0;
+    let ci = [ci_lo, ci_hi];
 
     Statistics {
         n_canary: n,

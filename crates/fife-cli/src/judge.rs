@@ -1,0 +1,255 @@
+//! `fife judge`: runs the statistical judge on two files of samples and prints the
+//! judgement as JSON or as text. Exit code 0 when a judgement was made (whatever it
+//! says), 2 when the input or the flags are unusable.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use fife_judge::{
+    DecisionRule, Direction, JudgeConfig, Judgement, Method, NanPolicy, OutlierPolicy, judge,
+};
+
+/// Exit code for unusable input or flags (the same clap uses for usage errors).
+const EXIT_BAD_INPUT: u8 = 2;
+
+/// Compare canary samples against baseline samples with a Mann-Whitney U test.
+#[derive(Debug, Args)]
+pub struct JudgeArgs {
+    /// File of canary samples: one number per line; blank lines ignored, NaN accepted.
+    #[arg(long, value_name = "FILE")]
+    canary: PathBuf,
+    /// File of baseline samples, same format.
+    #[arg(long, value_name = "FILE")]
+    baseline: PathBuf,
+    /// Confidence of the test and the interval, strictly between 0 and 1.
+    #[arg(long, default_value_t = 0.95)]
+    confidence: f64,
+    /// Which change of the canary fails.
+    #[arg(long, value_enum, default_value_t = DirectionArg::Either)]
+    direction: DirectionArg,
+    /// A higher canary fails only when mean(canary)/mean(baseline) ≥ this ratio.
+    #[arg(long, default_value_t = 1.0, value_name = "RATIO")]
+    allowed_increase: f64,
+    /// A lower canary fails only when mean(canary)/mean(baseline) ≤ this ratio.
+    #[arg(long, default_value_t = 1.0, value_name = "RATIO")]
+    allowed_decrease: f64,
+    /// Decision rule: significance (p-value) or kayenta (interval clear of zero).
+    #[arg(long, value_enum, default_value_t = RuleArg::Significance)]
+    rule: RuleArg,
+    /// What to do with NaN (and infinite) samples.
+    #[arg(long = "nan", value_enum, default_value_t = NanArg::Remove)]
+    nan: NanArg,
+    /// Keep every sample, or remove those outside the IQR fence.
+    #[arg(long, value_enum, default_value_t = OutliersArg::Keep)]
+    outliers: OutliersArg,
+    /// Fence factor for `--outliers remove`: [Q1 − F·IQR, Q3 + F·IQR].
+    #[arg(long, default_value_t = 1.5, value_name = "F")]
+    iqr_factor: f64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputArg::Text)]
+    output: OutputArg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DirectionArg {
+    Increase,
+    Decrease,
+    Either,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RuleArg {
+    Significance,
+    Kayenta,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum NanArg {
+    Remove,
+    Replace,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum OutliersArg {
+    Keep,
+    Remove,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum OutputArg {
+    Json,
+    Text,
+}
+
+impl JudgeArgs {
+    fn config(&self) -> JudgeConfig {
+        JudgeConfig {
+            confidence: self.confidence,
+            direction: match self.direction {
+                DirectionArg::Increase => Direction::Increase,
+                DirectionArg::Decrease => Direction::Decrease,
+                DirectionArg::Either => Direction::Either,
+            },
+            allowed_increase: self.allowed_increase,
+            allowed_decrease: self.allowed_decrease,
+            rule: match self.rule {
+                RuleArg::Significance => DecisionRule::Significance,
+                RuleArg::Kayenta => DecisionRule::Kayenta,
+            },
+            nan_policy: match self.nan {
+                NanArg::Remove => NanPolicy::Remove,
+                NanArg::Replace => NanPolicy::ReplaceWithZero,
+            },
+            outlier_policy: match self.outliers {
+                OutliersArg::Keep => OutlierPolicy::Keep,
+                OutliersArg::Remove => OutlierPolicy::RemoveIqr {
+                    factor: self.iqr_factor,
+                },
+            },
+        }
+    }
+}
+
+/// Why a sample file could not be used.
+#[derive(Debug)]
+enum SampleFileError {
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    NotANumber {
+        path: PathBuf,
+        line: usize,
+        text: String,
+    },
+}
+
+impl fmt::Display for SampleFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SampleFileError::Unreadable { path, source } => {
+                write!(f, "cannot read {}: {source}", path.display())
+            }
+            SampleFileError::NotANumber { path, line, text } => write!(
+                f,
+                "{}:{line}: {text:?} is not a number; write one number per line (NaN allowed, \
+                 blank lines ignored)",
+                path.display()
+            ),
+        }
+    }
+}
+
+/// Reads one number per line; blank lines are skipped, `NaN` is a value.
+fn read_samples(path: &Path) -> Result<Vec<f64>, SampleFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SampleFileError::Unreadable {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut samples = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        let value = trimmed
+            .parse::<f64>()
+            .map_err(|_| SampleFileError::NotANumber {
+                path: path.to_owned(),
+                line: index + 1,
+                text: trimmed.to_owned(),
+            })?;
+        samples.push(value);
+    }
+    Ok(samples)
+}
+
+pub fn run(args: JudgeArgs) -> ExitCode {
+    let config = args.config();
+    if let Err(error) = config.validate() {
+        eprintln!("error: {error}");
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
+    let (canary, baseline) = match (read_samples(&args.canary), read_samples(&args.baseline)) {
+        (Ok(c), Ok(b)) => (c, b),
+        (Err(error), _) | (_, Err(error)) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let judgement = judge(&canary, &baseline, &config);
+    match args.output {
+        OutputArg::Json => println!(
+            "{}",
+            serde_json::to_string(&judgement).expect("a judgement always serialises")
+        ),
+        OutputArg::Text => print!("{}", text(&judgement, &config)),
+    }
+    ExitCode::SUCCESS
+}
+
+/// The same facts as the JSON, laid out for a terminal.
+fn text(j: &Judgement, config: &JudgeConfig) -> String {
+    let method = match j.method {
+        Method::Exact => "exact",
+        Method::Asymptotic => "normal approximation",
+    };
+    let ratio = j
+        .effect_size
+        .map_or_else(|| "undefined (a mean is 0)".to_string(), figures);
+    format!(
+        "{:?}: {}\n\
+         \x20 samples      canary {}, baseline {}\n\
+         \x20 U            {} (P(canary > baseline) + ½·P(tie) = {})\n\
+         \x20 p-value      {} ({method}, two-sided)\n\
+         \x20 shift        {} ({}% CI {} to {})\n\
+         \x20 mean ratio   {ratio}\n",
+        j.classification,
+        j.reason,
+        j.n_canary,
+        j.n_baseline,
+        figures(j.u),
+        figures(j.cles),
+        figures(j.p_value),
+        figures(j.shift),
+        figures(config.confidence * 100.0),
+        figures(j.ci[0]),
+        figures(j.ci[1]),
+    )
+}
+
+/// Six significant figures without trailing zeros; scientific outside [1e-4, 1e12).
+fn figures(x: f64) -> String {
+    if x == 0.0 {
+        return "0".to_string();
+    }
+    if !(1e-4..1e12).contains(&x.abs()) {
+        return format!("{x:.5e}");
+    }
+    let decimals = (5 - x.abs().log10().floor() as i32).max(0) as usize;
+    let fixed = format!("{x:.decimals$}");
+    if fixed.contains('.') {
+        fixed
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    } else {
+        fixed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_round_away_float_noise() {
+        assert_eq!(figures(22.69999999999999), "22.7");
+        assert_eq!(figures(-1.5), "-1.5");
+        assert_eq!(figures(7894.5), "7894.5");
+        assert_eq!(figures(1.3e-12), "1.30000e-12");
+        assert_eq!(figures(0.0009503807898), "0.000950381");
+    }
+}
