@@ -2,6 +2,7 @@
 //! owns its flags, its output and its exit codes.
 
 mod judge;
+mod judge_live;
 
 use std::process::ExitCode;
 
@@ -20,7 +21,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Compare canary and baseline samples from files.
+    /// Compare canary and baseline samples from files or a live Prometheus.
     Judge(judge::JudgeArgs),
 }
 
