@@ -7,7 +7,7 @@
 //!
 //! Defaults: 1000 comparisons per cell, seed 2024. Same arguments → same tables.
 
-use fife_testkit::simulation::{
+use fife_testkit::calibration::{
     self, P99_RATE_1M, P99_RATE_30S, POINTS_PER_POD, PointShape, RARE_ERRORS, SPARSE_ERRORS,
     aa_judge, example_scenario, latency_judge,
 };
@@ -45,7 +45,7 @@ fn main() {
     for (name, shape) in latency_shapes.iter().chain(&count_shapes) {
         for pods in PODS {
             let scenario = example_scenario(*shape, pods, 1.0, aa_judge());
-            let tally = simulation::run(&scenario, comparisons, seed);
+            let tally = calibration::run(&scenario, comparisons, seed);
             println!(
                 "| {name} | {pods} | {} | {} |",
                 scenario.samples_per_side(),
@@ -67,7 +67,7 @@ fn main() {
                     .map(|&scale| {
                         let scenario =
                             example_scenario(*shape, pods, scale, latency_judge(allowed));
-                        let rate = simulation::run(&scenario, comparisons, seed).high_rate();
+                        let rate = calibration::run(&scenario, comparisons, seed).high_rate();
                         format!("{:.1}%", rate.rate * 100.0)
                     })
                     .collect();
