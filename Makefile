@@ -4,9 +4,11 @@ CARGO ?= cargo
 
 .PHONY: test fmt-check clippy unit crds crds-check validate-examples deps bench demo run
 
-# The main job. Until the controller demo lands it judges the shipped example samples.
-demo:
-	$(CARGO) run -q --locked -p fife-cli -- judge --canary examples/judge/canary-latency-regressed.txt --baseline examples/judge/baseline-latency.txt
+# The main job: the API test server, synthetic workloads, a real Prometheus and the real
+# controller ship one release that is promoted and one that is rolled back.
+demo: deps
+	$(CARGO) build -q --locked -p fife-cli -p fife-testkit
+	target/debug/fife-testkit demo --fife target/debug/fife --repo . --work-dir target/demo
 
 test: deps fmt-check clippy crds-check validate-examples unit
 

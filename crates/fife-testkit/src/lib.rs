@@ -7,5 +7,6 @@
 
 pub mod apiserver;
 pub mod calibration;
+pub mod demo;
 pub mod prometheus;
 pub mod workload;
