@@ -3,6 +3,7 @@
 
 mod audit;
 mod judge;
+mod judge_live;
 mod ops;
 mod validate;
 mod yaml_lines;
@@ -24,7 +25,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Compare canary and baseline samples from files.
+    /// Compare canary and baseline samples from files or a live Prometheus.
     Judge(judge::JudgeArgs),
     /// Verify and query audit logs.
     Audit(audit::AuditArgs),
