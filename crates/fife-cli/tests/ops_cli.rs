@@ -212,22 +212,28 @@ async fn status_exits_by_phase_and_two_on_timeout() {
             serde_json::json!({"observedGeneration": 1, "phase": "Progressing", "message": null}),
         )
         .await;
-    let waiting = cluster
+    let mut waiting = cluster
         .fife(&["status", "checkout", "--timeout", "20s"])
-        .output();
-    let change = async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        cluster
-            .set_status(serde_json::json!({"phase": "Healthy"}))
-            .await;
-    };
-    let (out, ()) = tokio::join!(waiting, change);
-    let out = out.unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(waiting.stdout.take().unwrap()).lines();
+    let first = lines.next_line().await.unwrap().unwrap_or_default();
+    assert_eq!(first, "◌ Progressing");
+    // Only now, with `status` past its first read, does the controller report Healthy.
+    cluster
+        .set_status(serde_json::json!({"phase": "Healthy"}))
+        .await;
+    let mut rest = Vec::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        rest.push(line);
+    }
+    let code = waiting.wait().await.unwrap().code();
+    assert_eq!(code, Some(0), "{rest:?}");
+    assert!(rest.iter().any(|l| l == "✔ Healthy"), "{rest:?}");
     assert!(
-        stdout.contains("◌ Progressing") && stdout.contains("✔ Healthy"),
-        "{stdout}"
+        rest.iter().any(|l| l == "Rollout \"checkout\" is Healthy."),
+        "{rest:?}"
     );
 }
 
