@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: test fmt-check clippy unit crds crds-check validate-examples deps bench demo run
+.PHONY: test fmt-check clippy unit crds crds-check validate-examples deps bench demo run install
 
 # The main job: the API test server, synthetic workloads, a real Prometheus and the real
 # controller ship one release that is promoted and one that is rolled back.
@@ -45,3 +45,17 @@ validate-examples:
 bench:
 	$(CARGO) bench --workspace --locked
 	@for s in benches/*.sh; do [ -x "$$s" ] && "$$s"; done; true
+
+# Installs the CLI as `fife` and as `kubectl-fife`, so `kubectl fife get rollout X` works
+# with $(PREFIX)/bin on PATH. `make install PROFILE=dev` skips the optimised build.
+PREFIX ?= $(HOME)/.local
+PROFILE ?= release
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+PROFILE_DIR := $(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
+
+install:
+	$(CARGO) build --locked --profile $(PROFILE) -p fife-cli --bin fife
+	install -d "$(PREFIX)/bin"
+	install -m 0755 "$(TARGET_DIR)/$(PROFILE_DIR)/fife" "$(PREFIX)/bin/fife"
+	install -m 0755 "$(TARGET_DIR)/$(PROFILE_DIR)/fife" "$(PREFIX)/bin/kubectl-fife"
+	@echo "installed fife and kubectl-fife in $(PREFIX)/bin"
