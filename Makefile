@@ -2,13 +2,13 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: test fmt-check clippy unit crds crds-check validate-examples deps bench demo run
+.PHONY: test fmt-check clippy unit crds crds-check api-docs api-docs-check validate-examples deps bench demo run
 
 # The main job. Until the controller demo lands it judges the shipped example samples.
 demo:
 	$(CARGO) run -q --locked -p fife-cli -- judge --canary examples/judge/canary-latency-regressed.txt --baseline examples/judge/baseline-latency.txt
 
-test: deps fmt-check clippy crds-check validate-examples unit
+test: deps fmt-check clippy crds-check api-docs-check validate-examples unit
 
 # Installs what the tests need beyond the Rust toolchain (idempotent, package registries only).
 deps:
@@ -33,6 +33,18 @@ crds-check:
 	  tmp=$$(mktemp -d) && $(CARGO) run -q --locked -p fife-api --features crdgen --bin crdgen -- "$$tmp" && \
 	  diff -ru crds "$$tmp" || { echo "crds/ is out of date: run 'make crds' and commit the result."; exit 1; }; \
 	fi
+
+# Regenerate docs/reference/api.md (every field, type, default and constraint) from the CRDs.
+api-docs:
+	$(CARGO) run -q --locked -p fife-api --features crdgen --bin apidocs -- docs/reference/api.md
+
+# Fails when docs/reference/api.md does not match the CRDs; also runs the generator's tests,
+# which `unit` skips because the generator needs the `crdgen` feature.
+api-docs-check:
+	$(CARGO) test -q --locked -p fife-api --features crdgen --bin apidocs
+	@tmp=$$(mktemp) && $(CARGO) run -q --locked -p fife-api --features crdgen --bin apidocs -- "$$tmp" && \
+	  { diff -u docs/reference/api.md "$$tmp" && rm -f "$$tmp"; } || \
+	  { rm -f "$$tmp"; echo "docs/reference/api.md is out of date: run 'make api-docs' and commit the result."; exit 1; }
 
 # Every shipped manifest must pass `fife validate` (warnings allowed).
 validate-examples:
