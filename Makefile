@@ -2,13 +2,13 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: test fmt-check clippy unit crds crds-check api-docs api-docs-check validate-examples deps bench demo run
+.PHONY: test fmt-check clippy unit crds crds-check api-docs api-docs-check alerts-check validate-examples deps bench demo run
 
 # The main job. Until the controller demo lands it judges the shipped example samples.
 demo:
 	$(CARGO) run -q --locked -p fife-cli -- judge --canary examples/judge/canary-latency-regressed.txt --baseline examples/judge/baseline-latency.txt
 
-test: deps fmt-check clippy crds-check api-docs-check validate-examples unit
+test: deps fmt-check clippy crds-check api-docs-check alerts-check validate-examples unit
 
 # Installs what the tests need beyond the Rust toolchain (idempotent, package registries only).
 deps:
@@ -45,6 +45,11 @@ api-docs-check:
 	@tmp=$$(mktemp) && $(CARGO) run -q --locked -p fife-api --features crdgen --bin apidocs -- "$$tmp" && \
 	  { diff -u docs/reference/api.md "$$tmp" && rm -f "$$tmp"; } || \
 	  { rm -f "$$tmp"; echo "docs/reference/api.md is out of date: run 'make api-docs' and commit the result."; exit 1; }
+
+# The shipped alert rules must load in Prometheus, pass their unit tests, and the
+# PrometheusRule must hold the same rules as the plain rules file.
+alerts-check:
+	@scripts/check-alerts.sh
 
 # Every shipped manifest must pass `fife validate` (warnings allowed).
 validate-examples:
