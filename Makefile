@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: test fmt-check clippy unit crds crds-check validate-examples deps bench demo run install
+.PHONY: test fmt-check clippy unit crds crds-check api-docs api-docs-check alerts-check validate-examples deps bench demo run install
 
 # The main job: the API test server, synthetic workloads, a real Prometheus and the real
 # controller ship one release that is promoted and one that is rolled back.
@@ -10,7 +10,7 @@ demo: deps
 	$(CARGO) build -q --locked -p fife-cli -p fife-testkit
 	target/debug/fife-testkit demo --fife target/debug/fife --repo . --work-dir target/demo
 
-test: deps fmt-check clippy crds-check validate-examples unit
+test: deps fmt-check clippy crds-check api-docs-check alerts-check validate-examples unit
 
 # Installs what the tests need beyond the Rust toolchain (idempotent, package registries only).
 deps:
@@ -35,6 +35,23 @@ crds-check:
 	  tmp=$$(mktemp -d) && $(CARGO) run -q --locked -p fife-api --features crdgen --bin crdgen -- "$$tmp" && \
 	  diff -ru crds "$$tmp" || { echo "crds/ is out of date: run 'make crds' and commit the result."; exit 1; }; \
 	fi
+
+# Regenerate docs/reference/api.md (every field, type, default and constraint) from the CRDs.
+api-docs:
+	$(CARGO) run -q --locked -p fife-api --features crdgen --bin apidocs -- docs/reference/api.md
+
+# Fails when docs/reference/api.md does not match the CRDs; also runs the generator's tests,
+# which `unit` skips because the generator needs the `crdgen` feature.
+api-docs-check:
+	$(CARGO) test -q --locked -p fife-api --features crdgen --bin apidocs
+	@tmp=$$(mktemp) && $(CARGO) run -q --locked -p fife-api --features crdgen --bin apidocs -- "$$tmp" && \
+	  { diff -u docs/reference/api.md "$$tmp" && rm -f "$$tmp"; } || \
+	  { rm -f "$$tmp"; echo "docs/reference/api.md is out of date: run 'make api-docs' and commit the result."; exit 1; }
+
+# The shipped alert rules must load in Prometheus, pass their unit tests, and the
+# PrometheusRule must hold the same rules as the plain rules file.
+alerts-check:
+	@scripts/check-alerts.sh
 
 # Every shipped manifest must pass `fife validate` (warnings allowed).
 validate-examples:
