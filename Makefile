@@ -2,13 +2,15 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: test fmt-check clippy unit crds crds-check validate-examples deps bench demo run
+.PHONY: test fmt-check clippy unit crds crds-check api-docs api-docs-check alerts-check validate-examples deps bench demo run install
 
-# The main job. Until the controller demo lands it judges the shipped example samples.
-demo:
-	$(CARGO) run -q --locked -p fife-cli -- judge --canary examples/judge/canary-latency-regressed.txt --baseline examples/judge/baseline-latency.txt
+# The main job: the API test server, synthetic workloads, a real Prometheus and the real
+# controller ship one release that is promoted and one that is rolled back.
+demo: deps
+	$(CARGO) build -q --locked -p fife-cli -p fife-testkit
+	target/debug/fife-testkit demo --fife target/debug/fife --repo . --work-dir target/demo
 
-test: deps fmt-check clippy crds-check validate-examples unit
+test: deps fmt-check clippy crds-check api-docs-check alerts-check validate-examples unit
 
 # Installs what the tests need beyond the Rust toolchain (idempotent, package registries only).
 deps:
@@ -34,6 +36,23 @@ crds-check:
 	  diff -ru crds "$$tmp" || { echo "crds/ is out of date: run 'make crds' and commit the result."; exit 1; }; \
 	fi
 
+# Regenerate docs/reference/api.md (every field, type, default and constraint) from the CRDs.
+api-docs:
+	$(CARGO) run -q --locked -p fife-api --features crdgen --bin apidocs -- docs/reference/api.md
+
+# Fails when docs/reference/api.md does not match the CRDs; also runs the generator's tests,
+# which `unit` skips because the generator needs the `crdgen` feature.
+api-docs-check:
+	$(CARGO) test -q --locked -p fife-api --features crdgen --bin apidocs
+	@tmp=$$(mktemp) && $(CARGO) run -q --locked -p fife-api --features crdgen --bin apidocs -- "$$tmp" && \
+	  { diff -u docs/reference/api.md "$$tmp" && rm -f "$$tmp"; } || \
+	  { rm -f "$$tmp"; echo "docs/reference/api.md is out of date: run 'make api-docs' and commit the result."; exit 1; }
+
+# The shipped alert rules must load in Prometheus, pass their unit tests, and the
+# PrometheusRule must hold the same rules as the plain rules file.
+alerts-check:
+	@scripts/check-alerts.sh
+
 # Every shipped manifest must pass `fife validate` (warnings allowed).
 validate-examples:
 	@if [ -d crates/fife-api ]; then \
@@ -43,3 +62,17 @@ validate-examples:
 bench:
 	$(CARGO) bench --workspace --locked
 	@for s in benches/*.sh; do [ -x "$$s" ] && "$$s"; done; true
+
+# Installs the CLI as `fife` and as `kubectl-fife`, so `kubectl fife get rollout X` works
+# with $(PREFIX)/bin on PATH. `make install PROFILE=dev` skips the optimised build.
+PREFIX ?= $(HOME)/.local
+PROFILE ?= release
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+PROFILE_DIR := $(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
+
+install:
+	$(CARGO) build --locked --profile $(PROFILE) -p fife-cli --bin fife
+	install -d "$(PREFIX)/bin"
+	install -m 0755 "$(TARGET_DIR)/$(PROFILE_DIR)/fife" "$(PREFIX)/bin/fife"
+	install -m 0755 "$(TARGET_DIR)/$(PROFILE_DIR)/fife" "$(PREFIX)/bin/kubectl-fife"
+	@echo "installed fife and kubectl-fife in $(PREFIX)/bin"

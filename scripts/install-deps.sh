@@ -5,6 +5,8 @@ set -euo pipefail
 
 need_apt=()
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
+# promtool checks the alert rules (`make alerts-check`); Debian ships it in the same package.
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v kubectl >/dev/null 2>&1 || need_apt+=(kubernetes-client)
 if [ "${FIFE_BENCH_DEPS:-0}" = 1 ]; then
   command -v Rscript >/dev/null 2>&1 || need_apt+=(r-base-core)

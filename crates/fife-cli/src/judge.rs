@@ -1,6 +1,7 @@
-//! `fife judge`: runs the statistical judge on two files of samples and prints the
-//! judgement as JSON or as text. Exit code 0 when a judgement was made (whatever it
-//! says), 2 when the input or the flags are unusable.
+//! `fife judge`: runs the statistical judge on two files of samples (or on a live
+//! Prometheus, see `judge_live`) and prints the judgement as JSON or as text. Exit code 0
+//! when a judgement was made (whatever it says), 2 when the input, the source or the flags
+//! are unusable.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,8 @@ use fife_judge::{
     DecisionRule, Direction, JudgeConfig, Judgement, Method, NanPolicy, OutlierPolicy, judge,
 };
 
+use crate::judge_live::{CanaryAndBaseline, LiveSource};
+
 /// Exit code for unusable input or flags (the same clap uses for usage errors).
 const EXIT_BAD_INPUT: u8 = 2;
 
@@ -18,11 +21,13 @@ const EXIT_BAD_INPUT: u8 = 2;
 #[derive(Debug, Args)]
 pub struct JudgeArgs {
     /// File of canary samples: one number per line; blank lines ignored, NaN accepted.
-    #[arg(long, value_name = "FILE")]
-    canary: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "prometheus")]
+    canary: Option<PathBuf>,
     /// File of baseline samples, same format.
-    #[arg(long, value_name = "FILE")]
-    baseline: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "prometheus")]
+    baseline: Option<PathBuf>,
+    #[command(flatten)]
+    live: LiveSource,
     /// Confidence of the test and the interval, strictly between 0 and 1.
     #[arg(long, default_value_t = 0.95)]
     confidence: f64,
@@ -166,15 +171,27 @@ fn read_samples(path: &Path) -> Result<Vec<f64>, SampleFileError> {
     Ok(samples)
 }
 
+/// Both sample files; clap makes sure they were given when --prometheus was not.
+fn read_sample_files(args: &JudgeArgs) -> Result<CanaryAndBaseline, SampleFileError> {
+    let (Some(canary), Some(baseline)) = (&args.canary, &args.baseline) else {
+        unreachable!("clap requires --canary and --baseline without --prometheus")
+    };
+    Ok((read_samples(canary)?, read_samples(baseline)?))
+}
+
 pub fn run(args: JudgeArgs) -> ExitCode {
     let config = args.config();
     if let Err(error) = config.validate() {
         eprintln!("error: {error}");
         return ExitCode::from(EXIT_BAD_INPUT);
     }
-    let (canary, baseline) = match (read_samples(&args.canary), read_samples(&args.baseline)) {
-        (Ok(c), Ok(b)) => (c, b),
-        (Err(error), _) | (_, Err(error)) => {
+    let samples = args
+        .live
+        .fetch_if_requested()
+        .unwrap_or_else(|| read_sample_files(&args).map_err(|e| e.to_string()));
+    let (canary, baseline) = match samples {
+        Ok(samples) => samples,
+        Err(error) => {
             eprintln!("error: {error}");
             return ExitCode::from(EXIT_BAD_INPUT);
         }

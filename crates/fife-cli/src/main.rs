@@ -4,6 +4,8 @@
 mod audit;
 mod controller;
 mod judge;
+mod judge_live;
+mod ops;
 mod validate;
 mod yaml_lines;
 
@@ -24,12 +26,28 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Compare canary and baseline samples from files.
+    /// Compare canary and baseline samples from files or a live Prometheus.
     Judge(judge::JudgeArgs),
     /// Verify and query audit logs.
     Audit(audit::AuditArgs),
     /// Check Rollout and analysis manifests offline (for GitOps CI).
     Validate(validate::ValidateArgs),
+    /// Show a Rollout as a tree (`get rollout NAME [--watch]`).
+    Get(ops::get::GetArgs),
+    /// List Rollouts as a table (`list rollouts`).
+    List(ops::get::ListArgs),
+    /// Leave the current pause and go to the next step (`--full`: skip all remaining steps).
+    Promote(ops::action::PromoteArgs),
+    /// Send all traffic back to stable and scale the canary and baseline down.
+    Abort(ops::action::ActionArgs),
+    /// After an abort, start the steps again from the first.
+    Retry(ops::action::ActionArgs),
+    /// Pause the Rollout where it is.
+    Pause(ops::action::ActionArgs),
+    /// Resume a paused Rollout.
+    Resume(ops::action::ActionArgs),
+    /// Wait until a Rollout is Healthy (exit 0) or Degraded (1); 2 on timeout, 3 if it cannot be checked.
+    Status(ops::status::StatusArgs),
     /// Run the controller: watch Rollouts and run them.
     Controller(controller::ControllerArgs),
 }
@@ -40,6 +58,14 @@ fn main() -> ExitCode {
         Command::Judge(args) => judge::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Validate(args) => validate::run(args),
+        Command::Get(args) => ops::get::run_get(args),
+        Command::List(args) => ops::get::run_list(args),
+        Command::Promote(args) => ops::action::run_promote(args),
+        Command::Abort(args) => ops::action::run_abort(args),
+        Command::Retry(args) => ops::action::run_retry(args),
+        Command::Pause(args) => ops::action::run_pause(args),
+        Command::Resume(args) => ops::action::run_resume(args),
+        Command::Status(args) => ops::status::run(args),
         Command::Controller(args) => controller::run(args),
     }
 }

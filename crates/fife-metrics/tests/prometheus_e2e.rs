@@ -1,78 +1,19 @@
 //! End to end: a real Prometheus (`/usr/bin/prometheus`, installed by
 //! `scripts/install-deps.sh`) scrapes synthetic canary and baseline workloads every
-//! second; both providers must see a 20% slower canary as slower, an identical canary as
-//! the same, and a stopped Prometheus as "connection refused".
+//! second; both providers must see a 20% slower canary as slower (the judge: `High`), an
+//! identical canary as the same (`Pass`), and a stopped Prometheus as "connection refused".
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
+use fife_judge::{Classification, JudgeConfig};
 use fife_metrics::scrape::ScrapeSettings;
 use fife_metrics::{
     ClientPool, FailureCause, MetricProvider, PrometheusProvider, PrometheusSource, Query,
     RoleQueries, RoleSamples, ScrapeProvider, ScrapeTarget, Window, measure_roles,
 };
+use fife_testkit::prometheus::{PrometheusServer, ScrapeJob};
 use fife_testkit::workload::{Workload, WorkloadConfig, WorkloadRole};
-
-/// A Prometheus server for one test, killed when dropped whatever happens.
-struct PrometheusProcess {
-    child: Child,
-    address: String,
-    _dir: tempfile::TempDir,
-}
-
-impl PrometheusProcess {
-    fn start(jobs: &[(&str, &[SocketAddr])]) -> PrometheusProcess {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = String::from(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n",
-        );
-        for (job, targets) in jobs {
-            let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
-            config.push_str(&format!(
-                "  - job_name: {job}\n    static_configs:\n      - targets: [{}]\n",
-                targets.join(", ")
-            ));
-        }
-        let config_path = dir.path().join("prometheus.yml");
-        std::fs::write(&config_path, config).unwrap();
-        let port = free_port();
-        let child = Command::new("/usr/bin/prometheus")
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus must be installed (scripts/install-deps.sh installs it)");
-        PrometheusProcess {
-            child,
-            address: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        }
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for PrometheusProcess {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
 
 async fn workload(role: WorkloadRole, scale: f64, seed: u64) -> Workload {
     let mut config = WorkloadConfig::new(role, seed);
@@ -136,6 +77,21 @@ async fn wait_for_samples(
     }
 }
 
+/// The judge as the example template asks it about latency: confidence 0.95, only an
+/// increase fails, and only when the mean rises by at least 10%. The effect gate is what
+/// keeps the identical pair's verdict stable run after run: at α = 0.05 an A/A comparison
+/// is significant one time in twenty by design (docs/analysis-power.md), but its mean
+/// ratio stays within a few percent of 1.
+fn judge(samples: &RoleSamples) -> fife_judge::Judgement {
+    let config = JudgeConfig {
+        confidence: 0.95,
+        direction: fife_judge::Direction::Increase,
+        allowed_increase: 1.10,
+        ..JudgeConfig::default()
+    };
+    fife_judge::judge(&samples.canary.values, &samples.baseline.values, &config)
+}
+
 fn ratio(samples: &RoleSamples) -> (f64, f64) {
     (
         median(&samples.canary.values) / median(&samples.baseline.values),
@@ -149,13 +105,17 @@ async fn providers_see_a_slower_canary_through_a_real_prometheus() {
     let baseline = workload(WorkloadRole::Baseline, 1.0, 12).await;
     let same_canary = workload(WorkloadRole::Canary, 1.0, 13).await;
     let same_baseline = workload(WorkloadRole::Baseline, 1.0, 14).await;
-    let mut prometheus = PrometheusProcess::start(&[
-        ("slow", &[slow_canary.local_addr(), baseline.local_addr()]),
-        (
-            "same",
-            &[same_canary.local_addr(), same_baseline.local_addr()],
-        ),
-    ]);
+    let mut prometheus = PrometheusServer::start(&[
+        ScrapeJob {
+            name: "slow",
+            targets: &[slow_canary.local_addr(), baseline.local_addr()],
+        },
+        ScrapeJob {
+            name: "same",
+            targets: &[same_canary.local_addr(), same_baseline.local_addr()],
+        },
+    ])
+    .unwrap();
 
     // The scrape provider watches the same pods while Prometheus collects.
     let pool = ClientPool::new(4);
@@ -172,19 +132,29 @@ async fn providers_see_a_slower_canary_through_a_real_prometheus() {
         target("checkout-canary-0", "canary", &slow_canary),
         target("checkout-baseline-0", "baseline", &baseline),
     ]);
+    let same_scraper = ScrapeProvider::new(&pool, ScrapeSettings::default()).unwrap();
+    same_scraper.set_targets(vec![
+        target("checkout-canary-1", "canary", &same_canary),
+        target("checkout-baseline-1", "baseline", &same_baseline),
+    ]);
     let scraping = {
-        let scraper = scraper.clone();
+        let scrapers = [scraper.clone(), same_scraper.clone()];
         tokio::spawn(async move {
-            for _ in 0..6 {
-                let failures = scraper.scrape_all(SystemTime::now()).await;
-                assert!(failures.is_empty(), "{failures:?}");
+            // Eleven intervals inside the 12 s window: enough points that the judge's
+            // verdict on the slow pair does not hinge on a single overlap.
+            for _ in 0..12 {
+                let now = SystemTime::now();
+                for scraper in &scrapers {
+                    let failures = scraper.scrape_all(now).await;
+                    assert!(failures.is_empty(), "{failures:?}");
+                }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         })
     };
 
     let provider =
-        PrometheusProvider::new(&pool, PrometheusSource::new(&prometheus.address)).unwrap();
+        PrometheusProvider::new(&pool, PrometheusSource::new(prometheus.address())).unwrap();
     let slow = wait_for_samples(&provider, &p50_query("slow"), 6).await;
     let same = wait_for_samples(&provider, &p50_query("same"), 6).await;
     let (slow_median, slow_mean) = ratio(&slow);
@@ -217,6 +187,25 @@ async fn providers_see_a_slower_canary_through_a_real_prometheus() {
         slow.canary.values.len(),
         "every slow-canary point is above the baseline median"
     );
+    let slow_judgement = judge(&slow);
+    let same_judgement = judge(&same);
+    eprintln!(
+        "judge: slow {:?} ({}); identical {:?} ({})",
+        slow_judgement.classification,
+        slow_judgement.reason,
+        same_judgement.classification,
+        same_judgement.reason
+    );
+    assert_eq!(
+        slow_judgement.classification,
+        Classification::High,
+        "{slow_judgement:?}"
+    );
+    assert_eq!(
+        same_judgement.classification,
+        Classification::Pass,
+        "{same_judgement:?}"
+    );
 
     scraping.await.unwrap();
     let now = SystemTime::now();
@@ -232,8 +221,30 @@ async fn providers_see_a_slower_canary_through_a_real_prometheus() {
         scraped.canary.values.len(),
         scraped.baseline.values.len()
     );
-    assert!(scraped.canary.values.len() >= 4, "{scraped:?}");
+    assert!(scraped.canary.values.len() >= 8, "{scraped:?}");
     assert!((1.1..1.3).contains(&scraped_median), "{scraped:?}");
+    let scraped_judgement = judge(&scraped);
+    assert_eq!(
+        scraped_judgement.classification,
+        Classification::High,
+        "{scraped_judgement:?}"
+    );
+    let scraped_same = measure_roles(&same_scraper, &p50, &BTreeMap::new(), WINDOW, now)
+        .await
+        .unwrap();
+    let scraped_same_judgement = judge(&scraped_same);
+    eprintln!(
+        "scrape judge: slow {:?} ({}); identical {:?} ({})",
+        scraped_judgement.classification,
+        scraped_judgement.reason,
+        scraped_same_judgement.classification,
+        scraped_same_judgement.reason
+    );
+    assert_eq!(
+        scraped_same_judgement.classification,
+        Classification::Pass,
+        "{scraped_same_judgement:?}"
+    );
     let rate = scraper
         .measure(&Query::range(
             r#"rate(http_requests_total{fife_role="canary",code="200"})"#,
@@ -259,7 +270,7 @@ async fn providers_see_a_slower_canary_through_a_real_prometheus() {
     assert_eq!(err.cause, FailureCause::ConnectionRefused, "{err}");
     let line = err.to_string();
     assert!(
-        line.contains(&prometheus.address) && line.contains("connection refused"),
+        line.contains(prometheus.address()) && line.contains("connection refused"),
         "{line}"
     );
 }

@@ -1,7 +1,12 @@
 //! Test-only stand-ins for the parts of a cluster Fife talks to: a Kubernetes API test
-//! server (`apiserver`) and synthetic HTTP workloads that expose Prometheus metrics
-//! (`workload`). Used by integration tests, end-to-end tests, the demo and benchmarks;
+//! server (`apiserver`), synthetic HTTP workloads that expose Prometheus metrics
+//! (`workload`), a real Prometheus scraping them (`prometheus`), and the seeded
+//! simulation that checks the judge's false-positive rate and power on such workloads
+//! (`calibration`). Used by integration tests, end-to-end tests, the demo and benchmarks;
 //! never shipped as a product.
 
-pub mod workload;
 pub mod apiserver;
+pub mod calibration;
+pub mod demo;
+pub mod prometheus;
+pub mod workload;

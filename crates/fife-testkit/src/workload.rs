@@ -56,7 +56,7 @@ impl LatencyModel {
 }
 
 /// A uniform draw in (0, 1]: 53 random bits, never zero so its logarithm is finite.
-fn unit_open<R: Rng + ?Sized>(rng: &mut R) -> f64 {
+pub(crate) fn unit_open<R: Rng + ?Sized>(rng: &mut R) -> f64 {
     ((rng.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
 }
 
@@ -183,7 +183,7 @@ impl WorkloadMetrics {
 }
 
 /// Bucket bounds 5 ms · 1.1ⁱ, rounded to 4 significant digits so the `le` labels read well.
-fn latency_buckets() -> Vec<f64> {
+pub(crate) fn latency_buckets() -> Vec<f64> {
     (0..70)
         .map(|i| {
             let bound = 0.005 * 1.1_f64.powi(i);

@@ -374,3 +374,49 @@ async fn server_side_apply_tracks_managers_and_conflicts() {
         .await;
     assert!(!ok && err.contains("autoscaler"), "{err}");
 }
+
+/// The project's own CRDs and example manifests, applied as a user would.
+fn repo(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_crds_and_examples_apply_and_print_their_columns() {
+    let c = Cluster::start().await;
+    // CRDs and objects of their kinds go in two calls, as on a real cluster.
+    c.ok(&["apply", "-f", &repo("crds")]).await;
+    c.ok(&["apply", "-f", &repo("examples/rollouts")]).await;
+    let names = c.ok(&["get", "rollouts.fife.dev", "-o", "name"]).await;
+    assert!(names.contains("rollout.fife.dev/checkout-api"), "{names}");
+    let templates = c.ok(&["get", "fat", "-o", "name"]).await;
+    assert!(
+        templates.contains("analysistemplate.fife.dev/canary-slo-gate"),
+        "{templates}"
+    );
+
+    c.ok(&[
+        "patch", "rollouts.fife.dev", "checkout-api", "--subresource", "status", "--type", "merge", "-p",
+        r#"{"status":{"phase":"Paused","stepLabel":"3/7","weights":{"canary":25,"baseline":25,"stable":50},"readyLabel":"9/10","message":"waiting for promotion"}}"#,
+    ])
+    .await;
+    let out = c.ok(&["get", "frol", "checkout-api"]).await;
+    let lines: Vec<&str> = out.lines().collect();
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(
+        header,
+        vec!["NAME", "PHASE", "STEP", "WEIGHT", "READY", "AGE", "MESSAGE"],
+        "{out}"
+    );
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(
+        &row[..5],
+        &["checkout-api", "Paused", "3/7", "25", "9/10"],
+        "{out}"
+    );
+    assert_eq!(&row[6..], &["waiting", "for", "promotion"], "{out}");
+}

@@ -1,0 +1,508 @@
+//! `fife-testkit demo`: Fife's main job on one machine. It starts the Kubernetes API test
+//! server, synthetic canary and baseline workloads, a real Prometheus scraping them, and the
+//! real `fife controller`; it then ships two releases of one Rollout — a healthy one that is
+//! promoted through its steps and a 30% slower one that the Mann-Whitney analysis rolls
+//! back — shows each change of the Rollout as it happens, and ends with the audit log and
+//! `fife audit verify` on it.
+//!
+//! ```text
+//!   demo ──kubectl apply──▶ API test server ◀──watch/apply── fife controller ──▶ audit log
+//!                                                                 │ range queries
+//!   workloads (release-2, release-3) ◀──scrape── Prometheus ◀─────┘
+//! ```
+//!
+//! Everything it starts is a child process killed on drop, or a task of this process, so
+//! nothing is left listening when it returns, whether it succeeded or not.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+use crate::apiserver::{ApiServer, Config};
+use crate::prometheus::{PrometheusServer, ScrapeJob};
+use crate::workload::{LatencyModel, Workload, WorkloadConfig, WorkloadRole};
+
+/// Where the demo runs and what it runs.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// The `fife` binary to run as the controller and for `get`/`audit verify`.
+    pub fife: PathBuf,
+    /// The repository root (for `crds/`).
+    pub repo: PathBuf,
+    /// Working directory for the kubeconfig, manifests and the audit log.
+    pub work_dir: PathBuf,
+    /// How long one release may take before the demo gives up.
+    pub release_timeout: Duration,
+}
+
+/// The Rollout the demo ships.
+const ROLLOUT: &str = "checkout-api";
+
+/// Runs the demo; `Ok` only when release 2 was promoted, release 3 rolled back and the
+/// audit chain verified.
+pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&options.work_dir)
+        .with_context(|| format!("cannot create {}", options.work_dir.display()))?;
+    let audit_log = options.work_dir.join("audit.jsonl");
+    // A fresh chain per demo: an old log would be continued, not replaced.
+    let _ = std::fs::remove_file(&audit_log);
+
+    say(started, "starting the Kubernetes API test server");
+    let api = ApiServer::start(
+        "127.0.0.1:0".parse()?,
+        Config {
+            rollout_delay: Duration::from_millis(400),
+            ..Config::default()
+        },
+    )
+    .await
+    .context("cannot start the API test server")?;
+    let kubeconfig = options.work_dir.join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig)?;
+    let cluster = Kubectl {
+        kubeconfig: kubeconfig.clone(),
+        cache: options.work_dir.join("kube-cache"),
+    };
+
+    say(
+        started,
+        "starting synthetic workloads for release 2 (same latency) and release 3 (30% slower)",
+    );
+    let release2 = WorkloadPair::start(1.0, 20).await?;
+    let release3 = WorkloadPair::start(1.3, 30).await?;
+    let prometheus = PrometheusServer::start(&[
+        ScrapeJob {
+            name: "release-2",
+            targets: &release2.targets(),
+        },
+        ScrapeJob {
+            name: "release-3",
+            targets: &release3.targets(),
+        },
+    ])
+    .context("the demo needs a real Prometheus (scripts/install-deps.sh installs it)")?;
+    say(started, &format!("Prometheus at {}", prometheus.address()));
+
+    cluster.apply_path(&options.repo.join("crds")).await?;
+    let mut controller = tokio::process::Command::new(&options.fife)
+        .arg("controller")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .arg("--metrics-addr")
+        .arg("127.0.0.1:0")
+        .arg("--audit-log")
+        .arg(&audit_log)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(
+            options.work_dir.join("controller.log"),
+        )?))
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {} controller", options.fife.display()))?;
+    say(started, "fife controller started");
+
+    let manifests = options.work_dir.join("manifests");
+    std::fs::create_dir_all(&manifests)?;
+    let template = manifests.join("analysis-template.yaml");
+    std::fs::write(&template, analysis_template())?;
+    cluster.apply_path(&template).await?;
+
+    wait_for_samples(&prometheus, started).await?;
+
+    let view = ProgressView {
+        cluster: &cluster,
+        fife: &options.fife,
+        started,
+    };
+
+    say(
+        started,
+        "release 1: first deploy (nothing to compare against, goes straight to Healthy)",
+    );
+    let release1 = manifests.join("release-1.yaml");
+    std::fs::write(
+        &release1,
+        rollout(
+            "registry.example.com/checkout-api:1.0.0",
+            "release-2",
+            prometheus.address(),
+        ),
+    )?;
+    cluster.apply_path(&release1).await?;
+    view.follow_until(options.release_timeout, |s| {
+        s.phase() == "Healthy" && s.stable_is_canary()
+    })
+    .await
+    .context("release 1 did not become Healthy")?;
+
+    say(
+        started,
+        "release 2: same latency as stable; expect promotion through every step",
+    );
+    let release2_manifest = manifests.join("release-2.yaml");
+    std::fs::write(
+        &release2_manifest,
+        rollout(
+            "registry.example.com/checkout-api:1.1.0",
+            "release-2",
+            prometheus.address(),
+        ),
+    )?;
+    cluster.apply_path(&release2_manifest).await?;
+    let promoted = view
+        .follow_until(options.release_timeout, |s| {
+            (s.phase() == "Healthy" && s.stable_is_canary() && s.observed_current())
+                || s.phase() == "Degraded"
+        })
+        .await
+        .context("release 2 did not finish")?;
+    view.tree().await;
+    if promoted.phase() != "Healthy" {
+        bail!("release 2 was not promoted: {}", promoted.message());
+    }
+
+    say(
+        started,
+        "release 3: 30% slower canary; expect the Mann-Whitney analysis to roll it back",
+    );
+    let release3_manifest = manifests.join("release-3.yaml");
+    std::fs::write(
+        &release3_manifest,
+        rollout(
+            "registry.example.com/checkout-api:1.2.0",
+            "release-3",
+            prometheus.address(),
+        ),
+    )?;
+    cluster.apply_path(&release3_manifest).await?;
+    let rolled_back = view
+        .follow_until(options.release_timeout, |s| {
+            s.phase() == "Degraded"
+                || (s.phase() == "Healthy" && s.stable_is_canary() && s.observed_current())
+        })
+        .await
+        .context("release 3 did not finish")?;
+    view.tree().await;
+    if rolled_back.phase() != "Degraded" {
+        bail!("release 3 was not rolled back: {}", rolled_back.message());
+    }
+
+    // Stop the controller before reading the log so the chain is complete.
+    let _ = controller.kill().await;
+    drop(prometheus);
+    drop(api);
+
+    println!();
+    println!("audit log: {}", audit_log.display());
+    let verify = tokio::process::Command::new(&options.fife)
+        .arg("audit")
+        .arg("verify")
+        .arg(&audit_log)
+        .output()
+        .await
+        .context("cannot run fife audit verify")?;
+    print!("{}", String::from_utf8_lossy(&verify.stdout));
+    eprint!("{}", String::from_utf8_lossy(&verify.stderr));
+    if !verify.status.success() {
+        bail!("fife audit verify failed on {}", audit_log.display());
+    }
+    println!(
+        "demo finished in {:.0}s: release 2 promoted, release 3 rolled back, audit chain whole",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn say(started: Instant, what: &str) {
+    println!("[{:>5.1}s] == {what}", started.elapsed().as_secs_f64());
+}
+
+/// A canary and a baseline workload for one release; the baseline runs the stable version.
+struct WorkloadPair {
+    canary: Workload,
+    baseline: Workload,
+}
+
+impl WorkloadPair {
+    async fn start(canary_scale: f64, seed: u64) -> anyhow::Result<Self> {
+        let config = |role, scale, seed| WorkloadConfig {
+            latency: LatencyModel {
+                median_seconds: 0.1,
+                sigma: 0.3,
+                scale,
+            },
+            requests_per_second: 300.0,
+            ..WorkloadConfig::new(role, seed)
+        };
+        let listen: SocketAddr = "127.0.0.1:0".parse()?;
+        Ok(Self {
+            canary: Workload::start(listen, config(WorkloadRole::Canary, canary_scale, seed))
+                .await?,
+            baseline: Workload::start(listen, config(WorkloadRole::Baseline, 1.0, seed + 1))
+                .await?,
+        })
+    }
+
+    fn targets(&self) -> Vec<SocketAddr> {
+        vec![self.canary.local_addr(), self.baseline.local_addr()]
+    }
+}
+
+/// Waits until Prometheus holds enough points for both roles of both releases.
+async fn wait_for_samples(prometheus: &PrometheusServer, started: Instant) -> anyhow::Result<()> {
+    say(
+        started,
+        "waiting for Prometheus to hold a few scrapes of every workload",
+    );
+    let query = "count(count_over_time(http_requests_total[30s]) >= 5)";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let url = format!("{}/api/v1/query", prometheus.address());
+        let ready = reqwest::Client::new()
+            .get(&url)
+            .query(&[("query", query)])
+            .send()
+            .await
+            .ok()
+            .and_then(|r| r.error_for_status().ok());
+        if let Some(response) = ready {
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            let value = body["data"]["result"][0]["value"][1]
+                .as_str()
+                .unwrap_or("0");
+            // Four workloads, one `code` series each.
+            if value.parse::<f64>().unwrap_or(0.0) >= 4.0 {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "Prometheus at {} has no samples after 60s",
+                prometheus.address()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The real `kubectl` against the test server.
+struct Kubectl {
+    kubeconfig: PathBuf,
+    cache: PathBuf,
+}
+
+impl Kubectl {
+    fn command(&self) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new("kubectl");
+        command
+            .env("KUBECONFIG", &self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(&self.cache)
+            .kill_on_drop(true);
+        command
+    }
+
+    async fn apply_path(&self, path: &Path) -> anyhow::Result<()> {
+        let out = self
+            .command()
+            .arg("apply")
+            .arg("-f")
+            .arg(path)
+            .output()
+            .await
+            .context("cannot run kubectl (scripts/install-deps.sh installs it)")?;
+        if !out.status.success() {
+            bail!(
+                "kubectl apply -f {} failed: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
+    async fn rollout(&self) -> Option<Value> {
+        let out = self
+            .command()
+            .args(["get", "rollouts.fife.dev", ROLLOUT, "-o", "json"])
+            .output()
+            .await
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+}
+
+/// The Rollout's status as the demo reads it.
+struct Observed(Value);
+
+impl Observed {
+    fn status(&self) -> &Value {
+        &self.0["status"]
+    }
+    fn phase(&self) -> &str {
+        self.status()["phase"].as_str().unwrap_or("")
+    }
+    fn message(&self) -> &str {
+        self.status()["message"].as_str().unwrap_or("")
+    }
+    fn stable_is_canary(&self) -> bool {
+        let status = self.status();
+        status["stableRevision"].is_string() && status["stableRevision"] == status["canaryRevision"]
+    }
+    fn observed_current(&self) -> bool {
+        self.status()["observedGeneration"] == self.0["metadata"]["generation"]
+    }
+    /// One line per visible change: phase, step, weights, message.
+    fn line(&self) -> String {
+        let status = self.status();
+        let weight = |role: &str| status["weights"][role].as_i64().unwrap_or(0);
+        format!(
+            "{:<11} step {:<5} canary {:>3}%  baseline {:>3}%  stable {:>3}%  {}",
+            self.phase(),
+            status["stepLabel"].as_str().unwrap_or("-"),
+            weight("canary"),
+            weight("baseline"),
+            weight("stable"),
+            self.message()
+        )
+    }
+}
+
+/// Prints each change of the Rollout as it happens.
+struct ProgressView<'a> {
+    cluster: &'a Kubectl,
+    fife: &'a Path,
+    started: Instant,
+}
+
+impl ProgressView<'_> {
+    async fn follow_until(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&Observed) -> bool,
+    ) -> anyhow::Result<Observed> {
+        let deadline = Instant::now() + timeout;
+        let mut last = String::new();
+        loop {
+            if let Some(object) = self.cluster.rollout().await {
+                let observed = Observed(object);
+                let line = observed.line();
+                if line != last {
+                    println!("[{:>5.1}s]    {line}", self.started.elapsed().as_secs_f64());
+                    last = line;
+                }
+                if done(&observed) {
+                    return Ok(observed);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("gave up after {}s", timeout.as_secs());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// `fife get rollout`'s tree, as a person would look at it.
+    async fn tree(&self) {
+        let out = tokio::process::Command::new(self.fife)
+            .env("KUBECONFIG", &self.cluster.kubeconfig)
+            .env("NO_COLOR", "1")
+            .args(["get", "rollout", ROLLOUT])
+            .output()
+            .await;
+        if let Ok(out) = out
+            && out.status.success()
+        {
+            println!();
+            print!("{}", String::from_utf8_lossy(&out.stdout));
+            println!();
+        }
+    }
+}
+
+/// A comparison metric (per-pod median latency, canary vs baseline, Mann-Whitney) and a
+/// threshold metric (canary success rate), measured every 2 s.
+fn analysis_template() -> String {
+    r#"apiVersion: fife.dev/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: checkout-api-gate, namespace: default}
+spec:
+  args: [{name: job}, {name: prometheus}]
+  metrics:
+    - name: success-rate
+      interval: 2s
+      count: 3
+      successCondition: "result[0] >= 0.99"
+      failureLimit: 0
+      provider:
+        prometheus:
+          address: "{{args.prometheus}}"
+          query: |
+            sum(rate(http_requests_total{job="{{args.job}}",fife_role="canary",code!~"5.."}[10s]))
+            / sum(rate(http_requests_total{job="{{args.job}}",fife_role="canary"}[10s]))
+    - name: latency-vs-baseline
+      interval: 2s
+      count: 3
+      failureLimit: 0
+      provider:
+        prometheus:
+          address: "{{args.prometheus}}"
+          query: |
+            histogram_quantile(0.5, sum by (le, instance) (rate(
+              http_request_duration_seconds_bucket{job="{{args.job}}",fife_role="{{role}}"}[2s])))
+          range: {lookback: 12s, step: 1s}
+      compare:
+        test: mannWhitney
+        direction: increase
+        confidence: 0.95
+        allowedIncrease: 1.10
+        minSamples: 8
+"#
+    .to_owned()
+}
+
+/// The Rollout at one image; `job` names the workloads its analysis measures, on the
+/// Prometheus at `prometheus`.
+fn rollout(image: &str, job: &str, prometheus: &str) -> String {
+    format!(
+        r#"apiVersion: fife.dev/v1alpha1
+kind: Rollout
+metadata: {{name: {ROLLOUT}, namespace: default}}
+spec:
+  replicas: 4
+  progressDeadlineSeconds: 60
+  selector:
+    matchLabels: {{app: {ROLLOUT}}}
+  template:
+    metadata:
+      labels: {{app: {ROLLOUT}}}
+    spec:
+      containers:
+        - name: app
+          image: "{image}"
+          ports: [{{containerPort: 8080, name: http}}]
+  strategy:
+    canary:
+      baseline: true
+      abortScaleDownDelaySeconds: 2
+      steps:
+        - setWeight: 25
+        - pause: {{duration: 3s}}
+        - analysis:
+            templates: [{{templateName: checkout-api-gate}}]
+            args: [{{name: job, value: {job}}}, {{name: prometheus, value: "{prometheus}"}}]
+        - setWeight: 50
+        - pause: {{duration: 2s}}
+        - setWeight: 100
+"#
+    )
+}
