@@ -129,7 +129,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     std::fs::write(
         &release1,
         rollout(
-            "registry.example.com/checkout-api:1.0.0",
+            "registry.example.com/checkout-api@sha256:4a1c9e0b7d2f5a8c3e6b9d0f2a4c6e8b1d3f5a7c9e0b2d4f6a8c1e3b5d7f9a0c",
             "release-2",
             prometheus.address(),
         ),
@@ -149,7 +149,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     std::fs::write(
         &release2_manifest,
         rollout(
-            "registry.example.com/checkout-api:1.1.0",
+            "registry.example.com/checkout-api@sha256:8b2f4c6d1e0a9f7b3c5d2e4f6a8b0c1d3e5f7a9b2c4d6e8f0a1b3c5d7e9f1a2b",
             "release-2",
             prometheus.address(),
         ),
@@ -175,7 +175,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     std::fs::write(
         &release3_manifest,
         rollout(
-            "registry.example.com/checkout-api:1.2.0",
+            "registry.example.com/checkout-api@sha256:c3e5a7b9d1f2e4c6a8b0d2f4e6c8a0b2d4f6e8a1c3b5d7f9e0a2c4b6d8f0e1a3",
             "release-3",
             prometheus.address(),
         ),
@@ -260,7 +260,7 @@ async fn wait_for_samples(prometheus: &PrometheusServer, started: Instant) -> an
         started,
         "waiting for Prometheus to hold a few scrapes of every workload",
     );
-    let query = "count(count_over_time(http_requests_total[30s]) >= 5)";
+    let query = "count(count_over_time(http_requests_total[30s]) >= 12)";
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let url = format!("{}/api/v1/query", prometheus.address());
@@ -354,9 +354,13 @@ impl Observed {
     fn message(&self) -> &str {
         self.status()["message"].as_str().unwrap_or("")
     }
+    /// The stable revision runs and no other revision is being rolled out (a first
+    /// deploy has no canary revision at all).
     fn stable_is_canary(&self) -> bool {
         let status = self.status();
-        status["stableRevision"].is_string() && status["stableRevision"] == status["canaryRevision"]
+        status["stableRevision"].is_string()
+            && (status["canaryRevision"].is_null()
+                || status["stableRevision"] == status["canaryRevision"])
     }
     fn observed_current(&self) -> bool {
         self.status()["observedGeneration"] == self.0["metadata"]["generation"]
@@ -458,8 +462,8 @@ spec:
           address: "{{args.prometheus}}"
           query: |
             histogram_quantile(0.5, sum by (le, instance) (rate(
-              http_request_duration_seconds_bucket{job="{{args.job}}",fife_role="{{role}}"}[2s])))
-          range: {lookback: 12s, step: 1s}
+              http_request_duration_seconds_bucket{job="{{args.job}}",fife_role="{{role}}"}[3s])))
+          range: {lookback: 10s, step: 1s}
       compare:
         test: mannWhitney
         direction: increase
