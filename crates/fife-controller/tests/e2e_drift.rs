@@ -22,6 +22,23 @@ async fn deployment_image(cluster: &Cluster, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// A hand edit, as `kubectl patch` makes it; returns the object as the edit left it.
+async fn edit(cluster: &Cluster, deployment: &str, patch: &Value) -> Value {
+    let out = cluster
+        .kubectl(&[
+            "patch",
+            &format!("deployment/{deployment}"),
+            "--type",
+            "merge",
+            "-p",
+            &patch.to_string(),
+            "-o",
+            "json",
+        ])
+        .await;
+    serde_json::from_str(&out).unwrap()
+}
+
 /// Waits until `deployment` runs `image` with `replicas` again; returns how long it took.
 async fn wait_restored(
     cluster: &Cluster,
@@ -46,6 +63,7 @@ async fn wait_restored(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hand_edited_children_are_put_back() {
+    let started = Instant::now();
     let cluster = Cluster::start().await;
     let _controller = Controller::simple(&cluster);
     let steps = "        - setWeight: 50\n        - pause: {}\n        - setWeight: 100\n";
@@ -55,18 +73,20 @@ async fn hand_edited_children_are_put_back() {
     cluster
         .wait_phase("drift", "Healthy", Duration::from_secs(20))
         .await;
+    eprintln!("healthy after {:?}", started.elapsed());
 
-    // A healthy rollout's stable Deployment: image and replicas edited by hand.
-    let mut edit = container("api:hotfix");
-    edit["spec"]["replicas"] = json!(9);
-    cluster.merge_patch("deployment/drift-stable", &edit).await;
+    // A healthy rollout's stable Deployment: its image edited by hand, then its replicas.
+    let edited = edit(&cluster, "drift-stable", &container("api:hotfix")).await;
     assert_eq!(
-        deployment_image(&cluster, "drift-stable").await.as_deref(),
-        Some("api:hotfix"),
-        "the edit landed"
+        edited["spec"]["template"]["spec"]["containers"][0]["image"],
+        "api:hotfix"
     );
     let took = wait_restored(&cluster, "drift-stable", "api:1", 4).await;
-    eprintln!("stable put back after {took:?}");
+    eprintln!("stable image put back after {took:?}");
+    let edited = edit(&cluster, "drift-stable", &json!({"spec": {"replicas": 9}})).await;
+    assert_eq!(edited["spec"]["replicas"], 9);
+    let took = wait_restored(&cluster, "drift-stable", "api:1", 4).await;
+    eprintln!("stable replicas put back after {took:?}");
 
     // Mid-rollout, paused: the canary's replicas and image edited by hand.
     cluster
@@ -76,9 +96,10 @@ async fn hand_edited_children_are_put_back() {
         .wait_phase("drift", "Paused", Duration::from_secs(20))
         .await;
     assert_eq!(cluster.deployment_replicas("drift-canary").await, Some(2));
-    let mut edit = container("api:other");
-    edit["spec"]["replicas"] = json!(0);
-    cluster.merge_patch("deployment/drift-canary", &edit).await;
+    let mut patch = container("api:other");
+    patch["spec"]["replicas"] = json!(0);
+    let edited = edit(&cluster, "drift-canary", &patch).await;
+    assert_eq!(edited["spec"]["replicas"], 0);
     let took = wait_restored(&cluster, "drift-canary", "api:2", 2).await;
     eprintln!("canary put back after {took:?}");
     let status = cluster.rollout_status("drift").await;
