@@ -21,8 +21,8 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use crate::context::Context;
-use crate::error::ReconcileError;
 use crate::credentials;
+use crate::error::ReconcileError;
 use crate::measure::{TakenMeasurement, measure_metric, unmeasurable};
 use crate::record::append_all;
 use crate::roles::FIELD_MANAGER;

@@ -129,12 +129,30 @@ fn key_refs(spec: &PrometheusProvider) -> Vec<KeyRef<'_>> {
 }
 
 /// What reading one Secret gave.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum SecretLookup {
-    Found(Secret),
+    Found(Box<Secret>),
     NotFound,
     Forbidden,
     Failed(String),
+}
+
+// A Secret's data must never reach a log: only its name is shown.
+impl std::fmt::Debug for SecretLookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretLookup::Found(secret) => {
+                write!(
+                    f,
+                    "Found({}, <redacted>)",
+                    secret.metadata.name.as_deref().unwrap_or("")
+                )
+            }
+            SecretLookup::NotFound => f.write_str("NotFound"),
+            SecretLookup::Forbidden => f.write_str("Forbidden"),
+            SecretLookup::Failed(detail) => write!(f, "Failed({detail})"),
+        }
+    }
 }
 
 /// Reads the Secrets `spec` refers to from `namespace` (each once) and assembles the
@@ -151,7 +169,7 @@ pub async fn resolve(
             continue;
         }
         let lookup = match api.get_opt(r.name).await {
-            Ok(Some(secret)) => SecretLookup::Found(secret),
+            Ok(Some(secret)) => SecretLookup::Found(Box::new(secret)),
             Ok(None) => SecretLookup::NotFound,
             Err(kube::Error::Api(status)) if status.code == 403 => SecretLookup::Forbidden,
             Err(e) => SecretLookup::Failed(e.to_string()),
@@ -314,7 +332,7 @@ mod tests {
             .map(|s| {
                 (
                     s.metadata.name.clone().unwrap(),
-                    SecretLookup::Found(s.clone()),
+                    SecretLookup::Found(Box::new(s.clone())),
                 )
             })
             .collect()
@@ -400,9 +418,7 @@ mod tests {
     fn a_missing_key_lists_the_keys_the_secret_has() {
         let spec = mk_bearer("prom-token", "token");
         let secrets = found(&[mk_secret("prom-token", &[("tok", b"x"), ("a", b"y")])]);
-        let message = assemble(&spec, "shop", &secrets)
-            .unwrap_err()
-            .to_string();
+        let message = assemble(&spec, "shop", &secrets).unwrap_err().to_string();
         assert!(message.contains("key `token` of Secret shop/prom-token"));
         assert!(message.contains("its keys: a, tok"), "{message}");
     }
@@ -411,9 +427,7 @@ mod tests {
     fn a_forbidden_read_says_which_grant_is_missing() {
         let spec = mk_bearer("prom-token", "token");
         let secrets = BTreeMap::from([("prom-token".to_owned(), SecretLookup::Forbidden)]);
-        let message = assemble(&spec, "shop", &secrets)
-            .unwrap_err()
-            .to_string();
+        let message = assemble(&spec, "shop", &secrets).unwrap_err().to_string();
         assert!(message.contains("grant `get` on secrets in namespace shop"));
     }
 
@@ -433,5 +447,7 @@ mod tests {
         let secrets = found(&[mk_secret("prom-token", &[("token", b"s3cr3t")])]);
         let credentials = assemble(&spec, "shop", &secrets).unwrap();
         assert!(!format!("{credentials:?}").contains("s3cr3t"));
+        assert!(!format!("{secrets:?}").contains("s3cr3t"));
+        assert!(!format!("{secrets:?}").contains("115, 51")); // the bytes of "s3"
     }
 }

@@ -27,8 +27,7 @@ pub fn covers(current: &Value, desired: &Value) -> bool {
             .iter()
             .all(|(key, want)| covers(current.get(key).unwrap_or(&Value::Null), want)),
         (Value::Array(current), Value::Array(desired)) => {
-            current.len() == desired.len()
-                && current.iter().zip(desired).all(|(c, d)| covers(c, d))
+            current.len() == desired.len() && current.iter().zip(desired).all(|(c, d)| covers(c, d))
         }
         (current, desired) => current == desired,
     }

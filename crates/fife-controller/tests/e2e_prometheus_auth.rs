@@ -150,9 +150,7 @@ async fn credentials_come_from_secrets_and_a_missing_secret_aborts_naming_it() {
     let cluster = Cluster::start().await;
     let _controller = Controller::simple(&cluster);
     cluster.apply(TOKEN_SECRET).await;
-    cluster
-        .apply(&template("authed", "prom-token", gate))
-        .await;
+    cluster.apply(&template("authed", "prom-token", gate)).await;
     cluster
         .apply(&template("unauthed", "prom-token-missing", gate))
         .await;

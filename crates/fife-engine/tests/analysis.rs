@@ -177,7 +177,12 @@ fn a_failed_or_errored_metric_says_why_with_its_last_measurement() {
     outcome.measurement.message = Some("successCondition is false for [0.95]".to_owned());
     let status = record(&run, &start(&run, t(0)), &[outcome], t(0));
     assert_eq!(status.phase, Some(AnalysisPhase::Failed));
-    assert!(status.message.unwrap().ends_with("the last: successCondition is false for [0.95]"));
+    assert!(
+        status
+            .message
+            .unwrap()
+            .ends_with("the last: successCondition is false for [0.95]")
+    );
 }
 
 #[test]
