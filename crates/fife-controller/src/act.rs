@@ -128,15 +128,10 @@ fn role_of(d: &Deployment) -> Role {
 
 /// True when applying `desired` would not change what `current` runs (saves a write per
 /// reconcile; the apply would be a no-op anyway).
+/// Every field Fife applies is still as Fife applied it (a hand edit of an image or a
+/// replica count is not), so the apply can be skipped.
 fn same_spec(current: &Deployment, desired: &Deployment) -> bool {
-    let (Some(c), Some(d)) = (&current.spec, &desired.spec) else {
-        return false;
-    };
-    c.replicas == d.replicas
-        && current.labels().get(crate::roles::REVISION_LABEL)
-            == desired.labels().get(crate::roles::REVISION_LABEL)
-        && c.template.metadata.as_ref().and_then(|m| m.labels.clone())
-            == d.template.metadata.as_ref().and_then(|m| m.labels.clone())
+    crate::drift::carries(current, desired)
 }
 
 async fn apply_services(ctx: &Context, rollout: &Rollout, key: &str) -> Result<(), ReconcileError> {

@@ -4,7 +4,7 @@
 //! The Rollout's reconcile sees the run's phase through its `.owns()` watch.
 //!
 //! ```text
-//!   progress(spec, status, now) ─▶ due metrics ─▶ measure ─▶ audit (Measurement) ─▶ record ─▶ status
+//!   progress(spec, status, now) ─▶ due metrics ─▶ credentials ─▶ measure ─▶ audit (Measurement) ─▶ record ─▶ status
 //! ```
 
 use std::collections::BTreeMap;
@@ -21,8 +21,9 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use crate::context::Context;
+use crate::credentials;
 use crate::error::ReconcileError;
-use crate::measure::{TakenMeasurement, measure_metric};
+use crate::measure::{TakenMeasurement, measure_metric, unmeasurable};
 use crate::record::append_all;
 use crate::roles::FIELD_MANAGER;
 
@@ -107,10 +108,14 @@ async fn run_once(
                 .iter()
                 .filter(|m| progress.due.contains(&m.name))
                 .map(|metric| async {
-                    (
-                        metric.name.clone(),
-                        measure_metric(&ctx.pool, metric, &args, now).await,
-                    )
+                    let fife_api::MetricProvider::Prometheus(spec) = &metric.provider;
+                    let taken = match credentials::resolve(&ctx.client, &namespace, spec).await {
+                        Ok(credentials) => {
+                            measure_metric(&ctx.pool, metric, credentials, &args, now).await
+                        }
+                        Err(e) => unmeasurable(metric, now, e.to_string()),
+                    };
+                    (metric.name.clone(), taken)
                 }),
         )
         .await;

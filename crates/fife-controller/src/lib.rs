@@ -18,6 +18,8 @@ pub mod act;
 pub mod analysis_runner;
 pub mod children;
 pub mod context;
+pub mod credentials;
+pub mod drift;
 pub mod error;
 pub mod leader;
 pub mod measure;

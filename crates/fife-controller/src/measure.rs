@@ -10,7 +10,8 @@
 //!  any query failure ─▶ Error; "no data" ─▶ Error (threshold) or Inconclusive (comparison)
 //! ```
 //!
-//! Only [`measure_metric`] does I/O; the classifications are pure and tested as such.
+//! Only [`measure_metric`] does I/O; the classifications are pure and tested as such. The
+//! provider's credentials come already read from their Secrets ([`crate::credentials`]).
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -29,6 +30,8 @@ use fife_metrics::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use crate::credentials::ProviderCredentials;
+
 /// The window of a comparison whose provider gives no `range`.
 pub const DEFAULT_LOOKBACK: std::time::Duration = std::time::Duration::from_secs(300);
 pub const DEFAULT_STEP: std::time::Duration = std::time::Duration::from_secs(15);
@@ -40,16 +43,18 @@ pub struct TakenMeasurement {
     pub evidence: MeasurementEvidence,
 }
 
-/// Measures `metric` at `now`, with the run's resolved `args`.
+/// Measures `metric` at `now`, with the run's resolved `args` and the provider's
+/// `credentials`.
 pub async fn measure_metric(
     pool: &ClientPool,
     metric: &Metric,
+    credentials: ProviderCredentials,
     args: &BTreeMap<String, String>,
     now: jiff::Timestamp,
 ) -> TakenMeasurement {
     let ProviderSpec::Prometheus(spec) = &metric.provider;
     let at = SystemTime::from(now);
-    let provider = match fife_metrics::PrometheusProvider::new(pool, source(spec)) {
+    let provider = match fife_metrics::PrometheusProvider::new(pool, source(spec, credentials)) {
         Ok(provider) => provider,
         Err(e) => {
             return error_measurement(metric, now, Vec::new(), e.to_string());
@@ -101,13 +106,21 @@ pub async fn measure_metric(
     }
 }
 
-fn source(spec: &PrometheusProvider) -> PrometheusSource {
+fn source(spec: &PrometheusProvider, credentials: ProviderCredentials) -> PrometheusSource {
     let mut source = PrometheusSource::new(spec.address.clone());
     if let Some(timeout) = spec.timeout {
         source.timeout = timeout.as_std();
     }
+    source.auth = credentials.auth;
+    source.tls.ca_bundle_pem = credentials.ca_bundle_pem;
     source.tls.insecure_skip_verify = spec.insecure_skip_verify;
     source
+}
+
+/// A measurement that could not be taken at all (e.g. its credentials are unreadable): an
+/// Error, with `message` saying why. Missing data never passes.
+pub fn unmeasurable(metric: &Metric, now: jiff::Timestamp, message: String) -> TakenMeasurement {
+    error_measurement(metric, now, Vec::new(), message)
 }
 
 fn rendered(spec: &PrometheusProvider, role: Option<Role>, text: &str) -> RenderedQuery {

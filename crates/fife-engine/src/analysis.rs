@@ -229,6 +229,17 @@ fn effective_count(metric: &Metric) -> Option<i32> {
     }
 }
 
+/// The latest measurement's reason, so the run's message (and the rollout's abort message)
+/// says what went wrong, e.g. which Secret is missing, not only that something did.
+fn last_reason(result: &MetricResult) -> String {
+    result
+        .measurements
+        .last()
+        .and_then(|m| m.message.as_deref())
+        .map(|m| format!("; the last: {m}"))
+        .unwrap_or_default()
+}
+
 /// A metric's phase from its counters (DESIGN §3); `terminating` completes it with what it has.
 fn assess_metric(metric: &Metric, result: &mut MetricResult, terminating: bool) {
     if result.phase.is_completed() {
@@ -239,8 +250,10 @@ fn assess_metric(metric: &Metric, result: &mut MetricResult, terminating: bool) 
         (
             AnalysisPhase::Failed,
             Some(format!(
-                "metric {name}: {} measurements failed, more than failureLimit {}",
-                result.failed, metric.failure_limit
+                "metric {name}: {} measurements failed, more than failureLimit {}{}",
+                result.failed,
+                metric.failure_limit,
+                last_reason(result)
             )),
         )
     } else if result.inconclusive > metric.inconclusive_limit {
@@ -255,8 +268,10 @@ fn assess_metric(metric: &Metric, result: &mut MetricResult, terminating: bool) 
         (
             AnalysisPhase::Error,
             Some(format!(
-                "metric {name}: {} measurements in a row errored, more than consecutiveErrorLimit {}: check the provider and query",
-                result.consecutive_error, metric.consecutive_error_limit
+                "metric {name}: {} measurements in a row errored, more than consecutiveErrorLimit {}{}",
+                result.consecutive_error,
+                metric.consecutive_error_limit,
+                last_reason(result)
             )),
         )
     } else if effective_count(metric).is_some_and(|count| results(result) >= count) {

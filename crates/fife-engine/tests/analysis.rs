@@ -159,6 +159,33 @@ fn inconclusive_limit_and_consecutive_errors() {
 }
 
 #[test]
+fn a_failed_or_errored_metric_says_why_with_its_last_measurement() {
+    let mut m = mk_metric("m");
+    m.consecutive_error_limit = 0;
+    let run = mk_run(vec![m]);
+    let mut outcome = mk_outcome("m", E, 0);
+    outcome.measurement.message = Some("Secret shop/prom-token does not exist".to_owned());
+    let status = record(&run, &start(&run, t(0)), &[outcome], t(0));
+    assert_eq!(status.phase, Some(AnalysisPhase::Error));
+    let message = status.message.unwrap();
+    assert!(
+        message.contains("consecutiveErrorLimit 0; the last: Secret shop/prom-token"),
+        "{message}"
+    );
+
+    let mut outcome = mk_outcome("m", F, 0);
+    outcome.measurement.message = Some("successCondition is false for [0.95]".to_owned());
+    let status = record(&run, &start(&run, t(0)), &[outcome], t(0));
+    assert_eq!(status.phase, Some(AnalysisPhase::Failed));
+    assert!(
+        status
+            .message
+            .unwrap()
+            .ends_with("the last: successCondition is false for [0.95]")
+    );
+}
+
+#[test]
 fn errors_do_not_use_up_count() {
     let mut m = mk_metric("m");
     m.count = Some(2);
