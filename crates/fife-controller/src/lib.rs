@@ -185,7 +185,7 @@ pub async fn check_crds(client: &Client) -> Result<(), StartError> {
     Ok(())
 }
 
-fn open_audit(config: &ControllerConfig) -> Result<AuditLog, StartError> {
+fn open_audit(config: &ControllerConfig, metrics: &Metrics) -> Result<AuditLog, StartError> {
     let audit_err = |detail: String| StartError::Audit { detail };
     let key = match &config.audit_hmac_key_file {
         Some(path) => Some(SigningKey::from_file(path).map_err(|e| audit_err(e.to_string()))?),
@@ -201,6 +201,8 @@ fn open_audit(config: &ControllerConfig) -> Result<AuditLog, StartError> {
             )
             .map_err(|e| audit_err(e.to_string()))?;
             if let Some(r) = recovered {
+                // A record like any other: the written count matches the lines of the log.
+                metrics.audit_written();
                 tracing::warn!(
                     seq = r.record.seq,
                     "recovered a torn last record in the audit log"
@@ -271,7 +273,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     let client = client(config.kubeconfig.as_deref()).await?;
     check_crds(&client).await?;
     let metrics = Arc::new(Metrics::new());
-    let audit = Arc::new(open_audit(&config)?);
+    let audit = Arc::new(open_audit(&config, &metrics)?);
     let ready = Arc::new(AtomicBool::new(false));
     let (bound, server_task) = server::serve(
         config.metrics_addr,

@@ -20,6 +20,10 @@ use crate::observe::Observation;
 /// Annotations copied into every record as `source` (commit, pull request, pipeline run).
 pub const SOURCE_ANNOTATION_PREFIX: &str = "source.fife.dev/";
 
+/// Who last set `spec.paused`, written by `kubectl fife pause|resume` in the same patch.
+/// The API has no pause manual action, so this is where a pause names its person.
+pub const PAUSE_REQUESTED_BY: &str = "fife.dev/pause-requested-by";
+
 /// The audit action an engine event is recorded as.
 pub fn audit_action(action: EventAction) -> AuditAction {
     match action {
@@ -54,7 +58,7 @@ pub fn decision_entries(
         .iter()
         .map(|event| {
             let action = audit_action(event.action);
-            let actor = actor(event, identity);
+            let actor = actor(event, rollout, identity);
             let mut entry = rollout_entry(rollout, now, action, actor, event.message.clone());
             entry.revision = event
                 .revision
@@ -116,7 +120,9 @@ pub fn rollout_entry(
     entry
 }
 
-fn actor(event: &RolloutEvent, identity: &str) -> Actor {
+/// Who an event is by: the person named by a manual request or by the pause annotation,
+/// else the controller.
+fn actor(event: &RolloutEvent, rollout: &Rollout, identity: &str) -> Actor {
     match &event.manual {
         Some(manual) => Actor::user(
             manual
@@ -124,6 +130,24 @@ fn actor(event: &RolloutEvent, identity: &str) -> Actor {
                 .clone()
                 .unwrap_or_else(|| format!("unknown user (request {})", manual.request_id)),
         ),
+        None if matches!(
+            event.action,
+            EventAction::ManualPause | EventAction::ManualResume
+        ) =>
+        {
+            // spec.paused set without the annotation (kubectl edit, a GitOps sync): a person
+            // did it, but the object does not say who.
+            Actor::user(
+                rollout
+                    .annotations()
+                    .get(PAUSE_REQUESTED_BY)
+                    .filter(|who| !who.trim().is_empty())
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        format!("unknown user (spec.paused without {PAUSE_REQUESTED_BY})")
+                    }),
+            )
+        }
         None => Actor::controller(identity),
     }
 }
@@ -309,6 +333,39 @@ mod tests {
         let entries = decision_entries(&observation(mk_rollout("web:1")), &d, "fife-0", Utc::now());
         assert_eq!(entries[0].actor, Actor::user("ann@example.com"));
         assert_eq!(entries[0].action, AuditAction::ManualPromote);
+    }
+
+    #[test]
+    fn a_pause_or_resume_names_the_person_from_the_annotation() {
+        let mut rollout = mk_rollout("web:1");
+        rollout.metadata.annotations = Some(BTreeMap::from([(
+            PAUSE_REQUESTED_BY.into(),
+            "bob@example.com".into(),
+        )]));
+        let d = decision(vec![
+            event(EventAction::ManualPause, None),
+            event(EventAction::ManualResume, None),
+            event(EventAction::StepStarted, None),
+        ]);
+        let entries = decision_entries(&observation(rollout), &d, "fife-0", Utc::now());
+        assert_eq!(entries[0].actor, Actor::user("bob@example.com"));
+        assert_eq!(entries[0].action, AuditAction::ManualPause);
+        assert_eq!(entries[1].actor, Actor::user("bob@example.com"));
+        assert_eq!(entries[1].action, AuditAction::ManualResume);
+        assert_eq!(entries[2].actor, Actor::controller("fife-0"));
+
+        let unnamed = decision(vec![event(EventAction::ManualPause, None)]);
+        let entries = decision_entries(
+            &observation(mk_rollout("web:1")),
+            &unnamed,
+            "fife-0",
+            Utc::now(),
+        );
+        assert!(
+            entries[0].actor.name.starts_with("unknown user"),
+            "{:?}",
+            entries[0].actor
+        );
     }
 
     #[test]

@@ -162,27 +162,64 @@ pub async fn publish_warning(ctx: &Context, rollout: &Rollout, reason: &str, not
 pub fn update_metrics(ctx: &Context, rollout: &Rollout, decision: &Decision) {
     let status = &decision.status;
     let phase = status.phase.map_or("Unknown", phase_name);
+    let (namespace, name) = (rollout.namespace().unwrap_or_default(), rollout.name_any());
     ctx.metrics.set_rollout(
-        &rollout.namespace().unwrap_or_default(),
-        &rollout.name_any(),
+        &namespace,
+        &name,
         phase,
         decision.weights.canary,
         status.current_step_index.unwrap_or(0),
     );
-    for event in &decision.events {
-        match event.action {
-            EventAction::Promoted | EventAction::Healthy => ctx.metrics.promoted("steps"),
-            EventAction::ManualPromoteFull | EventAction::ManualPromote => {}
-            EventAction::Aborted => ctx.metrics.aborted("analysis"),
-            EventAction::ManualAbort => ctx.metrics.aborted("manual"),
-            EventAction::ProgressDeadlineExceeded => ctx.metrics.aborted("progressDeadline"),
-            EventAction::RolledBack => {
-                ctx.metrics
-                    .rolled_back(if status.abort { "abort" } else { "spec" })
+    let was_promote_full = rollout.status.as_ref().is_some_and(|s| s.promote_full);
+    for outcome in outcomes(&decision.events, was_promote_full) {
+        match outcome {
+            Outcome::Promoted(reason) => ctx.metrics.promoted(&namespace, &name, reason),
+            Outcome::Aborted(reason) => {
+                ctx.metrics.aborted(&namespace, &name, reason);
+                // An abort sends all traffic back to the stable revision: a rollback.
+                ctx.metrics.rolled_back(&namespace, &name, "abort");
             }
-            _ => {}
+            Outcome::RolledBack => ctx.metrics.rolled_back(&namespace, &name, "spec"),
         }
     }
+}
+
+/// What a decision's events count as in the outcome counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Promoted(&'static str),
+    Aborted(&'static str),
+    RolledBack,
+}
+
+/// The outcomes of one decision. Pure. An abort is one `Aborted` event, preceded in the
+/// same decision by what caused it (a person's request, the progress deadline, or else an
+/// analysis), so the cause names the reason and the abort is counted once. The first
+/// revision becoming stable (`Healthy`) is no canary promotion; the progress deadline of a
+/// stable revision aborts nothing.
+pub fn outcomes(events: &[fife_engine::RolloutEvent], was_promote_full: bool) -> Vec<Outcome> {
+    let has = |action: EventAction| events.iter().any(|e| e.action == action);
+    let by_person =
+        was_promote_full || has(EventAction::ManualPromote) || has(EventAction::ManualPromoteFull);
+    events
+        .iter()
+        .filter_map(|event| match event.action {
+            EventAction::Promoted => Some(Outcome::Promoted(if by_person {
+                "manual"
+            } else {
+                "steps"
+            })),
+            EventAction::Aborted => Some(Outcome::Aborted(if has(EventAction::ManualAbort) {
+                "manual"
+            } else if has(EventAction::ProgressDeadlineExceeded) {
+                "progressDeadline"
+            } else {
+                "analysis"
+            })),
+            EventAction::RolledBack => Some(Outcome::RolledBack),
+            _ => None,
+        })
+        .collect()
 }
 
 pub fn phase_name(phase: RolloutPhase) -> &'static str {
@@ -233,4 +270,65 @@ fn set_condition(
         observed_generation: generation,
         last_transition_time: Time(jiff::Timestamp::now()),
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fife_engine::RolloutEvent;
+
+    fn events(actions: &[EventAction]) -> Vec<RolloutEvent> {
+        actions
+            .iter()
+            .map(|&action| RolloutEvent {
+                action,
+                message: String::new(),
+                step_index: Some(1),
+                revision: None,
+                manual: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_abort_counts_once_under_the_reason_that_caused_it() {
+        use EventAction::*;
+        assert_eq!(
+            outcomes(&events(&[AnalysisCompleted, Aborted]), false),
+            [Outcome::Aborted("analysis")]
+        );
+        assert_eq!(
+            outcomes(&events(&[ProgressDeadlineExceeded, Aborted]), false),
+            [Outcome::Aborted("progressDeadline")]
+        );
+        assert_eq!(
+            outcomes(&events(&[ManualAbort, Aborted]), false),
+            [Outcome::Aborted("manual")]
+        );
+        // A stable revision past its deadline: Degraded, but nothing was aborted.
+        assert!(outcomes(&events(&[ProgressDeadlineExceeded]), false).is_empty());
+    }
+
+    #[test]
+    fn promotions_say_whether_a_person_promoted() {
+        use EventAction::*;
+        assert_eq!(
+            outcomes(&events(&[StepStarted, Promoted]), false),
+            [Outcome::Promoted("steps")]
+        );
+        assert_eq!(
+            outcomes(&events(&[ManualPromote, StepStarted, Promoted]), false),
+            [Outcome::Promoted("manual")]
+        );
+        // promote-full asked in an earlier reconcile, promoted once the canary was ready.
+        assert_eq!(
+            outcomes(&events(&[Promoted]), true),
+            [Outcome::Promoted("manual")]
+        );
+        assert!(outcomes(&events(&[Healthy]), false).is_empty());
+        assert_eq!(
+            outcomes(&events(&[RolledBack]), false),
+            [Outcome::RolledBack]
+        );
+    }
 }

@@ -1,9 +1,16 @@
 //! The controller's own metrics, prefixed `fife_`, in one prometheus-client registry:
 //! what people alert on (rollbacks, audit write failures, long pauses) and what operators
-//! tune by (reconcile duration and errors per pipeline step, leadership).
+//! tune by (reconcile duration and errors per pipeline step, leadership). The names, types
+//! and labels are a contract (docs/alerting.md); two of its rules live here:
+//!
+//! - counters exist at 0 before their first increment: the label sets known at start
+//!   (`phase`, `step`) when the registry is built, a rollout's outcome counters when it is
+//!   first seen, so `increase()` sees the first abort;
+//! - only the leader counts: on losing the lease every per-rollout series goes.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -13,6 +20,17 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 type Labels = Vec<(&'static str, String)>;
+
+/// `reason` of `fife_promotions_total`: every step passed, or a person promoted.
+pub const PROMOTION_REASONS: [&str; 2] = ["steps", "manual"];
+/// `reason` of `fife_aborts_total`.
+pub const ABORT_REASONS: [&str; 3] = ["analysis", "progressDeadline", "manual"];
+/// `reason` of `fife_rollbacks_total`: after an abort, or the template set back to stable.
+pub const ROLLBACK_REASONS: [&str; 2] = ["abort", "spec"];
+/// `phase` of `fife_analysis_runs_total` (run phases) and `fife_measurements_total`.
+pub const ANALYSIS_PHASES: [&str; 4] = ["Successful", "Failed", "Inconclusive", "Error"];
+/// `step` of `fife_reconcile_errors_total`: the pipeline steps that can fail.
+pub const RECONCILE_STEPS: [&str; 5] = ["observe", "record", "build", "act", "report"];
 
 /// Every metric the controller exports.
 #[derive(Debug)]
@@ -33,6 +51,8 @@ pub struct Metrics {
     audit_records: Counter,
     audit_write_failures: Counter,
     leader: Gauge,
+    /// Whether `leader` was last set to 1, to notice losing the lease.
+    leading: AtomicBool,
     /// The phase label each rollout was last exported with, so the old series goes away.
     last_phase: Mutex<HashMap<(String, String), String>>,
 }
@@ -60,6 +80,7 @@ impl Metrics {
             audit_records: Counter::default(),
             audit_write_failures: Counter::default(),
             leader: Gauge::default(),
+            leading: AtomicBool::new(false),
             last_phase: Mutex::default(),
             registry: Registry::default(),
         };
@@ -124,6 +145,14 @@ impl Metrics {
             "1 while this replica holds the leader lease",
             m.leader.clone(),
         );
+        for phase in ANALYSIS_PHASES {
+            // get_or_create creates the series; the guard it returns is not needed.
+            drop(m.analysis_runs.get_or_create(&phase_labels(phase)));
+            drop(m.measurements.get_or_create(&phase_labels(phase)));
+        }
+        for step in RECONCILE_STEPS {
+            drop(m.reconcile_errors.get_or_create(&step_labels(step)));
+        }
         Metrics { registry, ..m }
     }
 
@@ -138,11 +167,13 @@ impl Metrics {
     pub fn set_rollout(&self, namespace: &str, name: &str, phase: &str, weight: i32, step: i32) {
         let key = (namespace.to_owned(), name.to_owned());
         let mut last = self.last_phase.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(old) = last.insert(key, phase.to_owned())
-            && old != phase
-        {
-            self.rollout_info
-                .remove(&rollout_labels(namespace, name, Some(&old)));
+        match last.insert(key, phase.to_owned()) {
+            Some(old) if old != phase => {
+                self.rollout_info
+                    .remove(&rollout_labels(namespace, name, Some(&old)));
+            }
+            Some(_) => {}
+            None => self.outcome_counters_at_zero(namespace, name),
         }
         self.rollout_info
             .get_or_create(&rollout_labels(namespace, name, Some(phase)))
@@ -153,6 +184,20 @@ impl Metrics {
         self.rollout_step
             .get_or_create(&rollout_labels(namespace, name, None))
             .set(step.into());
+    }
+
+    /// Every outcome counter of a rollout, at 0 unless it already counts.
+    fn outcome_counters_at_zero(&self, namespace: &str, name: &str) {
+        let counters = [
+            (&self.promotions, &PROMOTION_REASONS[..]),
+            (&self.aborts, &ABORT_REASONS[..]),
+            (&self.rollbacks, &ROLLBACK_REASONS[..]),
+        ];
+        for (family, reasons) in counters {
+            for reason in reasons {
+                drop(family.get_or_create(&outcome_labels(namespace, name, reason)));
+            }
+        }
     }
 
     /// Forgets a deleted rollout's series.
@@ -166,36 +211,53 @@ impl Metrics {
             .remove(&rollout_labels(namespace, name, None));
         self.rollout_step
             .remove(&rollout_labels(namespace, name, None));
+        let counters = [
+            (&self.promotions, &PROMOTION_REASONS[..]),
+            (&self.aborts, &ABORT_REASONS[..]),
+            (&self.rollbacks, &ROLLBACK_REASONS[..]),
+        ];
+        for (family, reasons) in counters {
+            for reason in reasons {
+                family.remove(&outcome_labels(namespace, name, reason));
+            }
+        }
     }
 
-    pub fn promoted(&self, reason: &str) {
-        self.promotions
-            .get_or_create(&vec![("reason", reason.to_owned())])
-            .inc();
+    /// A canary revision of `namespace/name` became stable.
+    pub fn promoted(&self, namespace: &str, name: &str, reason: &str) {
+        self.outcome(&self.promotions, namespace, name, reason);
     }
 
-    pub fn aborted(&self, reason: &str) {
-        self.aborts
-            .get_or_create(&vec![("reason", reason.to_owned())])
-            .inc();
+    pub fn aborted(&self, namespace: &str, name: &str, reason: &str) {
+        self.outcome(&self.aborts, namespace, name, reason);
     }
 
-    pub fn rolled_back(&self, reason: &str) {
-        self.rollbacks
-            .get_or_create(&vec![("reason", reason.to_owned())])
+    pub fn rolled_back(&self, namespace: &str, name: &str, reason: &str) {
+        self.outcome(&self.rollbacks, namespace, name, reason);
+    }
+
+    fn outcome(&self, family: &Family<Labels, Counter>, namespace: &str, name: &str, reason: &str) {
+        // A rollout's first outcome can come in the reconcile that first sees it; its
+        // siblings start at 0 all the same.
+        let first = !self
+            .last_phase
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&(namespace.to_owned(), name.to_owned()));
+        if first {
+            self.outcome_counters_at_zero(namespace, name);
+        }
+        family
+            .get_or_create(&outcome_labels(namespace, name, reason))
             .inc();
     }
 
     pub fn analysis_completed(&self, phase: &str) {
-        self.analysis_runs
-            .get_or_create(&vec![("phase", phase.to_owned())])
-            .inc();
+        self.analysis_runs.get_or_create(&phase_labels(phase)).inc();
     }
 
     pub fn measured(&self, phase: &str) {
-        self.measurements
-            .get_or_create(&vec![("phase", phase.to_owned())])
-            .inc();
+        self.measurements.get_or_create(&phase_labels(phase)).inc();
     }
 
     pub fn reconciled(&self, seconds: f64) {
@@ -204,7 +266,7 @@ impl Metrics {
 
     pub fn reconcile_failed(&self, step: &str) {
         self.reconcile_errors
-            .get_or_create(&vec![("step", step.to_owned())])
+            .get_or_create(&step_labels(step))
             .inc();
     }
 
@@ -216,9 +278,40 @@ impl Metrics {
         self.audit_write_failures.inc();
     }
 
+    /// Sets `fife_leader`. A replica that stops leading drops every per-rollout series:
+    /// the new leader counts from here, and summing over pods counts nothing twice.
     pub fn set_leader(&self, leading: bool) {
         self.leader.set(i64::from(leading));
+        let was_leading = self.leading.swap(leading, Ordering::Relaxed);
+        if was_leading && !leading {
+            self.last_phase
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
+            self.rollout_info.clear();
+            self.canary_weight.clear();
+            self.rollout_step.clear();
+            self.promotions.clear();
+            self.aborts.clear();
+            self.rollbacks.clear();
+        }
     }
+}
+
+fn outcome_labels(namespace: &str, name: &str, reason: &str) -> Labels {
+    vec![
+        ("namespace", namespace.to_owned()),
+        ("rollout", name.to_owned()),
+        ("reason", reason.to_owned()),
+    ]
+}
+
+fn phase_labels(phase: &str) -> Labels {
+    vec![("phase", phase.to_owned())]
+}
+
+fn step_labels(step: &str) -> Labels {
+    vec![("step", step.to_owned())]
 }
 
 fn rollout_labels(namespace: &str, name: &str, phase: Option<&str>) -> Labels {
@@ -241,7 +334,7 @@ mod tests {
         let m = Metrics::new();
         m.set_rollout("shop", "web", "Progressing", 20, 1);
         m.set_rollout("shop", "web", "Paused", 20, 2);
-        m.rolled_back("analysis");
+        m.rolled_back("shop", "web", "abort");
         m.audit_failed();
         let text = m.encode();
         assert!(
@@ -254,11 +347,94 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains(r#"fife_rollbacks_total{reason="analysis"} 1"#),
+            text.contains(
+                r#"fife_rollbacks_total{namespace="shop",rollout="web",reason="abort"} 1"#
+            ),
             "{text}"
         );
         assert!(text.contains("fife_audit_write_failures_total 1"), "{text}");
         m.forget_rollout("shop", "web");
         assert!(!m.encode().contains("rollout=\"web\""));
+    }
+
+    #[test]
+    fn counters_exist_at_zero_before_their_first_increment() {
+        let m = Metrics::new();
+        let text = m.encode();
+        for phase in ANALYSIS_PHASES {
+            assert!(
+                text.contains(&format!("fife_analysis_runs_total{{phase=\"{phase}\"}} 0")),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!("fife_measurements_total{{phase=\"{phase}\"}} 0")),
+                "{text}"
+            );
+        }
+        for step in RECONCILE_STEPS {
+            assert!(
+                text.contains(&format!("fife_reconcile_errors_total{{step=\"{step}\"}} 0")),
+                "{text}"
+            );
+        }
+        m.set_rollout("shop", "web", "Progressing", 10, 0);
+        let text = m.encode();
+        for reason in ABORT_REASONS {
+            assert!(
+                text.contains(&format!(
+                    "fife_aborts_total{{namespace=\"shop\",rollout=\"web\",reason=\"{reason}\"}} 0"
+                )),
+                "{text}"
+            );
+        }
+        assert!(
+            text.contains(
+                r#"fife_promotions_total{namespace="shop",rollout="web",reason="steps"} 0"#
+            )
+        );
+        assert!(
+            text.contains(
+                r#"fife_rollbacks_total{namespace="shop",rollout="web",reason="spec"} 0"#
+            )
+        );
+    }
+
+    #[test]
+    fn an_outcome_in_the_first_reconcile_still_brings_its_siblings_at_zero() {
+        let m = Metrics::new();
+        m.aborted("shop", "cart", "analysis");
+        let text = m.encode();
+        assert!(
+            text.contains(
+                r#"fife_aborts_total{namespace="shop",rollout="cart",reason="analysis"} 1"#
+            )
+        );
+        assert!(
+            text.contains(
+                r#"fife_aborts_total{namespace="shop",rollout="cart",reason="manual"} 0"#
+            )
+        );
+    }
+
+    #[test]
+    fn a_replica_that_loses_the_lease_exports_no_rollout_series() {
+        let m = Metrics::new();
+        m.set_leader(true);
+        m.set_rollout("shop", "web", "Progressing", 10, 0);
+        m.aborted("shop", "web", "analysis");
+        m.set_leader(true);
+        assert!(m.encode().contains("rollout=\"web\""));
+        m.set_leader(false);
+        let text = m.encode();
+        assert!(!text.contains("rollout=\"web\""), "{text}");
+        assert!(text.contains("fife_leader 0"), "{text}");
+        // Leading again, the rollout's counters start over at 0 when it is next seen.
+        m.set_leader(true);
+        m.set_rollout("shop", "web", "Progressing", 10, 0);
+        assert!(
+            m.encode().contains(
+                r#"fife_aborts_total{namespace="shop",rollout="web",reason="analysis"} 0"#
+            )
+        );
     }
 }

@@ -195,6 +195,15 @@ pub struct ControllerOptions<'a> {
 
 impl Controller {
     pub fn start(cluster: &Cluster, options: ControllerOptions<'_>) -> Controller {
+        Controller::start_with_args(cluster, options, &[])
+    }
+
+    /// [`Controller::start`] with more `fife controller` flags (e.g. `--webhook-url`).
+    pub fn start_with_args(
+        cluster: &Cluster,
+        options: ControllerOptions<'_>,
+        extra: &[&str],
+    ) -> Controller {
         let port = free_port();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -212,6 +221,7 @@ impl Controller {
             .arg(&options.audit_log)
             .arg("--identity")
             .arg(options.identity)
+            .args(extra)
             .env("RUST_LOG", "info,kube=warn")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
@@ -245,6 +255,12 @@ impl Controller {
                 audit_log: cluster.dir.path().join("audit.log"),
             },
         )
+    }
+
+    /// One scrape of `/metrics`, parsed.
+    pub async fn scrape(&self) -> Option<prometheus_parse::Scrape> {
+        let body = reqwest::get(&self.metrics).await.ok()?.text().await.ok()?;
+        prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).ok()
     }
 
     /// The sum over the series of a metric (by its exposed sample name), if scraped.

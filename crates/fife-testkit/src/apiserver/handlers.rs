@@ -6,6 +6,7 @@ use super::State;
 use super::apply::{self, ApplyRequest, Scope};
 use super::discovery::ResourceType;
 use super::faults::{FaultPlan, Faults};
+use super::journal::Request as JournalRequest;
 use super::jsonpath;
 use super::patch;
 use super::selector::Selector;
@@ -37,7 +38,8 @@ fn error_response(e: &ApiError) -> Response {
     json_response(e.code, &e.to_status())
 }
 
-/// The one entry point: every request comes through here.
+/// The one entry point: every request comes through here, and all but the admin ones
+/// into the journal.
 pub async fn serve(
     axum::extract::State(state): axum::extract::State<Arc<State>>,
     method: Method,
@@ -45,12 +47,41 @@ pub async fn serve(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let arrived = chrono::Utc::now();
+    let journaled = !uri.path().starts_with("/testkit/");
+    let response = answer(&state, method.clone(), &uri, headers, &body).await;
+    if journaled {
+        let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+        state
+            .journal
+            .lock()
+            .expect("journal lock poisoned")
+            .record(JournalRequest {
+                time: arrived,
+                method: method.as_str(),
+                path,
+                status: response.status().as_u16(),
+                body: &body,
+            });
+    }
+    response
+}
+
+async fn answer(
+    state: &Arc<State>,
+    method: Method,
+    uri: &Uri,
+    headers: HeaderMap,
+    body: &Bytes,
+) -> Response {
+    let state = Arc::clone(state);
+    let body = body.clone();
     let path = uri.path().trim_end_matches('/').to_string();
-    let params: Params = Query::<Params>::try_from_uri(&uri)
+    let params: Params = Query::<Params>::try_from_uri(uri)
         .map(|q| q.0)
         .unwrap_or_default();
     if let Some(admin) = path.strip_prefix("/testkit/") {
-        return serve_admin(&state, &method, admin, &body);
+        return serve_admin(&state, &method, admin, &params, &body);
     }
     match path.as_str() {
         "/version" => return json_response(200, &version()),
@@ -195,7 +226,17 @@ fn version() -> Value {
         "buildDate": "2025-01-01T00:00:00Z", "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64" })
 }
 
-fn serve_admin(state: &Arc<State>, method: &Method, path: &str, body: &Bytes) -> Response {
+fn serve_admin(
+    state: &Arc<State>,
+    method: &Method,
+    path: &str,
+    params: &Params,
+    body: &Bytes,
+) -> Response {
+    let since = params
+        .get("since")
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(0);
     match (method, path) {
         (&Method::PUT | &Method::POST, "faults") => match serde_json::from_slice::<FaultPlan>(body) {
             Ok(plan) => {
@@ -216,7 +257,15 @@ fn serve_admin(state: &Arc<State>, method: &Method, path: &str, body: &Bytes) ->
             state.store.lock().expect("store lock poisoned").compact();
             (StatusCode::OK, "history compacted\n").into_response()
         }
-        _ => (StatusCode::NOT_FOUND, "admin endpoints: PUT /testkit/faults, POST /testkit/drop-watches, POST /testkit/compact\n")
+        (&Method::GET, "journal") => {
+            let journal = state.journal.lock().expect("journal lock poisoned").since(since);
+            json_response(200, &serde_json::to_value(journal).unwrap_or_default())
+        }
+        (&Method::DELETE, "journal") => {
+            state.journal.lock().expect("journal lock poisoned").clear();
+            (StatusCode::OK, "journal emptied\n").into_response()
+        }
+        _ => (StatusCode::NOT_FOUND, "admin endpoints: PUT /testkit/faults, POST /testkit/drop-watches, POST /testkit/compact, GET|DELETE /testkit/journal\n")
             .into_response(),
     }
 }

@@ -91,12 +91,15 @@
 //!
 //! Test controls, outside the Kubernetes API: `PUT /testkit/faults` (a [`FaultPlan`] as
 //! JSON; `GET` shows the current one), `POST /testkit/drop-watches`, `POST
-//! /testkit/compact`. The same controls exist as methods on [`ApiServer`].
+//! /testkit/compact`, and the request journal ([`journal`]: `GET /testkit/journal`, with
+//! each request's method, path, arrival time, status and write body; `DELETE` empties it).
+//! The same controls exist as methods on [`ApiServer`].
 
 pub mod apply;
 pub mod discovery;
 pub mod faults;
 mod handlers;
+pub mod journal;
 pub mod jsonpath;
 pub mod patch;
 pub mod schema;
@@ -129,6 +132,8 @@ pub struct Config {
     pub bookmark_interval: Duration,
     /// Faults injected from the start.
     pub faults: FaultPlan,
+    /// Requests kept in the [`journal`] (the newest); 0 keeps none.
+    pub journal_capacity: usize,
 }
 
 impl Default for Config {
@@ -139,6 +144,7 @@ impl Default for Config {
             never_ready: false,
             bookmark_interval: Duration::from_secs(5),
             faults: FaultPlan::default(),
+            journal_capacity: 20_000,
         }
     }
 }
@@ -151,6 +157,7 @@ pub struct State {
     pub(crate) config: Config,
     pub(crate) address: String,
     pub(crate) watch_cut: broadcast::Sender<()>,
+    pub(crate) journal: Mutex<journal::Journal>,
 }
 
 impl State {
@@ -195,6 +202,7 @@ impl ApiServer {
         let state = Arc::new(State {
             store: Mutex::new(Store::new(config.history_limit)),
             faults: Mutex::new(Faults::new(config.faults.clone())),
+            journal: Mutex::new(journal::Journal::new(config.journal_capacity)),
             config,
             address: address.to_string(),
             watch_cut,
@@ -249,6 +257,15 @@ impl ApiServer {
 
     pub fn set_faults(&self, plan: FaultPlan) {
         *self.state.faults.lock().expect("faults lock poisoned") = Faults::new(plan);
+    }
+
+    /// The journaled requests with `index >= since`, oldest first.
+    pub fn journal(&self, since: u64) -> Vec<journal::JournalEntry> {
+        self.state
+            .journal
+            .lock()
+            .expect("journal lock poisoned")
+            .since(since)
     }
 
     /// Number of stored objects.
