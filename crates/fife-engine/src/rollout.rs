@@ -865,7 +865,10 @@ impl<'a> Machine<'a> {
         if !self.has_pause(reason) {
             self.status.pause_conditions.push(PauseCondition {
                 reason,
-                start_time: Time(self.now),
+                // Status times are written to the second; the start is rounded up so that
+                // the time read back after a restart is exact and a bake window never ends
+                // before its full duration (it may last up to a second longer).
+                start_time: Time(ceil_to_second(self.now)),
             });
             self.event(EventAction::PauseStarted, message);
         }
@@ -1407,4 +1410,13 @@ fn selector_string(
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// `t` rounded up to a whole second: the precision a Kubernetes `Time` keeps on the wire.
+fn ceil_to_second(t: jiff::Timestamp) -> jiff::Timestamp {
+    if t.subsec_nanosecond() == 0 {
+        t
+    } else {
+        jiff::Timestamp::from_second(t.as_second() + 1).unwrap_or(t)
+    }
 }

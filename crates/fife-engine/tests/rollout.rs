@@ -464,3 +464,29 @@ fn a_rollout_without_template_is_inert() {
     assert!(d.status.message.unwrap().contains("no pod template"));
     assert_eq!(d.status.phase, None);
 }
+
+#[test]
+fn a_bake_window_read_back_from_the_api_server_never_ends_early() {
+    let (mut r, _) = healthy(
+        "app:1",
+        4,
+        vec![set_weight(25), pause(Some(1)), set_weight(50)],
+    );
+    r.spec.template = Some(mk_template("app:2"));
+    let ms = |m: i64| jiff::Timestamp::from_millisecond(m).unwrap();
+    let d = step(&mut r, &Observed::default(), ms(10_000));
+    // Pods ready 300 ms into a second: the bake window starts then.
+    let d = step(&mut r, &observe_applied(&d, None, None), ms(10_300));
+    assert_eq!(d.status.current_step_index, Some(1));
+    // The API server keeps status times to the second; a restart reads them back so.
+    let wire = serde_json::to_value(r.status.as_ref().unwrap()).unwrap();
+    r.status = Some(serde_json::from_value(wire).unwrap());
+    let d = step(&mut r, &observe_applied(&d, None, None), ms(11_200));
+    assert_eq!(
+        d.status.current_step_index,
+        Some(1),
+        "0.9 s after it started, a 1 s bake window is still running"
+    );
+    let d = step(&mut r, &observe_applied(&d, None, None), ms(12_000));
+    assert_eq!(d.status.current_step_index, Some(2));
+}
