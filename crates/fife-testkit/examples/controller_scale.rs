@@ -353,7 +353,9 @@ fn delta(after: &HashMap<String, u64>, before: &HashMap<String, u64>) -> String 
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn start_api_server(options: &Options, dir: &Path) -> anyhow::Result<(Process, String)> {
@@ -454,7 +456,9 @@ async fn run_one(options: &Options, n: usize, concurrency: u16) -> anyhow::Resul
     let controller = start_controller(options, &dir, concurrency, port)?;
     let controller_pid = controller.0.id();
     let metrics = format!("http://127.0.0.1:{port}/metrics");
-    let http = reqwest::Client::builder().user_agent(DRIVER_AGENT).build()?;
+    let http = reqwest::Client::builder()
+        .user_agent(DRIVER_AGENT)
+        .build()?;
     let ready = Instant::now();
     while !http
         .get(format!("http://127.0.0.1:{port}/readyz"))
@@ -463,7 +467,10 @@ async fn run_one(options: &Options, n: usize, concurrency: u16) -> anyhow::Resul
         .is_ok_and(|r| r.status().is_success())
     {
         if ready.elapsed() > Duration::from_secs(30) {
-            bail!("the controller was not ready after 30 s; see {}/controller.log", dir.display());
+            bail!(
+                "the controller was not ready after 30 s; see {}/controller.log",
+                dir.display()
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
