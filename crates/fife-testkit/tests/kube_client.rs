@@ -677,3 +677,51 @@ async fn watcher_survives_streams_cut_after_every_event() {
         "after a cut, the resumed watch delivers the next change, not a repeat"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_counted_by_user_agent_and_verb() {
+    let (server, client) = start().await;
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    api.create(&PostParams::default(), &cm("counted", "0"))
+        .await
+        .unwrap();
+    api.get("counted").await.unwrap();
+    api.get("counted").await.unwrap();
+    api.list(&ListParams::default()).await.unwrap();
+    let http = reqwest::Client::builder()
+        .user_agent("scale-driver")
+        .build()
+        .unwrap();
+    let url = format!(
+        "{}/api/v1/namespaces/default/configmaps/counted",
+        server.url()
+    );
+    http.get(&url).send().await.unwrap();
+    http.get(format!("{}/version", server.url()))
+        .send()
+        .await
+        .unwrap();
+
+    let counts = server.request_counts();
+    let driver = &counts["scale-driver"];
+    assert_eq!(driver.get("get"), Some(&1), "{counts:?}");
+    assert_eq!(driver.values().sum::<u64>(), 1, "discovery is not counted");
+    let (_, kube) = counts
+        .iter()
+        .find(|(agent, _)| agent.as_str() != "scale-driver")
+        .expect("the kube client's requests are counted under its own agent");
+    assert_eq!(
+        (kube.get("create"), kube.get("get"), kube.get("list")),
+        (Some(&1), Some(&2), Some(&1)),
+        "{counts:?}"
+    );
+    let served: RequestCountsJson = reqwest::get(format!("{}/testkit/requests", server.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(served["scale-driver"]["get"], 1);
+}
+
+type RequestCountsJson = BTreeMap<String, BTreeMap<String, u64>>;

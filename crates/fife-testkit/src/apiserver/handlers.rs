@@ -162,6 +162,22 @@ async fn answer(
         headers: &headers,
         body: &body,
     };
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let verb = match (&method, request.target.name.is_some()) {
+        (&Method::GET, false) if request.flag("watch") => "watch",
+        (&Method::GET, false) => "list",
+        (&Method::GET, true) => "get",
+        (&Method::POST, false) => "create",
+        (&Method::PUT, true) => "update",
+        (&Method::PATCH, true) => "patch",
+        (&Method::DELETE, true) => "delete",
+        (&Method::DELETE, false) => "deletecollection",
+        _ => "other",
+    };
+    state.count_request(agent, verb);
     let result = match (method.clone(), request.target.name.is_some()) {
         (Method::GET, false) if request.flag("watch") => return watch(request),
         (Method::GET, false) => return request.list().unwrap_or_else(|e| error_response(&e)),
@@ -253,6 +269,10 @@ fn serve_admin(
             state.drop_watches();
             (StatusCode::OK, "watches dropped\n").into_response()
         }
+        (&Method::GET, "requests") => {
+            let counts = state.requests.lock().expect("request counter lock poisoned");
+            json_response(200, &serde_json::to_value(&*counts).unwrap_or_default())
+        }
         (&Method::POST, "compact") => {
             state.store.lock().expect("store lock poisoned").compact();
             (StatusCode::OK, "history compacted\n").into_response()
@@ -265,7 +285,7 @@ fn serve_admin(
             state.journal.lock().expect("journal lock poisoned").clear();
             (StatusCode::OK, "journal emptied\n").into_response()
         }
-        _ => (StatusCode::NOT_FOUND, "admin endpoints: PUT /testkit/faults, POST /testkit/drop-watches, POST /testkit/compact, GET|DELETE /testkit/journal\n")
+        _ => (StatusCode::NOT_FOUND, "admin endpoints: PUT /testkit/faults, POST /testkit/drop-watches, POST /testkit/compact, GET|DELETE /testkit/journal, GET /testkit/requests\n")
             .into_response(),
     }
 }

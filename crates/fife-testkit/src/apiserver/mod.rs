@@ -91,9 +91,12 @@
 //!
 //! Test controls, outside the Kubernetes API: `PUT /testkit/faults` (a [`FaultPlan`] as
 //! JSON; `GET` shows the current one), `POST /testkit/drop-watches`, `POST
-//! /testkit/compact`, and the request journal ([`journal`]: `GET /testkit/journal`, with
-//! each request's method, path, arrival time, status and write body; `DELETE` empties it).
-//! The same controls exist as methods on [`ApiServer`].
+//! /testkit/compact`, the request journal ([`journal`]: `GET /testkit/journal`, with
+//! each request's method, path, arrival time, status and write body; `DELETE` empties it),
+//! and `GET /testkit/requests`: every resource request served (get, list, watch, create,
+//! update, patch, delete, deletecollection; not discovery or the test controls), counted
+//! by `User-Agent` and verb, for scale benchmarks. The same controls exist as methods on
+//! [`ApiServer`].
 
 pub mod apply;
 pub mod discovery;
@@ -112,6 +115,7 @@ pub mod table;
 pub use faults::FaultPlan;
 
 use faults::Faults;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -158,9 +162,25 @@ pub struct State {
     pub(crate) address: String,
     pub(crate) watch_cut: broadcast::Sender<()>,
     pub(crate) journal: Mutex<journal::Journal>,
+    /// Resource requests served, by `User-Agent` and verb; scale benchmarks divide them
+    /// by the controller's reconciles.
+    pub(crate) requests: Mutex<RequestCounts>,
 }
 
+/// Requests by `User-Agent`, then by verb (`get`, `list`, `watch`, `create`, `update`,
+/// `patch`, `delete`, `deletecollection`).
+pub type RequestCounts = BTreeMap<String, BTreeMap<String, u64>>;
+
 impl State {
+    fn count_request(&self, agent: &str, verb: &str) {
+        let mut counts = self.requests.lock().expect("request counter lock poisoned");
+        *counts
+            .entry(agent.to_owned())
+            .or_default()
+            .entry(verb.to_owned())
+            .or_default() += 1;
+    }
+
     fn drop_watches(&self) {
         // No open watches is fine.
         let _ = self.watch_cut.send(());
@@ -206,6 +226,7 @@ impl ApiServer {
             config,
             address: address.to_string(),
             watch_cut,
+            requests: Mutex::default(),
         });
         let app = axum::Router::new()
             .fallback(handlers::serve)
@@ -266,6 +287,15 @@ impl ApiServer {
             .lock()
             .expect("journal lock poisoned")
             .since(since)
+    }
+
+    /// Resource requests served so far, by `User-Agent` and verb.
+    pub fn request_counts(&self) -> RequestCounts {
+        self.state
+            .requests
+            .lock()
+            .expect("request counter lock poisoned")
+            .clone()
     }
 
     /// Number of stored objects.
