@@ -115,80 +115,46 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
 
     wait_for_samples(&prometheus, started).await?;
 
-    let view = ProgressView {
-        cluster: &cluster,
-        fife: &options.fife,
-        started,
+    let ship = Shipper {
+        view: ProgressView {
+            cluster: &cluster,
+            fife: &options.fife,
+            started,
+        },
+        manifests: &manifests,
+        prometheus: prometheus.address(),
+        timeout: options.release_timeout,
     };
-
-    say(
-        started,
-        "release 1: first deploy (nothing to compare against, goes straight to Healthy)",
-    );
-    let release1 = manifests.join("release-1.yaml");
-    std::fs::write(
-        &release1,
-        rollout(
-            "registry.example.com/checkout-api@sha256:4a1c9e0b7d2f5a8c3e6b9d0f2a4c6e8b1d3f5a7c9e0b2d4f6a8c1e3b5d7f9a0c",
+    let first = ship
+        .release(
+            1,
+            "first deploy (nothing to compare against, goes straight to Healthy)",
+            "4a1c9e0b7d2f5a8c3e6b9d0f2a4c6e8b1d3f5a7c9e0b2d4f6a8c1e3b5d7f9a0c",
             "release-2",
-            prometheus.address(),
-        ),
-    )?;
-    cluster.apply_path(&release1).await?;
-    view.follow_until(options.release_timeout, |s| {
-        s.phase() == "Healthy" && s.stable_is_canary()
-    })
-    .await
-    .context("release 1 did not become Healthy")?;
-
-    say(
-        started,
-        "release 2: same latency as stable; expect promotion through every step",
-    );
-    let release2_manifest = manifests.join("release-2.yaml");
-    std::fs::write(
-        &release2_manifest,
-        rollout(
-            "registry.example.com/checkout-api@sha256:8b2f4c6d1e0a9f7b3c5d2e4f6a8b0c1d3e5f7a9b2c4d6e8f0a1b3c5d7e9f1a2b",
+        )
+        .await?;
+    if first.phase() != "Healthy" {
+        bail!("release 1 did not become Healthy: {}", first.message());
+    }
+    let promoted = ship
+        .release(
+            2,
+            "same latency as stable; expect promotion through every step",
+            "8b2f4c6d1e0a9f7b3c5d2e4f6a8b0c1d3e5f7a9b2c4d6e8f0a1b3c5d7e9f1a2b",
             "release-2",
-            prometheus.address(),
-        ),
-    )?;
-    cluster.apply_path(&release2_manifest).await?;
-    let promoted = view
-        .follow_until(options.release_timeout, |s| {
-            (s.phase() == "Healthy" && s.stable_is_canary() && s.observed_current())
-                || s.phase() == "Degraded"
-        })
-        .await
-        .context("release 2 did not finish")?;
-    view.tree().await;
+        )
+        .await?;
     if promoted.phase() != "Healthy" {
         bail!("release 2 was not promoted: {}", promoted.message());
     }
-
-    say(
-        started,
-        "release 3: 30% slower canary; expect the Mann-Whitney analysis to roll it back",
-    );
-    let release3_manifest = manifests.join("release-3.yaml");
-    std::fs::write(
-        &release3_manifest,
-        rollout(
-            "registry.example.com/checkout-api@sha256:c3e5a7b9d1f2e4c6a8b0d2f4e6c8a0b2d4f6e8a1c3b5d7f9e0a2c4b6d8f0e1a3",
+    let rolled_back = ship
+        .release(
+            3,
+            "30% slower canary; expect the Mann-Whitney analysis to roll it back",
+            "c3e5a7b9d1f2e4c6a8b0d2f4e6c8a0b2d4f6e8a1c3b5d7f9e0a2c4b6d8f0e1a3",
             "release-3",
-            prometheus.address(),
-        ),
-    )?;
-    cluster.apply_path(&release3_manifest).await?;
-    let rolled_back = view
-        .follow_until(options.release_timeout, |s| {
-            s.phase() == "Degraded"
-                || (s.phase() == "Healthy" && s.stable_is_canary() && s.observed_current())
-        })
-        .await
-        .context("release 3 did not finish")?;
-    view.tree().await;
+        )
+        .await?;
     if rolled_back.phase() != "Degraded" {
         bail!("release 3 was not rolled back: {}", rolled_back.message());
     }
@@ -378,6 +344,44 @@ impl Observed {
             weight("stable"),
             self.message()
         )
+    }
+}
+
+/// Ships one release of the demo's Rollout and follows it to its end.
+struct Shipper<'a> {
+    view: ProgressView<'a>,
+    manifests: &'a Path,
+    prometheus: &'a str,
+    timeout: Duration,
+}
+
+impl Shipper<'_> {
+    /// Applies release `number` (image digest `digest`, analysis on the workloads of `job`)
+    /// and returns the Rollout once it is Healthy at that release or Degraded.
+    async fn release(
+        &self,
+        number: u32,
+        what: &str,
+        digest: &str,
+        job: &str,
+    ) -> anyhow::Result<Observed> {
+        say(self.view.started, &format!("release {number}: {what}"));
+        let manifest = self.manifests.join(format!("release-{number}.yaml"));
+        let image = format!("registry.example.com/checkout-api@sha256:{digest}");
+        std::fs::write(&manifest, rollout(&image, job, self.prometheus))?;
+        self.view.cluster.apply_path(&manifest).await?;
+        let finished = self
+            .view
+            .follow_until(self.timeout, |s| {
+                (s.phase() == "Healthy" && s.stable_is_canary() && s.observed_current())
+                    || s.phase() == "Degraded"
+            })
+            .await
+            .with_context(|| format!("release {number} did not finish"))?;
+        if number > 1 {
+            self.view.tree().await;
+        }
+        Ok(finished)
     }
 }
 
