@@ -307,8 +307,9 @@ pub(crate) mod tests {
         assert!(matches!(err, BuildError::NoUid { .. }), "{err}");
     }
 
-    #[test]
-    fn stable_template_comes_from_the_stable_deployment_once_the_spec_moved_on() {
+    /// A Rollout whose spec moved on to `web:2` while `<name>-stable` still runs `web:1`
+    /// at revision `rev1`.
+    fn moved_on_from_stable() -> (Rollout, ExistingChildren) {
         let old = mk_rollout("web:1");
         let stable = build_deployment(
             &old,
@@ -318,11 +319,16 @@ pub(crate) mod tests {
             &old.spec.template.clone().unwrap(),
         )
         .unwrap();
-        let new = mk_rollout("web:2");
         let existing = ExistingChildren {
             stable: Some(stable),
             ..ExistingChildren::default()
         };
+        (mk_rollout("web:2"), existing)
+    }
+
+    #[test]
+    fn stable_template_comes_from_the_stable_deployment_once_the_spec_moved_on() {
+        let (new, existing) = moved_on_from_stable();
         let template = template_for_revision(&new, "rev2", "rev1", &existing).unwrap();
         let image = template.spec.unwrap().containers[0].image.clone();
         assert_eq!(image.as_deref(), Some("web:1"));
@@ -339,20 +345,7 @@ pub(crate) mod tests {
 
     #[test]
     fn baseline_built_from_the_stable_template_is_labelled_baseline() {
-        let old = mk_rollout("web:1");
-        let stable = build_deployment(
-            &old,
-            Role::Stable,
-            "rev1",
-            10,
-            &old.spec.template.clone().unwrap(),
-        )
-        .unwrap();
-        let new = mk_rollout("web:2");
-        let existing = ExistingChildren {
-            stable: Some(stable),
-            ..ExistingChildren::default()
-        };
+        let (new, existing) = moved_on_from_stable();
         let template = template_for_revision(&new, "rev2", "rev1", &existing).unwrap();
         let baseline = build_deployment(&new, Role::Baseline, "rev1", 1, &template).unwrap();
         let labels = pod_labels(&baseline);
