@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use fife_testkit::apiserver::{ApiServer, Config};
+use fife_test_apiserver::{ApiServer, Config};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 const ROLLOUT: &str = "\
@@ -350,7 +350,7 @@ async fn forbidden_names_the_verb_and_the_resource() {
     let (url, server) = forbidding_server().await;
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, fife_testkit::apiserver::kubeconfig_for(&url)).unwrap();
+    std::fs::write(&kubeconfig, fife_test_apiserver::kubeconfig_for(&url)).unwrap();
     let out = fife_with(&kubeconfig, &["promote", "checkout", "-n", "shop"])
         .output()
         .await

@@ -6,7 +6,7 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
-use fife_testkit::apiserver::FaultPlan;
+use fife_test_apiserver::FaultPlan;
 use harness::{Cluster, Controller, ControllerOptions, image_patch, rollout};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-use crate::apiserver::{ApiServer, Config};
 use crate::prometheus::{PrometheusServer, ScrapeJob};
 use crate::workload::{LatencyModel, Workload, WorkloadConfig, WorkloadRole};
+use fife_test_apiserver::{ApiServer, Config};
 
 /// Where the demo runs and what it runs.
 #[derive(Debug, Clone)]

@@ -5,7 +5,6 @@
 //! (`calibration`). Used by integration tests, end-to-end tests, the demo and benchmarks;
 //! never shipped as a product.
 
-pub mod apiserver;
 pub mod calibration;
 pub mod demo;
 pub mod prometheus;

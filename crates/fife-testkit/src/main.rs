@@ -106,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Command::Apiserver(args) => {
-            use fife_testkit::apiserver::{ApiServer, Config};
+            use fife_test_apiserver::{ApiServer, Config};
             let config = Config {
                 rollout_delay: args.rollout_delay,
                 never_ready: args.never_ready,

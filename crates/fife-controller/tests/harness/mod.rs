@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use fife_testkit::apiserver::{ApiServer, Config};
+use fife_test_apiserver::{ApiServer, Config};
 use fife_testkit::workload::{Workload, WorkloadConfig, WorkloadRole};
 use serde_json::Value;
 

@@ -1090,7 +1090,7 @@ impl WatchFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apiserver::discovery::Catalogue;
+    use crate::discovery::Catalogue;
 
     fn labelled(app: &str) -> Arc<Value> {
         Arc::new(json!({ "apiVersion": "v1", "kind": "ConfigMap",

@@ -140,7 +140,7 @@ pub fn table(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apiserver::discovery::Catalogue;
+    use crate::discovery::Catalogue;
 
     #[test]
     fn crd_columns_read_json_paths_and_dates_become_ages() {

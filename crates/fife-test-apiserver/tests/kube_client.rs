@@ -1,7 +1,7 @@
 //! The API test server driven by kube 5 clients: watchers across dropped streams and
 //! 410 Gone, optimistic concurrency, and server-side apply by several managers.
 
-use fife_testkit::apiserver::{ApiServer, Config, FaultPlan};
+use fife_test_apiserver::{ApiServer, Config, FaultPlan};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -245,7 +245,7 @@ async fn racing_writers_on_one_resource_version_get_one_conflict() {
 fn deployment(manager_fields: serde_json::Value) -> serde_json::Value {
     let mut d =
         json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "web" } });
-    fife_testkit::apiserver::patch::merge_patch(&mut d, &manager_fields);
+    fife_test_apiserver::patch::merge_patch(&mut d, &manager_fields);
     d
 }
 

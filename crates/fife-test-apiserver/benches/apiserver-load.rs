@@ -2,9 +2,9 @@
 //! memory; list and watch latency and resident memory, so later scale tests measure the
 //! controller rather than the stand-in. Prints a Markdown table for docs/BENCHMARKS.md.
 //!
-//! Run: `cargo bench -p fife-testkit --bench apiserver-load` (ROLLOUTS=n to change size).
+//! Run: `cargo bench -p fife-test-apiserver --bench apiserver-load` (ROLLOUTS=n to change size).
 
-use fife_testkit::apiserver::{ApiServer, Config};
+use fife_test_apiserver::{ApiServer, Config};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! The API test server driven by the real `kubectl` (installed by scripts/install-deps.sh).
 
-use fife_testkit::apiserver::{ApiServer, Config};
+use fife_test_apiserver::{ApiServer, Config};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
