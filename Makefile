@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: test fmt-check clippy unit crds crds-check api-docs api-docs-check alerts-check validate-examples deps bench demo run install
+.PHONY: test fmt-check clippy unit crds crds-check api-docs api-docs-check alerts-check validate-examples deps bench demo run install image image-check
 
 # The main job: the API test server, synthetic workloads, a real Prometheus and the real
 # controller ship one release that is promoted and one that is rolled back.
@@ -10,7 +10,7 @@ demo: deps
 	$(CARGO) build -q --locked -p fife-cli -p fife-testkit
 	target/debug/fife-testkit demo --fife target/debug/fife --repo . --work-dir target/demo
 
-test: deps fmt-check clippy crds-check api-docs-check alerts-check validate-examples unit
+test: deps fmt-check clippy crds-check api-docs-check alerts-check validate-examples unit image-check
 
 # Installs what the tests need beyond the Rust toolchain (idempotent, package registries only).
 deps:
@@ -76,3 +76,28 @@ install:
 	install -m 0755 "$(TARGET_DIR)/$(PROFILE_DIR)/fife" "$(PREFIX)/bin/fife"
 	install -m 0755 "$(TARGET_DIR)/$(PROFILE_DIR)/fife" "$(PREFIX)/bin/kubectl-fife"
 	@echo "installed fife and kubectl-fife in $(PREFIX)/bin"
+
+# The container image (Containerfile, scripts/build-image.sh; docs/getting-started.md): the
+# `fife` binary on no base image, the same digest from the same source, written as an OCI
+# layout to target/image/oci with examples/install/overlays/local pinned to its digest. The
+# last line printed is NAME@sha256:…
+#   make image PUSH=registry.example.com/fife       also push it (registry login: skopeo login)
+#   make image PUSH=127.0.0.1:5000/fife PUSH_TLS_VERIFY=false    a plain-HTTP registry
+#   make image OVERLAY_IMAGE=NAME                   the name the cluster pulls, if not PUSH's
+IMAGE_NAME ?= localhost/fife
+PUSH ?=
+PUSH_TLS_VERIFY ?= true
+OVERLAY_IMAGE ?=
+
+image:
+	$(CARGO) build --locked --profile $(PROFILE) -p fife-cli --bin fife
+	@scripts/build-image.sh --binary "$(TARGET_DIR)/$(PROFILE_DIR)/fife" --name "$(IMAGE_NAME)" \
+	  $(if $(PUSH),--push "$(PUSH)" --tls-verify=$(PUSH_TLS_VERIFY)) \
+	  $(if $(OVERLAY_IMAGE),--overlay-name "$(OVERLAY_IMAGE)")
+
+# Builds the image from the dev build, pushes it to a local registry, pulls it back by digest,
+# runs the binary inside, builds it again for the same digest, and applies the overlay to the
+# API test server (scripts/check-image.sh).
+image-check: deps
+	$(CARGO) build -q --locked -p fife-cli -p fife-testkit
+	@scripts/check-image.sh

@@ -8,9 +8,11 @@
 # test server to see the Deployment take the image by digest.
 #
 # The binary runs from the extracted layer through the layer's own dynamic loader, with
-# only the layer's libraries, not with `podman run`: that needs user namespaces and cgroups
-# that CI sandboxes do not grant, while this runs wherever the test does and still fails
-# when the layer lacks a library the binary links.
+# only the layer's libraries, not with `podman run`: a container runtime needs privileges CI
+# sandboxes do not grant (on the CI machine, crun fails with "setrlimit RLIMIT_NOFILE:
+# Operation not permitted", whatever the --ulimit and --cgroups flags), while this runs
+# wherever the test does, as any user, and still fails when the layer lacks a library the
+# binary links or the loader it names.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -81,8 +83,10 @@ mkdir -p "$root"
 tar -xzf "$(blob "${layers[0]}")" -C "$root"
 grep -q '^fife:x:65532:65532:' "$root/etc/passwd" || fail "the image's /etc/passwd has no entry for uid 65532"
 [ -s "$root/etc/ssl/certs/ca-certificates.crt" ] || fail "the image has no CA bundle"
-loader=$(find "$root" -name 'ld-linux*' -type f | head -n 1)
-[ -n "$loader" ] || fail "the layer holds no dynamic loader"
+# The loader the kernel starts for the binary (its PT_INTERP) must be in the layer.
+interp=$(readelf -l "$root/usr/local/bin/fife" | sed -n 's/.*program interpreter: \(.*\)]$/\1/p')
+loader=$root$interp
+[ -n "$interp" ] && [ -f "$loader" ] || fail "the layer lacks the binary's dynamic loader '$interp'"
 libpath=$(find "$root" -name '*.so*' -type f -printf '%h\n' | sort -u | paste -sd:)
 # Whatever the layer lacks the loader would find on this host: every library must resolve
 # inside the layer.

@@ -8,6 +8,18 @@ command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 # promtool checks the alert rules (`make alerts-check`); Debian ships it in the same package.
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v kubectl >/dev/null 2>&1 || need_apt+=(kubernetes-client)
+# The container image (`make image`, checked by `make image-check`): buildah builds it, skopeo
+# pushes and pulls it, docker-registry is the registry the check pushes to (where systemd
+# runs, Debian also starts it as a service on port 5000; the check runs its own), the CA
+# bundle goes into the image, strip trims the binary (readelf checks it), jq reads manifests.
+command -v buildah >/dev/null 2>&1 || need_apt+=(buildah)
+command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
+command -v docker-registry >/dev/null 2>&1 || need_apt+=(docker-registry)
+[ -s /etc/ssl/certs/ca-certificates.crt ] || need_apt+=(ca-certificates)
+command -v strip >/dev/null 2>&1 || need_apt+=(binutils)
+command -v jq >/dev/null 2>&1 || need_apt+=(jq)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 if [ "${FIFE_BENCH_DEPS:-0}" = 1 ]; then
   command -v Rscript >/dev/null 2>&1 || need_apt+=(r-base-core)
 fi
