@@ -79,8 +79,8 @@ install:
 
 # The container image (Containerfile, scripts/build-image.sh; docs/getting-started.md): the
 # `fife` binary on no base image, the same digest from the same source, written as an OCI
-# layout to target/image/oci with examples/install/overlays/local pinned to its digest. The
-# last line printed is NAME@sha256:…
+# layout to target/image/oci, with an overlay of examples/install pinned to its digest in
+# target/image/install. The last line printed is NAME@sha256:…
 #   make image PUSH=registry.example.com/fife       also push it (registry login: skopeo login)
 #   make image PUSH=127.0.0.1:5000/fife PUSH_TLS_VERIFY=false    a plain-HTTP registry
 #   make image OVERLAY_IMAGE=NAME                   the name the cluster pulls, if not PUSH's

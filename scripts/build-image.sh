@@ -8,7 +8,7 @@
 #
 #   scripts/build-image.sh --binary target/release/fife [--name localhost/fife]
 #       [--push HOST[:PORT]/REPO] [--tls-verify=false] [--overlay-name NAME]
-#       [--out target/image] [--overlay examples/install/overlays/local]
+#       [--out target/image] [--overlay OUT/install]
 #
 # What makes the digest a function of the source: every file's mtime is SOURCE_DATE_EPOCH
 # (default: the last commit's time) through `buildah bud --timestamp`, owners are 0:0 and
@@ -23,7 +23,7 @@ push=
 tls_verify=true
 overlay_name=
 out="$repo/target/image"
-overlay="$repo/examples/install/overlays/local"
+overlay=
 
 usage() { sed -n '9,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
@@ -38,13 +38,15 @@ while [ $# -gt 0 ]; do
     *) echo "build-image: unknown argument '$1'" >&2; usage ;;
   esac
 done
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
 [ -n "$binary" ] || { echo "build-image: --binary is required (the fife binary to ship)" >&2; usage; }
 [ -x "$binary" ] || { echo "build-image: $binary is not an executable: build it first (make image does)" >&2; exit 1; }
 for tool in buildah skopeo ldd strip; do
   command -v "$tool" >/dev/null || { echo "build-image: $tool is missing: run scripts/install-deps.sh" >&2; exit 1; }
 done
 if [ -n "$push" ] && [[ "${push##*/}" == *[:@]* ]]; then
-  echo "build-image: --push takes a repository without a tag ($push): the tag is the version" >&2
+  echo "build-image: --push takes a repository without a tag ($push): the tag is v and the version" >&2
   exit 1
 fi
 
@@ -55,10 +57,16 @@ if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
   }
 fi
 version=$("$binary" --version | awk '{print $2}')
+# Tagged like the release's git tag (v0.1.0), as examples/install names it.
+tag_name=v$version
 # The image name the install manifests use; the overlay's `images:` entry replaces it.
 install_image=$(sed -n 's/^ *image: *\([^ ]*\).*/\1/p' "$repo/examples/install/deployment.yaml" | head -n 1)
 install_image=${install_image%@*}
 install_image=${install_image%:*}
+
+# Next to the image it pins, and outside examples/install: kustomize refuses an overlay inside
+# the directory of its base.
+overlay=${overlay:-$out/install}
 
 # === the file tree ===
 ctx="$out/context"
@@ -88,12 +96,12 @@ find "$ctx" -type f -name 'ld-linux*' -exec chmod 0755 {} +
 # A private store under $out: nothing outside the build directory is touched, and vfs works
 # wherever overlay mounts are not allowed (containers, CI sandboxes).
 store=(--root "$out/storage" --runroot "$out/run" --storage-driver vfs)
-tag="$name:$version"
+tag="$name:$tag_name"
 buildah "${store[@]}" bud --quiet --format oci --layers=false --identity-label=false \
   --timestamp "$SOURCE_DATE_EPOCH" --build-arg "VERSION=$version" \
   -f "$repo/Containerfile" -t "$tag" "$ctx" >/dev/null
 rm -rf "$out/oci"
-buildah "${store[@]}" push --quiet --digestfile "$out/digest" "$tag" "oci:$out/oci:$version"
+buildah "${store[@]}" push --quiet --digestfile "$out/digest" "$tag" "oci:$out/oci:$tag_name"
 buildah "${store[@]}" rmi --all >/dev/null
 digest=$(cat "$out/digest")
 
@@ -101,7 +109,7 @@ ref="$name@$digest"
 if [ -n "$push" ]; then
   # --preserve-digests: copy the manifest and blobs byte for byte, or fail.
   skopeo copy --quiet --preserve-digests --dest-tls-verify="$tls_verify" \
-    --digestfile "$out/pushed-digest" "oci:$out/oci:$version" "docker://$push:$version"
+    --digestfile "$out/pushed-digest" "oci:$out/oci:$tag_name" "docker://$push:$tag_name"
   pushed=$(cat "$out/pushed-digest")
   if [ "$pushed" != "$digest" ]; then
     echo "build-image: $push holds $pushed, not the built $digest" >&2
@@ -128,5 +136,5 @@ images:
     digest: $digest
 EOF
 
-echo "image: fife $version, $(du -sh "$out/oci" | cut -f1) compressed in $out/oci; overlay: $shown"
+echo "image: fife $version as $tag_name, $(du -sh "$out/oci" | cut -f1) compressed in $out/oci; overlay: $shown"
 echo "$ref"

@@ -33,6 +33,13 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "check-image: $*" >&2; exit 1; }
 
+# === the install names the version being built ===
+want_tag="v$("$fife" --version | awk '{print $2}')"
+install_image=$(sed -n 's/^ *image: *\([^ ]*\).*/\1/p' examples/install/deployment.yaml | head -n 1)
+install_tag=${install_image%@*}
+install_tag=${install_tag##*:}
+[ "$install_tag" = "$want_tag" ] || fail "examples/install/deployment.yaml names the image tag '$install_tag', the workspace version is $want_tag: set the tag with the version (docs/releasing.md)"
+
 # === a registry on a free loopback port ===
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 registry="127.0.0.1:$port"
@@ -55,7 +62,7 @@ curl -fsS "http://$registry/v2/" >/dev/null || { cat "$work/registry.log" >&2; f
 # === build and push ===
 start=$(date +%s%N)
 scripts/build-image.sh --binary "$fife" --push "$registry/fife" --tls-verify=false \
-  --out "$work/build-1" --overlay "$work/overlay" >"$work/build-1.out"
+  --out "$work/build-1" >"$work/build-1.out"
 end=$(date +%s%N)
 ref=$(tail -n 1 "$work/build-1.out")
 digest=${ref#*@}
@@ -98,7 +105,7 @@ got=$("$loader" --library-path "$libpath" "$root/usr/local/bin/fife" --version)
 echo "image: the binary in the layer runs: $got"
 
 # === same source, same digest ===
-again=$( (umask 077 && scripts/build-image.sh --binary "$fife" --out "$work/build-2" --overlay "$work/overlay-2") | tail -n 1)
+again=$( (umask 077 && scripts/build-image.sh --binary "$fife" --out "$work/build-2") | tail -n 1)
 [ "${again#*@}" = "$digest" ] || fail "building again gave ${again#*@}, the first build $digest: the image is not reproducible"
 echo "image: built again (other directory, umask 077): same digest"
 
@@ -111,7 +118,7 @@ for _ in $(seq 100); do [ -s "$work/apiserver.out" ] && break; sleep 0.1; done
 # of the generated overlay drops them, and everything else is applied as written.
 mkdir -p "$work/apply"
 {
-  echo "resources: [$(realpath --relative-to="$work/apply" "$work/overlay")]"
+  echo "resources: [$(realpath --relative-to="$work/apply" "$work/build-1/install")]"
   echo "patches:"
   for object in rbac.authorization.k8s.io/v1,ClusterRole,fife-controller \
                 rbac.authorization.k8s.io/v1,ClusterRoleBinding,fife-controller \
