@@ -93,7 +93,7 @@ grep -q '^fife:x:65532:65532:' "$root/etc/passwd" || fail "the image's /etc/pass
 # The loader the kernel starts for the binary (its PT_INTERP) must be in the layer.
 interp=$(readelf -l "$root/usr/local/bin/fife" | sed -n 's/.*program interpreter: \(.*\)]$/\1/p')
 loader=$root$interp
-[ -n "$interp" ] && [ -f "$loader" ] || fail "the layer lacks the binary's dynamic loader '$interp'"
+if [ -z "$interp" ] || [ ! -f "$loader" ]; then fail "the layer lacks the binary's dynamic loader '$interp'"; fi
 libpath=$(find "$root" -name '*.so*' -type f -printf '%h\n' | sort -u | paste -sd:)
 # Whatever the layer lacks the loader would find on this host: every library must resolve
 # inside the layer.
@@ -126,6 +126,7 @@ mkdir -p "$work/apply"
                 rbac.authorization.k8s.io/v1,RoleBinding,fife-controller-leader \
                 v1,PersistentVolumeClaim,fife-audit; do
     IFS=, read -r api kind name <<<"$object"
+    # shellcheck disable=SC2016 # `$patch` is kustomize's directive, not a shell variable.
     printf '  - patch: |\n      $patch: delete\n      apiVersion: %s\n      kind: %s\n      metadata: {name: %s}\n' "$api" "$kind" "$name"
   done
 } >"$work/apply/kustomization.yaml"
