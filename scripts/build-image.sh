@@ -62,7 +62,8 @@ tag_name=v$version
 # The image name the install manifests use; the overlay's `images:` entry replaces it.
 install_image=$(sed -n 's/^ *image: *\([^ ]*\).*/\1/p' "$repo/examples/install/deployment.yaml" | head -n 1)
 install_image=${install_image%@*}
-install_image=${install_image%:*}
+# A tag is a colon after the last slash (a colon before it is a registry's port).
+[[ "${install_image##*/}" != *:* ]] || install_image=${install_image%:*}
 
 # Next to the image it pins, and outside examples/install: kustomize refuses an overlay inside
 # the directory of its base.
