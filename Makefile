@@ -84,6 +84,7 @@ install:
 #   make image PUSH=registry.example.com/fife       also push it (registry login: skopeo login)
 #   make image PUSH=127.0.0.1:5000/fife PUSH_TLS_VERIFY=false    a plain-HTTP registry
 #   make image OVERLAY_IMAGE=NAME                   the name the cluster pulls, if not PUSH's
+#   make image PROFILE=dev                          from the debug build: quicker, larger
 IMAGE_NAME ?= localhost/fife
 PUSH ?=
 PUSH_TLS_VERIFY ?= true
