@@ -26,8 +26,11 @@ use tokio::sync::watch;
 /// The ConfigMap's name, in the controller's namespace.
 pub const AUDIT_HEAD_CONFIGMAP: &str = "fife-audit-head";
 
-/// How long to wait before publishing again after a failed write.
-const RETRY: Duration = Duration::from_secs(2);
+/// The wait before publishing again after a failed write, doubling up to
+/// [`MAX_RETRY`], so a missing grant (an upgrade without the new Role rule) warns once a
+/// minute rather than flooding the log.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const MAX_RETRY: Duration = Duration::from_secs(60);
 
 /// Where and as whom heads are published.
 #[derive(Debug, Clone)]
@@ -68,15 +71,22 @@ pub fn spawn(
     changes.mark_changed();
     tokio::spawn(async move {
         let api: Api<ConfigMap> = Api::namespaced(client, &target.namespace);
+        let mut retry = FIRST_RETRY;
         while changes.changed().await.is_ok() {
             let Some((seq, hash)) = changes.borrow_and_update().clone() else {
                 continue;
             };
             let head = PublishedHead::at(seq, &hash, &target.log, chrono::Utc::now(), key.as_ref());
-            if let Err(e) = apply(&api, &target.identity, &head).await {
-                tracing::warn!(seq, error = %e, "cannot publish the audit head; retrying");
-                tokio::time::sleep(RETRY).await;
-                changes.mark_changed();
+            match apply(&api, &target.identity, &head).await {
+                Ok(()) => retry = FIRST_RETRY,
+                Err(e) => {
+                    tracing::warn!(seq, error = %e, namespace = %target.namespace,
+                        "cannot publish the audit head to ConfigMap {AUDIT_HEAD_CONFIGMAP}; \
+                         grant `patch` on it and `create` on configmaps (examples/install/rbac.yaml); retrying");
+                    tokio::time::sleep(retry).await;
+                    retry = (retry * 2).min(MAX_RETRY);
+                    changes.mark_changed();
+                }
             }
         }
     });
