@@ -17,6 +17,7 @@
 pub mod analysis;
 pub mod analysis_run;
 pub mod crd;
+pub mod credentials;
 pub mod duration;
 pub mod manifest;
 pub mod rollout;

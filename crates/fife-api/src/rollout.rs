@@ -348,6 +348,20 @@ pub struct RolloutStatus {
     pub selector: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// The last audit record written about this Rollout: an anchor outside the log, so a
+    /// log cut short of it fails `fife audit verify --expect-head SEQ:HASH`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_audit_record: Option<AuditRecordRef>,
+}
+
+/// One audit record, by its place in the log and its hash.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRecordRef {
+    /// The record's place in the log.
+    pub seq: u64,
+    /// The record's `hash` field (SHA-256, hex).
+    pub hash: String,
 }
 
 /// Where the rollout stands.

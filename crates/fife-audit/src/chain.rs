@@ -20,9 +20,13 @@ use crate::record::{AuditEntry, AuditRecord, GENESIS_PREV};
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// The secret that signs records. Its bytes never appear in `Debug` output.
+/// The secret that signs records (and webhook deliveries and heads), with the id written
+/// next to each signature so keys can rotate. Its bytes never appear in `Debug` output.
 #[derive(Clone)]
-pub struct SigningKey(Vec<u8>);
+pub struct SigningKey {
+    bytes: Vec<u8>,
+    id: Option<String>,
+}
 
 /// A signing key that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +53,18 @@ impl SigningKey {
                 from: String::new(),
             });
         }
-        Ok(SigningKey(bytes))
+        Ok(SigningKey { bytes, id: None })
+    }
+
+    /// The same key, known by `id` (written as `kid` next to what it signs).
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// The key's id, if it has one.
+    pub fn id(&self) -> Option<&str> {
+        self.id.as_deref()
     }
 
     /// Reads a key file (or a mounted Secret key): the file's bytes without trailing
@@ -68,15 +83,19 @@ impl SigningKey {
                 from: format!(" in {}", path.display()),
             });
         }
-        Ok(SigningKey(bytes[..end].to_vec()))
+        Ok(SigningKey {
+            bytes: bytes[..end].to_vec(),
+            id: None,
+        })
     }
 
-    pub(crate) fn sign(&self, message: &[u8]) -> String {
+    /// HMAC-SHA256 of `message`, lower-case hex.
+    pub fn sign(&self, message: &[u8]) -> String {
         hex::encode(self.mac(message).finalize().into_bytes())
     }
 
     /// Constant-time comparison of `sig_hex` with the signature of `message`.
-    pub(crate) fn verify(&self, message: &[u8], sig_hex: &str) -> bool {
+    pub fn verify(&self, message: &[u8], sig_hex: &str) -> bool {
         match hex::decode(sig_hex) {
             // `hex::decode` accepts upper case, but a signature is written in lower case; a
             // changed case is a changed byte and must not verify.
@@ -89,7 +108,7 @@ impl SigningKey {
 
     fn mac(&self, message: &[u8]) -> HmacSha256 {
         // HMAC accepts keys of any length, so this cannot fail.
-        let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes any key length");
+        let mut mac = HmacSha256::new_from_slice(&self.bytes).expect("HMAC takes any key length");
         mac.update(message);
         mac
     }
@@ -97,15 +116,21 @@ impl SigningKey {
 
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SigningKey({} bytes)", self.0.len())
+        match &self.id {
+            Some(id) => write!(f, "SigningKey({id:?}, {} bytes)", self.bytes.len()),
+            None => write!(f, "SigningKey({} bytes)", self.bytes.len()),
+        }
     }
 }
 
-/// Where the next record goes: its `seq` and the hash of the line before it.
+/// Where the next record goes: its `seq` and the hash of the line before it; and the `hash`
+/// field of that line's record, which is what a published head names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainHead {
     pub next_seq: u64,
     pub prev: String,
+    /// The `hash` of the last record (`None` for an empty log).
+    pub last_hash: Option<String>,
 }
 
 impl ChainHead {
@@ -114,15 +139,25 @@ impl ChainHead {
         ChainHead {
             next_seq: 1,
             prev: GENESIS_PREV.to_string(),
+            last_hash: None,
         }
     }
 
     /// The head after the record written as `line` with sequence number `seq`.
     pub fn after(seq: u64, line: &str) -> Self {
+        let last_hash = serde_json::from_str::<Value>(line)
+            .ok()
+            .and_then(|v| v.get("hash")?.as_str().map(str::to_owned));
         ChainHead {
             next_seq: seq + 1,
             prev: line_hash(line),
+            last_hash,
         }
+    }
+
+    /// The last record's seq and hash, if the log has one.
+    pub fn last(&self) -> Option<(u64, &str)> {
+        Some((self.next_seq.checked_sub(1)?, self.last_hash.as_deref()?))
     }
 }
 
@@ -136,6 +171,8 @@ pub struct SealedRecord {
 /// Gives `entry` its place after `head`, hashes and optionally signs it.
 pub fn seal(entry: AuditEntry, head: &ChainHead, key: Option<&SigningKey>) -> SealedRecord {
     let mut record = AuditRecord::unsealed(entry, head.next_seq, head.prev.clone());
+    // Part of the signed body, so the key id cannot be swapped without the key.
+    record.kid = key.and_then(|k| k.id().map(str::to_owned));
     // The record types serialize to plain JSON objects; this cannot fail.
     let mut value = serde_json::to_value(&record).expect("audit records serialize to JSON");
     let body = signed_body(&value);

@@ -10,6 +10,7 @@
 //! - [`record`]: the schema (`"v": 1`).
 //! - [`canonical`], [`chain`]: canonical JSON, hashing, signing.
 //! - [`sink`], [`file`], [`webhook`]: where records go.
+//! - [`head`]: the latest seq and hash, published outside the log. [`keys`]: keys by id.
 //! - [`verify`], [`query`]: reading a log back. [`events`]: records as Kubernetes Events.
 
 #![forbid(unsafe_code)]
@@ -18,6 +19,8 @@ pub mod canonical;
 pub mod chain;
 pub mod events;
 pub mod file;
+pub mod head;
+pub mod keys;
 pub mod query;
 pub mod record;
 pub mod sink;
@@ -27,6 +30,8 @@ pub mod webhook;
 pub use chain::{ChainHead, KeyError, SealedRecord, SigningKey, line_hash, seal};
 pub use events::{EventType, RolloutEvent, event_reason, rollout_event};
 pub use file::{FileSink, OpenError, OpenedLog};
+pub use head::{HeadMatch, HeadProblem, PublishedHead, check_head, parse_expected_head};
+pub use keys::{KeyCheck, KeyRing, KeyRingError};
 pub use query::{
     AuditFilter, QueryResult, parse_rollout, parse_time, query_log, render_json_lines, render_table,
 };
@@ -38,7 +43,10 @@ pub use record::{
 pub use sink::{
     AuditError, AuditLog, AuditSink, AuditStats, AuditStatsSnapshot, SinkError, TracingSink,
 };
-pub use verify::{ChainBreak, ChainReport, Problem, SignatureCheck, verify_log};
+pub use verify::{
+    ChainBreak, ChainReport, Problem, SignatureCheck, verify_log, verify_log_with_keys,
+};
 pub use webhook::{
-    WebhookConfig, WebhookError, WebhookFormat, WebhookNotifier, WebhookStatsSnapshot, webhook_body,
+    DeliveryRejection, WebhookConfig, WebhookError, WebhookFormat, WebhookNotifier,
+    WebhookStatsSnapshot, delivery_signature, verify_delivery, webhook_body,
 };

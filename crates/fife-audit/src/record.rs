@@ -408,6 +408,10 @@ pub struct AuditRecord {
     pub prev: String,
     /// SHA-256 (hex) of this record's canonical form without `hash` and `sig`.
     pub hash: String,
+    /// Id of the key that signed the record (absent in logs from before key ids, and when the
+    /// key has no id). Covered by `hash` and `sig`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
     /// HMAC-SHA256 (hex) over the same bytes as `hash`, when the log is signed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sig: Option<String>,
@@ -432,6 +436,7 @@ impl AuditRecord {
             evidence: entry.evidence,
             prev,
             hash: String::new(),
+            kid: None,
             sig: None,
         }
     }

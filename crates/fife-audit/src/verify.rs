@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::canonical::to_canonical_string;
 use crate::chain::{SigningKey, line_hash, sha256_hex};
+use crate::keys::{KeyCheck, KeyRing};
 use crate::record::{AuditAction, GENESIS_PREV};
 
 /// A chain found whole.
@@ -70,6 +71,8 @@ pub enum Problem {
     BadSignature,
     /// A key was given but the record has no signature.
     MissingSignature,
+    /// The record names a key id (`kid`) none of the given keys has.
+    UnknownKey { kid: String },
 }
 
 impl fmt::Display for Problem {
@@ -117,6 +120,11 @@ impl fmt::Display for Problem {
             Problem::BadSignature => f.write_str(
                 "bad signature: the record was written or rebuilt without the signing key (or \
                  the key given is not the log's key)",
+            ),
+            Problem::UnknownKey { kid } => write!(
+                f,
+                "unknown key: the record is signed with key id {kid:?}, which none of the given \
+                 keys has; pass it with --key {kid}=FILE"
             ),
             Problem::MissingSignature => f.write_str(
                 "missing signature: a key was given but this record is unsigned (written \
@@ -168,6 +176,7 @@ struct Links {
     prev: String,
     hash: String,
     sig: Option<String>,
+    kid: Option<String>,
     is_torn_recovery: bool,
 }
 
@@ -188,6 +197,11 @@ fn take_links(value: &mut Value) -> Result<Links, String> {
         Some(Value::String(h)) => h,
         _ => return Err("no string `hash`".into()),
     };
+    let kid = match map.get("kid") {
+        None => None,
+        Some(Value::String(k)) => Some(k.clone()),
+        Some(_) => return Err("`kid` is not a string".into()),
+    };
     let sig = match map.remove("sig") {
         None => None,
         Some(Value::String(s)) => Some(s),
@@ -198,6 +212,7 @@ fn take_links(value: &mut Value) -> Result<Links, String> {
         prev,
         hash,
         sig,
+        kid,
         is_torn_recovery,
     })
 }
@@ -211,6 +226,17 @@ fn parse(line: &[u8]) -> Result<Value, String> {
 
 /// Verifies a whole log. With `key`, every record must carry a valid signature.
 pub fn verify_log(bytes: &[u8], key: Option<&SigningKey>) -> Result<ChainReport, ChainBreak> {
+    let ring = key.map(|k| KeyRing::from_keys(vec![k.clone()]).expect("one key is a ring"));
+    verify_log_with_keys(bytes, ring.as_ref())
+}
+
+/// Verifies a whole log. With `keys`, every record must carry a valid signature by the key
+/// its `kid` names (any of them, for records without a kid).
+pub fn verify_log_with_keys(
+    bytes: &[u8],
+    keys: Option<&KeyRing>,
+) -> Result<ChainReport, ChainBreak> {
+    let key = keys;
     let lines = split_lines(bytes);
     let mut expected_seq = 1u64;
     let mut expected_prev = GENESIS_PREV.to_string();
@@ -272,8 +298,16 @@ pub fn verify_log(bytes: &[u8], key: Option<&SigningKey>) -> Result<ChainReport,
             return Err(own(Problem::BrokenLink));
         }
         match (&links.sig, key) {
-            (Some(sig), Some(key)) if !key.verify(body.as_bytes(), sig) => {
-                return Err(own(Problem::BadSignature));
+            (Some(sig), Some(keys)) => {
+                match keys.verify(links.kid.as_deref(), body.as_bytes(), sig) {
+                    KeyCheck::Valid => {}
+                    KeyCheck::Invalid => return Err(own(Problem::BadSignature)),
+                    KeyCheck::UnknownKey => {
+                        return Err(own(Problem::UnknownKey {
+                            kid: links.kid.clone().unwrap_or_default(),
+                        }));
+                    }
+                }
             }
             (None, Some(_)) => return Err(own(Problem::MissingSignature)),
             _ => {}

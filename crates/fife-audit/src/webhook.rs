@@ -6,7 +6,14 @@
 //!
 //! Each request carries the record's seq and hash (`X-Fife-Audit-Seq`, `Idempotency-Key`):
 //! a response lost after the receiver stored the record makes the notifier send it again, and
-//! the receiver drops the repeat by seq.
+//! the receiver drops the repeat by seq. It also carries the log's head at sending time
+//! (`X-Fife-Audit-Head: SEQ:HASH`), so a receiver holds an anchor a cut log cannot reach.
+//!
+//! With a key, each request is signed the way GitHub and Stripe sign webhooks:
+//! `X-Fife-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 over "<t>.<body>">` and
+//! `X-Fife-Key-Id`. A receiver checks it with [`verify_delivery`]: the signature proves the
+//! body came from a holder of the key; the timestamp, within a tolerance, bounds replays,
+//! and the seq already seen catches a replay inside the tolerance.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,7 +22,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::chain::SealedRecord;
+use crate::chain::{SealedRecord, SigningKey};
+use crate::keys::{KeyCheck, KeyRing};
 use crate::sink::{AuditSink, SinkError};
 
 /// The body a receiver gets.
@@ -38,6 +46,8 @@ pub struct WebhookConfig {
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
     pub request_timeout: Duration,
+    /// Signs each delivery (`X-Fife-Signature`) when set.
+    pub signing_key: Option<SigningKey>,
 }
 
 impl WebhookConfig {
@@ -49,6 +59,7 @@ impl WebhookConfig {
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(30),
             request_timeout: Duration::from_secs(10),
+            signing_key: None,
         }
     }
 }
@@ -99,6 +110,8 @@ struct Shared {
     drained: Notify,
     stopped: AtomicBool,
     stats: WebhookStats,
+    /// The latest record handed to the notifier: the log's head, as `SEQ:HASH`.
+    head: Mutex<String>,
 }
 
 impl Shared {
@@ -142,6 +155,7 @@ impl WebhookNotifier {
             drained: Notify::new(),
             stopped: AtomicBool::new(false),
             stats: WebhookStats::default(),
+            head: Mutex::new(String::new()),
         });
         runtime.spawn(send_loop(Arc::clone(&shared), client, url, config));
         Ok(WebhookNotifier { shared })
@@ -195,6 +209,8 @@ impl AuditSink for WebhookNotifier {
         }
         queue.push_back(record.clone());
         drop(queue);
+        *self.shared.head.lock().unwrap_or_else(|e| e.into_inner()) =
+            format!("{}:{}", record.record.seq, record.record.hash);
         self.shared.stats.queued.fetch_add(1, Ordering::Relaxed);
         self.shared.wake.notify_one();
         Ok(())
@@ -226,18 +242,125 @@ enum Outcome {
     Retry(String),
 }
 
+/// The header carrying a delivery's signature.
+pub const SIGNATURE_HEADER: &str = "X-Fife-Signature";
+/// The header naming the key that signed a delivery.
+pub const KEY_ID_HEADER: &str = "X-Fife-Key-Id";
+/// The header carrying the log's head when the delivery was sent.
+pub const HEAD_HEADER: &str = "X-Fife-Audit-Head";
+
+/// `X-Fife-Signature`'s value for `body` sent at `unix_seconds`: `t=<t>,v1=<hmac hex>`,
+/// where the HMAC covers `"<t>.<body>"`, so the time cannot be changed without the key.
+pub fn delivery_signature(key: &SigningKey, unix_seconds: i64, body: &[u8]) -> String {
+    let mut message = format!("{unix_seconds}.").into_bytes();
+    message.extend_from_slice(body);
+    format!("t={unix_seconds},v1={}", key.sign(&message))
+}
+
+/// Why a receiver refuses a delivery.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryRejection {
+    #[error("no {SIGNATURE_HEADER} header: the delivery is unsigned")]
+    Unsigned,
+    #[error("{SIGNATURE_HEADER} is not t=<unix seconds>,v1=<hex>: {0:?}")]
+    Malformed(String),
+    #[error("signed with key id {0:?}, which the receiver does not have")]
+    UnknownKey(String),
+    #[error("the signature does not match the body: altered, or not signed with the key")]
+    BadSignature,
+    #[error(
+        "signed {age}s away from the receiver's clock, more than the {tolerance}s tolerated: \
+         a replay, or clocks apart"
+    )]
+    OutsideTolerance { age: i64, tolerance: i64 },
+}
+
+/// Checks a delivery as a receiver should: the signature over `"<t>.<body>"` with the key
+/// `key_id` names, and `t` within `tolerance_seconds` of `now_unix`. A receiver also drops a
+/// delivery whose `X-Fife-Audit-Seq` it already stored, which catches a replay inside the
+/// tolerance.
+pub fn verify_delivery(
+    signature_header: Option<&str>,
+    key_id: Option<&str>,
+    body: &[u8],
+    keys: &KeyRing,
+    now_unix: i64,
+    tolerance_seconds: i64,
+) -> Result<(), DeliveryRejection> {
+    let header = signature_header.ok_or(DeliveryRejection::Unsigned)?;
+    let malformed = || DeliveryRejection::Malformed(header.to_owned());
+    let mut t = None;
+    let mut v1 = Vec::new();
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", value)) => t = Some(value.parse::<i64>().map_err(|_| malformed())?),
+            Some(("v1", value)) => v1.push(value),
+            // Unknown schemes are skipped, so a newer sender can add one.
+            Some(_) => {}
+            None => return Err(malformed()),
+        }
+    }
+    let t = t.ok_or_else(malformed)?;
+    if v1.is_empty() {
+        return Err(malformed());
+    }
+    let mut message = format!("{t}.").into_bytes();
+    message.extend_from_slice(body);
+    let mut unknown = false;
+    let valid = v1
+        .iter()
+        .any(|sig| match keys.verify(key_id, &message, sig) {
+            KeyCheck::Valid => true,
+            KeyCheck::Invalid => false,
+            KeyCheck::UnknownKey => {
+                unknown = true;
+                false
+            }
+        });
+    if !valid {
+        return Err(if unknown {
+            DeliveryRejection::UnknownKey(key_id.unwrap_or_default().to_owned())
+        } else {
+            DeliveryRejection::BadSignature
+        });
+    }
+    // Checked after the signature, so the time compared is the one the sender signed.
+    let age = now_unix - t;
+    if age.abs() > tolerance_seconds {
+        return Err(DeliveryRejection::OutsideTolerance {
+            age,
+            tolerance: tolerance_seconds,
+        });
+    }
+    Ok(())
+}
+
 async fn send_one(
     client: &reqwest::Client,
     url: &reqwest::Url,
-    format: WebhookFormat,
+    config: &WebhookConfig,
+    head: &str,
     record: &SealedRecord,
 ) -> Outcome {
-    let request = client
+    let body = webhook_body(record, config.format);
+    let mut request = client
         .post(url.clone())
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header("X-Fife-Audit-Seq", record.record.seq.to_string())
         .header("Idempotency-Key", record.record.hash.as_str())
-        .body(webhook_body(record, format));
+        .header(HEAD_HEADER, head);
+    if let Some(key) = &config.signing_key {
+        // Signed at each attempt, so a retry after a long outage is not refused as stale.
+        let now = chrono::Utc::now().timestamp();
+        request = request.header(
+            SIGNATURE_HEADER,
+            delivery_signature(key, now, body.as_bytes()),
+        );
+        if let Some(id) = key.id() {
+            request = request.header(KEY_ID_HEADER, id);
+        }
+    }
+    let request = request.body(body);
     match request.send().await {
         Ok(resp) if resp.status().is_success() => Outcome::Acknowledged,
         Ok(resp) => {
@@ -274,7 +397,12 @@ async fn send_loop(
             continue;
         };
         let seq = record.record.seq;
-        match send_one(&client, &url, config.format, &record).await {
+        let head = shared
+            .head
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match send_one(&client, &url, &config, &head, &record).await {
             outcome @ (Outcome::Acknowledged | Outcome::Rejected(_)) => {
                 if let Outcome::Rejected(why) = outcome {
                     shared.stats.rejected.fetch_add(1, Ordering::Relaxed);

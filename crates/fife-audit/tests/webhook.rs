@@ -206,3 +206,160 @@ fn notifier_needs_a_runtime_and_a_valid_url() {
     let err = WebhookNotifier::spawn(WebhookConfig::new("ftp://x/")).unwrap_err();
     assert!(err.to_string().contains("http or https"), "{err}");
 }
+
+/// A receiver that does what docs/audit.md tells one to: verify each delivery's signature
+/// and timestamp, then refuse a seq it already stored.
+#[derive(Clone)]
+struct Verifier {
+    keys: Arc<KeyRing>,
+    /// Accepted deliveries: (headers, body).
+    stored: Arc<Mutex<Vec<(HeaderMap, String)>>>,
+    refused: Arc<Mutex<Vec<String>>>,
+}
+
+async fn verify_and_store(
+    State(v): State<Verifier>,
+    headers: HeaderMap,
+    body: String,
+) -> StatusCode {
+    let header = |name: &str| headers.get(name).and_then(|h| h.to_str().ok());
+    let now = chrono::Utc::now().timestamp();
+    if let Err(why) = verify_delivery(
+        header("x-fife-signature"),
+        header("x-fife-key-id"),
+        body.as_bytes(),
+        &v.keys,
+        now,
+        300,
+    ) {
+        v.refused.lock().unwrap().push(why.to_string());
+        return StatusCode::UNAUTHORIZED;
+    }
+    let seq = header("x-fife-audit-seq").unwrap_or_default().to_owned();
+    let mut stored = v.stored.lock().unwrap();
+    if stored
+        .iter()
+        .any(|(h, _)| h["x-fife-audit-seq"] == seq.as_str())
+    {
+        v.refused
+            .lock()
+            .unwrap()
+            .push(format!("seq {seq} already stored"));
+        return StatusCode::CONFLICT;
+    }
+    stored.push((headers.clone(), body));
+    StatusCode::NO_CONTENT
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_verifies_every_signed_delivery_and_refuses_tampering_and_replays() {
+    let key = SigningKey::new(b"webhook-key-0123456789abcdef".to_vec())
+        .unwrap()
+        .with_id("2026-03");
+    let verifier = Verifier {
+        keys: Arc::new(KeyRing::from_keys(vec![key.clone()]).unwrap()),
+        stored: Arc::default(),
+        refused: Arc::default(),
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = Router::new()
+        .route("/hook", post(verify_and_store))
+        .with_state(verifier.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let notifier = WebhookNotifier::spawn(WebhookConfig {
+        signing_key: Some(key.clone()),
+        ..config(addr)
+    })
+    .unwrap();
+    let records = sealed_records(4);
+    for record in &records {
+        notifier.deliver(record).unwrap();
+    }
+    assert!(notifier.flush(Duration::from_secs(5)).await);
+    let stored = verifier.stored.lock().unwrap().clone();
+    assert_eq!(
+        stored.len(),
+        4,
+        "refused: {:?}",
+        verifier.refused.lock().unwrap()
+    );
+    assert!(verifier.refused.lock().unwrap().is_empty());
+    for (headers, _) in &stored {
+        assert_eq!(headers["x-fife-key-id"], "2026-03");
+    }
+    // Each delivery names the log's head when it was sent: at least its own record.
+    let (last_headers, _) = &stored[3];
+    assert_eq!(
+        last_headers["x-fife-audit-head"].to_str().unwrap(),
+        format!("4:{}", records[3].record.hash)
+    );
+
+    // Sent again by someone who captured them: a tampered body, and an exact replay.
+    let client = reqwest::Client::new();
+    let resend = |headers: &HeaderMap, body: String| {
+        let mut request = client.post(format!("http://{addr}/hook")).body(body);
+        for name in ["x-fife-signature", "x-fife-key-id", "x-fife-audit-seq"] {
+            request = request.header(name, headers[name].to_str().unwrap());
+        }
+        request.send()
+    };
+    let (headers, body) = &stored[1];
+    let tampered = body.replace("\"seq\":2", "\"seq\":20");
+    assert_ne!(&tampered, body);
+    let answer = resend(headers, tampered).await.unwrap();
+    assert_eq!(answer.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let answer = resend(headers, body.clone()).await.unwrap();
+    assert_eq!(answer.status(), reqwest::StatusCode::CONFLICT);
+    let refused = verifier.refused.lock().unwrap().clone();
+    assert!(
+        refused[0].contains("does not match the body"),
+        "{refused:?}"
+    );
+    assert_eq!(refused[1], "seq 2 already stored");
+
+    // A replay after the tolerance is refused by its timestamp alone.
+    let signature = headers["x-fife-signature"].to_str().unwrap();
+    let t: i64 = signature[2..signature.find(',').unwrap()].parse().unwrap();
+    let ring = KeyRing::from_keys(vec![key.clone()]).unwrap();
+    let later = verify_delivery(
+        Some(signature),
+        Some("2026-03"),
+        body.as_bytes(),
+        &ring,
+        t + 301,
+        300,
+    );
+    assert!(
+        matches!(later, Err(DeliveryRejection::OutsideTolerance { .. })),
+        "{later:?}"
+    );
+    assert_eq!(
+        verify_delivery(
+            Some(signature),
+            Some("2026-03"),
+            body.as_bytes(),
+            &ring,
+            t + 299,
+            300
+        ),
+        Ok(())
+    );
+    // An unsigned delivery and an unknown key are refused.
+    assert_eq!(
+        verify_delivery(None, None, body.as_bytes(), &ring, t, 300),
+        Err(DeliveryRejection::Unsigned)
+    );
+    assert!(matches!(
+        verify_delivery(
+            Some(signature),
+            Some("2025-01"),
+            body.as_bytes(),
+            &ring,
+            t,
+            300
+        ),
+        Err(DeliveryRejection::UnknownKey(_))
+    ));
+}

@@ -10,8 +10,9 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 use fife_audit::{
-    AuditAction, AuditFilter, SignatureCheck, SigningKey, parse_rollout, parse_time, query_log,
-    render_json_lines, render_table, verify_log,
+    AuditAction, AuditFilter, HeadMatch, KeyRing, PublishedHead, SignatureCheck, SigningKey,
+    check_head, parse_expected_head, parse_rollout, parse_time, query_log, render_json_lines,
+    render_table, verify_log_with_keys,
 };
 
 #[derive(Debug, Args)]
@@ -36,6 +37,18 @@ struct VerifyArgs {
     /// valid signature. Trailing whitespace in the file is ignored.
     #[arg(long)]
     key_file: Option<PathBuf>,
+    /// A signing key with its id, as ID=FILE; repeat for each key the log was signed with
+    /// (records name theirs as `kid`; records without one may match any key given).
+    #[arg(long = "key", value_name = "ID=FILE")]
+    keys: Vec<String>,
+    /// The head the writer published, as SEQ:HASH (e.g. from the Rollout's status or a
+    /// webhook's X-Fife-Audit-Head): fails when the log ends before it or differs at it.
+    #[arg(long, value_name = "SEQ:HASH", value_parser = parse_expected_head)]
+    expect_head: Option<(u64, String)>,
+    /// A file (or `-` for stdin) holding the published head as stored in the
+    /// `fife-audit-head` ConfigMap; its signature is checked when keys are given.
+    #[arg(long, value_name = "FILE", conflicts_with = "expect_head")]
+    head_from: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -80,41 +93,117 @@ fn read_log(path: &Path) -> Result<Vec<u8>, ExitCode> {
     })
 }
 
+fn keys(args: &VerifyArgs) -> Result<Option<KeyRing>, String> {
+    let mut keys = Vec::new();
+    if let Some(path) = &args.key_file {
+        keys.push(SigningKey::from_file(path).map_err(|e| e.to_string())?);
+    }
+    for spec in &args.keys {
+        keys.push(KeyRing::read_named(spec).map_err(|e| e.to_string())?);
+    }
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    KeyRing::from_keys(keys)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+/// The head to check against: `--expect-head`, or `--head-from` with its signature checked.
+fn expected_head(
+    args: &VerifyArgs,
+    keys: Option<&KeyRing>,
+) -> Result<Option<(u64, String)>, String> {
+    if let Some(head) = &args.expect_head {
+        return Ok(Some(head.clone()));
+    }
+    let Some(path) = &args.head_from else {
+        return Ok(None);
+    };
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+            .map_err(|e| format!("cannot read the head from stdin: {e}"))?
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the head from {}: {e}", path.display()))?
+    };
+    let head: PublishedHead = serde_json::from_str(text.trim()).map_err(|e| {
+        format!(
+            "{} is not a published head ({{\"seq\":…,\"hash\":…,\"time\":…,\"log\":…}}): {e}",
+            path.display()
+        )
+    })?;
+    if let Some(keys) = keys {
+        head.check_signature(keys)
+            .map_err(|problem| format!("head refused: {problem}"))?;
+    }
+    Ok(Some((head.seq, head.hash)))
+}
+
 fn verify(args: &VerifyArgs) -> ExitCode {
     let bytes = match read_log(&args.file) {
         Ok(b) => b,
         Err(code) => return code,
     };
-    let key = match args
-        .key_file
-        .as_deref()
-        .map(SigningKey::from_file)
-        .transpose()
-    {
+    let keys = match keys(args) {
         Ok(k) => k,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    match verify_log(&bytes, key.as_ref()) {
+    let head = match expected_head(args, keys.as_ref()) {
+        Ok(head) => head,
+        Err(e) if e.starts_with("head refused") => {
+            println!("{e}");
+            return ExitCode::from(1);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match verify_log_with_keys(&bytes, keys.as_ref()) {
         Ok(report) => {
             println!("{} records, chain whole", report.records);
             match report.signatures {
-                SignatureCheck::Verified => println!("every record signed with the given key"),
+                SignatureCheck::Verified => println!("every record signed with a given key"),
                 SignatureCheck::NotChecked { signed: 0 } => {
                     println!(
                         "records are unsigned; anyone who can edit the file can rebuild the chain"
                     )
                 }
                 SignatureCheck::NotChecked { signed } => println!(
-                    "{signed} records carry signatures, not checked: pass --key-file to check them"
+                    "{signed} records carry signatures, not checked: pass --key-file or --key \
+                     to check them"
                 ),
             }
-            for seq in report.recovered_torn {
+            for seq in &report.recovered_torn {
                 println!("seq {seq} records a torn write recovered after a crash");
             }
-            ExitCode::SUCCESS
+            match head.map(|(seq, hash)| (seq, check_head(&bytes, seq, &hash))) {
+                None => {
+                    println!(
+                        "the end of the log is not checked: pass --expect-head or --head-from \
+                         to detect records cut off the end"
+                    );
+                    ExitCode::SUCCESS
+                }
+                Some((seq, Ok(HeadMatch::AtHead))) => {
+                    println!("the log ends at the published head (seq {seq})");
+                    ExitCode::SUCCESS
+                }
+                Some((seq, Ok(HeadMatch::Beyond { last }))) => {
+                    println!(
+                        "the log reaches the published head (seq {seq}) and goes on to seq {last}"
+                    );
+                    ExitCode::SUCCESS
+                }
+                Some((_, Err(problem))) => {
+                    println!("log cut short: {problem}");
+                    ExitCode::from(1)
+                }
+            }
         }
         Err(brk) => {
             println!("chain broken at {brk}");

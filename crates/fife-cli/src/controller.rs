@@ -29,9 +29,22 @@ pub struct ControllerArgs {
     /// A file holding the HMAC key that signs each audit record.
     #[arg(long, env = "FIFE_AUDIT_HMAC_KEY_FILE")]
     audit_hmac_key_file: Option<PathBuf>,
+    /// The id of that key, written as `kid` next to each signature so keys can rotate.
+    #[arg(long, env = "FIFE_AUDIT_KEY_ID", requires = "audit_hmac_key_file")]
+    audit_key_id: Option<String>,
+    /// Publish the audit log's head (latest seq and hash) in the ConfigMap
+    /// `fife-audit-head` of this namespace (default: the Lease's namespace when electing).
+    #[arg(long, env = "FIFE_AUDIT_HEAD_NAMESPACE")]
+    audit_head_namespace: Option<String>,
     /// Also POST every audit record to this URL (best effort; the file is the record).
     #[arg(long, env = "FIFE_WEBHOOK_URL")]
     webhook_url: Option<String>,
+    /// A file holding the HMAC key that signs each webhook delivery (X-Fife-Signature).
+    #[arg(long, env = "FIFE_WEBHOOK_HMAC_KEY_FILE", requires = "webhook_url")]
+    webhook_hmac_key_file: Option<PathBuf>,
+    /// The id of the webhook key, sent as X-Fife-Key-Id.
+    #[arg(long, env = "FIFE_WEBHOOK_KEY_ID", requires = "webhook_hmac_key_file")]
+    webhook_key_id: Option<String>,
     /// Elect a leader on this Lease; without it, run a single replica.
     #[arg(long, env = "FIFE_LEASE_NAME")]
     lease_name: Option<String>,
@@ -66,7 +79,15 @@ pub fn run(args: ControllerArgs) -> ExitCode {
         metrics_addr: args.metrics_addr,
         audit_log: args.audit_log,
         audit_hmac_key_file: args.audit_hmac_key_file,
+        audit_key_id: args.audit_key_id,
+        audit_head_namespace: args.audit_head_namespace.or_else(|| {
+            args.lease_name
+                .is_some()
+                .then(|| args.lease_namespace.clone())
+        }),
         webhook_url: args.webhook_url,
+        webhook_hmac_key_file: args.webhook_hmac_key_file,
+        webhook_key_id: args.webhook_key_id,
         lease: args.lease_name.map(|name| LeaseSettings {
             name,
             namespace: args.lease_namespace,

@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use fife_api::API_VERSION;
+use fife_api::credentials;
 use fife_api::manifest::FifeObject;
 use fife_api::schema_check;
 use fife_api::validation::{self, Problem, Severity, TemplateCatalog};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::yaml_lines::{LocatedDocument, parse_documents};
 
@@ -82,6 +84,17 @@ pub fn run(args: ValidateArgs) -> ExitCode {
             }
         }
     }
+
+    // The Secrets the manifests hold, so references to them can be checked for Fife's
+    // credential mark (fife_api::credentials).
+    let secrets: Vec<ObjectMeta> = documents
+        .iter()
+        .filter(|(_, d)| {
+            d.value.get("apiVersion").and_then(|v| v.as_str()) == Some("v1")
+                && d.value.get("kind").and_then(|v| v.as_str()) == Some("Secret")
+        })
+        .filter_map(|(_, d)| serde_json::from_value(d.value.get("metadata")?.clone()).ok())
+        .collect();
 
     let mut located = Vec::new();
     for (file, document) in documents {
@@ -197,6 +210,7 @@ pub fn run(args: ValidateArgs) -> ExitCode {
             .collect();
         let semantic: Vec<Problem> = validation::validate_object(object, &catalog)
             .into_iter()
+            .chain(credential_warnings(object, &secrets))
             .filter(|p| !reported.contains(p.path.as_str()))
             .collect();
         for problem in semantic {
@@ -237,6 +251,29 @@ pub fn run(args: ValidateArgs) -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// References of a template to Secrets among the manifests that the controller would refuse.
+/// A namespaced template is used with Secrets of its own namespace; a cluster template with
+/// those of any Rollout's namespace, so every Secret of the name is checked.
+fn credential_warnings(object: &FifeObject, secrets: &[ObjectMeta]) -> Vec<Problem> {
+    let namespace_of =
+        |meta: &ObjectMeta| meta.namespace.clone().unwrap_or_else(|| "default".into());
+    match object {
+        FifeObject::AnalysisTemplate(t) => {
+            let namespace = namespace_of(&t.metadata);
+            let own: Vec<&ObjectMeta> = secrets
+                .iter()
+                .filter(|s| namespace_of(s) == namespace)
+                .collect();
+            credentials::reference_warnings(&t.spec.metrics, &own)
+        }
+        FifeObject::ClusterAnalysisTemplate(t) => {
+            let all: Vec<&ObjectMeta> = secrets.iter().collect();
+            credentials::reference_warnings(&t.spec.metrics, &all)
+        }
+        FifeObject::Rollout(_) | FifeObject::AnalysisRun(_) => Vec::new(),
     }
 }
 

@@ -5,7 +5,8 @@ use std::process::{Command, Output};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use fife_audit::{
-    Actor, AuditAction, AuditEntry, AuditRecord, ChainHead, Phase, RolloutRef, SigningKey, seal,
+    Actor, AuditAction, AuditEntry, AuditRecord, ChainHead, Phase, PublishedHead, RolloutRef,
+    SealedRecord, SigningKey, seal,
 };
 
 const KEY: &[u8] = b"cli-test-key-0123456789abcdef";
@@ -301,4 +302,126 @@ fn query_rejects_bad_arguments_with_a_hint() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(hint), "{flag}: {err}");
     }
+}
+
+#[test]
+fn a_log_cut_short_fails_against_its_published_head_naming_the_missing_records() {
+    let f = Fixture::new();
+    let lines = write_log(f.log().as_ref(), Some(&key()));
+    let last: AuditRecord = serde_json::from_str(&lines[5]).unwrap();
+    let head = format!("6:{}", last.hash);
+    let out = fife(&["audit", "verify", &f.log(), "--expect-head", &head]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stdout(&out).contains("ends at the published head (seq 6)"));
+
+    // The last three records cut off: the chain alone is whole, the head is not reached.
+    write_lines(f.log().as_ref(), &lines[..3]);
+    assert_eq!(fife(&["audit", "verify", &f.log()]).status.code(), Some(0));
+    let out = fife(&["audit", "verify", &f.log(), "--expect-head", &head]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stdout(&out).contains(
+            "log cut short: the log ends at seq 3 but the head says 6: records 4–6 are missing"
+        ),
+        "{}",
+        stdout(&out)
+    );
+
+    // The same from the head object the controller publishes, signed with the log's key.
+    let sealed = SealedRecord {
+        record: last,
+        line: lines[5].clone(),
+    };
+    let published = PublishedHead::after(&sealed, "audit.jsonl", at(4, 9, 1), Some(&key()));
+    let head_file = f.dir.path().join("head.json");
+    std::fs::write(&head_file, published.to_json()).unwrap();
+    let head_arg = head_file.display().to_string();
+    let out = fife(&[
+        "audit",
+        "verify",
+        &f.log(),
+        "--head-from",
+        &head_arg,
+        "--key-file",
+        &f.key(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stdout(&out).contains("records 4–6 are missing"),
+        "{}",
+        stdout(&out)
+    );
+    // A head rewritten to match the cut log is refused for its signature.
+    let mut rewritten = published.clone();
+    rewritten.seq = 3;
+    rewritten.hash = serde_json::from_str::<AuditRecord>(&lines[2]).unwrap().hash;
+    std::fs::write(&head_file, rewritten.to_json()).unwrap();
+    let out = fife(&[
+        "audit",
+        "verify",
+        &f.log(),
+        "--head-from",
+        &head_arg,
+        "--key-file",
+        &f.key(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stdout(&out).contains("head refused"), "{}", stdout(&out));
+}
+
+#[test]
+fn records_signed_before_and_after_a_key_change_verify_with_both_keys() {
+    let f = Fixture::new();
+    // Written before key ids: no kid, signed with the old key.
+    let lines = write_log(f.log().as_ref(), Some(&key()));
+    let new_key = SigningKey::new(b"the-2026-03-key-0123456789".to_vec())
+        .unwrap()
+        .with_id("2026-03");
+    let last: AuditRecord = serde_json::from_str(&lines[5]).unwrap();
+    let mut head = ChainHead::after(last.seq, &lines[5]);
+    let mut all = lines.clone();
+    for i in 0..2 {
+        let s = seal(
+            entry("shop", "cart", AuditAction::Promoted, at(5, 10, i)),
+            &head,
+            Some(&new_key),
+        );
+        assert_eq!(s.record.kid.as_deref(), Some("2026-03"));
+        head = ChainHead::after(s.record.seq, &s.line);
+        all.push(s.line);
+    }
+    write_lines(f.log().as_ref(), &all);
+    let new_file = f.dir.path().join("new-key");
+    std::fs::write(&new_file, "the-2026-03-key-0123456789\n").unwrap();
+    let named_new = format!("2026-03={}", new_file.display());
+    let named_old = format!("2025-01={}", f.key());
+
+    let out = fife(&[
+        "audit",
+        "verify",
+        &f.log(),
+        "--key",
+        &named_old,
+        "--key",
+        &named_new,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("8 records, chain whole"));
+    assert!(stdout(&out).contains("every record signed"));
+    // The old key alone: the new records name a key it does not have.
+    let out = fife(&["audit", "verify", &f.log(), "--key", &named_old]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("seq 7 (line 7): unknown key"),
+        "{}",
+        stdout(&out)
+    );
+    // The new key alone: the old records are not its signatures.
+    let out = fife(&["audit", "verify", &f.log(), "--key", &named_new]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("seq 1 (line 1): bad signature"),
+        "{}",
+        stdout(&out)
+    );
 }

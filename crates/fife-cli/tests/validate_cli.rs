@@ -288,3 +288,21 @@ fn the_background_rollout_is_valid_but_warned_inert() {
     );
     assert!(stdout.contains("inert"), "{stdout}");
 }
+
+#[test]
+fn references_to_unmarked_or_disallowed_secrets_are_warned() {
+    let file = fixture("credential-marks.yaml");
+    let (code, stdout, stderr) = validate(&[&file]);
+    assert_eq!(code, 0, "warnings only:\n{stdout}\n{stderr}");
+    let warnings: Vec<&str> = stdout.lines().filter(|l| l.contains("warning:")).collect();
+    assert_eq!(warnings.len(), 2, "{stdout}");
+    let unmarked = format!(
+        "{file}:35: AnalysisTemplate/gate: spec.metrics[1].provider.prometheus.auth.bearerTokenSecretRef: warning: Secret shop/db-password will not be used: it is not marked"
+    );
+    assert!(warnings[0].starts_with(&unmarked), "{stdout}");
+    assert!(
+        warnings[1].contains("spec.metrics[2]")
+            && warnings[1].contains("not to http://collector.example.com"),
+        "{stdout}"
+    );
+}

@@ -6,6 +6,12 @@
 //!                                                                    └─▶ CredentialError ─▶ measurement Error
 //! ```
 //!
+//! A Secret is used only when it carries the opt-in mark of [`fife_api::credentials`] (the
+//! label `fife.dev/metrics-credential: "true"`, and its allowed addresses when it lists them):
+//! the controller can read Secrets that a template's author cannot, and must not carry them
+//! to an address of the author's choosing. An unmarked Secret, or one whose addresses do not
+//! include the provider's, is refused here, before any request is built.
+//!
 //! Secrets are read with `get` at each measurement, never listed or watched: the controller
 //! needs nothing beyond `get` on Secrets (grantable per namespace, even per Secret name), and
 //! a rotated token is used from the next measurement on. A credential that cannot be read
@@ -14,6 +20,7 @@
 use std::collections::BTreeMap;
 
 use fife_api::analysis::PrometheusProvider;
+use fife_api::credentials::{CA_BUNDLE_FIELD, Refusal, SecretKeyUse, permits, secret_key_refs};
 use fife_metrics::Auth;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
@@ -73,6 +80,13 @@ pub enum CredentialError {
         name: String,
         key: String,
     },
+    #[error("{field} names Secret {namespace}/{name}, which is refused: {refusal}")]
+    Refused {
+        field: &'static str,
+        namespace: String,
+        name: String,
+        refusal: Refusal,
+    },
     #[error(
         "reading Secret {namespace}/{name} ({field}, key `{key}`) failed: {detail}; the next \
          measurement tries again"
@@ -84,48 +98,6 @@ pub enum CredentialError {
         key: String,
         detail: String,
     },
-}
-
-/// One Secret key a provider refers to, and the field that refers to it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct KeyRef<'a> {
-    field: &'static str,
-    name: &'a str,
-    key: &'a str,
-}
-
-/// Every Secret key `spec` refers to, in a fixed order (token or user name, password, CA).
-fn key_refs(spec: &PrometheusProvider) -> Vec<KeyRef<'_>> {
-    let mut refs = Vec::new();
-    if let Some(auth) = &spec.auth {
-        if let Some(r) = &auth.bearer_token_secret_ref {
-            refs.push(KeyRef {
-                field: "auth.bearerTokenSecretRef",
-                name: &r.name,
-                key: &r.key,
-            });
-        }
-        if let Some(r) = &auth.basic_auth_secret_ref {
-            refs.push(KeyRef {
-                field: "auth.basicAuthSecretRef",
-                name: &r.name,
-                key: &r.username_key,
-            });
-            refs.push(KeyRef {
-                field: "auth.basicAuthSecretRef",
-                name: &r.name,
-                key: &r.password_key,
-            });
-        }
-    }
-    if let Some(r) = &spec.ca_bundle_secret_ref {
-        refs.push(KeyRef {
-            field: "caBundleSecretRef",
-            name: &r.name,
-            key: &r.key,
-        });
-    }
-    refs
 }
 
 /// What reading one Secret gave.
@@ -164,7 +136,7 @@ pub async fn resolve(
 ) -> Result<ProviderCredentials, CredentialError> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let mut secrets = BTreeMap::new();
-    for r in key_refs(spec) {
+    for r in secret_key_refs(spec) {
         if secrets.contains_key(r.name) {
             continue;
         }
@@ -185,7 +157,7 @@ pub fn assemble(
     namespace: &str,
     secrets: &BTreeMap<String, SecretLookup>,
 ) -> Result<ProviderCredentials, CredentialError> {
-    let read = |r: &KeyRef<'_>| -> Result<Vec<u8>, CredentialError> {
+    let read = |r: &SecretKeyUse<'_>| -> Result<Vec<u8>, CredentialError> {
         let (field, name, key) = (r.field, r.name.to_owned(), r.key.to_owned());
         let namespace = namespace.to_owned();
         let secret = match secrets.get(r.name) {
@@ -216,6 +188,13 @@ pub fn assemble(
                 });
             }
         };
+        // Before a byte of the Secret is taken: a refused Secret is never read into a request.
+        permits(&secret.metadata, &spec.address).map_err(|refusal| CredentialError::Refused {
+            field,
+            namespace: namespace.clone(),
+            name: name.clone(),
+            refusal,
+        })?;
         // `stringData` is folded into `data` by the API server; a Secret read back only
         // carries `data`, but a test server or a dry-run object may still carry strings.
         let value = secret
@@ -253,7 +232,7 @@ pub fn assemble(
             }
         })
     };
-    let text = |r: &KeyRef<'_>| -> Result<String, CredentialError> {
+    let text = |r: &SecretKeyUse<'_>| -> Result<String, CredentialError> {
         let bytes = read(r)?;
         let text = String::from_utf8(bytes).map_err(|_| CredentialError::NotText {
             field: r.field,
@@ -266,9 +245,9 @@ pub fn assemble(
         Ok(text.trim_end_matches(['\n', '\r']).to_owned())
     };
 
-    let refs = key_refs(spec);
+    let refs = secret_key_refs(spec);
     let mut credentials = ProviderCredentials::default();
-    let mut auth_refs = refs.iter().filter(|r| r.field != "caBundleSecretRef");
+    let mut auth_refs = refs.iter().filter(|r| r.field != CA_BUNDLE_FIELD);
     match (auth_refs.next(), auth_refs.next()) {
         (Some(token), None) => {
             credentials.auth = Some(Auth::Bearer {
@@ -283,7 +262,7 @@ pub fn assemble(
         }
         (None, _) => {}
     }
-    if let Some(ca) = refs.iter().find(|r| r.field == "caBundleSecretRef") {
+    if let Some(ca) = refs.iter().find(|r| r.field == CA_BUNDLE_FIELD) {
         credentials.ca_bundle_pem = Some(read(ca)?);
     }
     Ok(credentials)
@@ -293,13 +272,19 @@ pub fn assemble(
 mod tests {
     use super::*;
     use fife_api::analysis::{BasicAuthSecretRef, PrometheusAuth, SecretKeyRef};
+    use fife_api::credentials::{ALLOWED_ADDRESSES_ANNOTATION, METRICS_CREDENTIAL_LABEL};
     use k8s_openapi::ByteString;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+    /// A Secret marked as a metrics credential for any address.
     fn mk_secret(name: &str, data: &[(&str, &[u8])]) -> Secret {
         Secret {
             metadata: ObjectMeta {
                 name: Some(name.to_owned()),
+                labels: Some(BTreeMap::from([(
+                    METRICS_CREDENTIAL_LABEL.to_owned(),
+                    "true".to_owned(),
+                )])),
                 ..ObjectMeta::default()
             },
             data: Some(
@@ -339,9 +324,50 @@ mod tests {
     }
 
     #[test]
+    fn an_unmarked_secret_is_refused_naming_it_and_the_mark() {
+        let spec = mk_bearer("prom-token", "token");
+        let mut secret = mk_secret("prom-token", &[("token", b"s3cr3t")]);
+        secret.metadata.labels = None;
+        let error = assemble(&spec, "shop", &found(&[secret])).unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(error, CredentialError::Refused { .. }));
+        for part in [
+            "auth.bearerTokenSecretRef",
+            "Secret shop/prom-token",
+            "fife.dev/metrics-credential=\"true\"",
+        ] {
+            assert!(message.contains(part), "{part} missing from: {message}");
+        }
+        assert!(!message.contains("s3cr3t"));
+    }
+
+    #[test]
+    fn a_marked_secret_goes_only_to_its_allowed_addresses() {
+        let mut secret = mk_secret("prom-token", &[("token", b"s3cr3t")]);
+        secret.metadata.annotations = Some(BTreeMap::from([(
+            ALLOWED_ADDRESSES_ANNOTATION.to_owned(),
+            "http://prom:9090".to_owned(),
+        )]));
+        let secrets = found(&[secret]);
+        assert!(assemble(&mk_bearer("prom-token", "token"), "shop", &secrets).is_ok());
+        let elsewhere = PrometheusProvider {
+            address: "http://collector.attacker.example:80".into(),
+            ..mk_bearer("prom-token", "token")
+        };
+        let message = assemble(&elsewhere, "shop", &secrets)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("Secret shop/prom-token"), "{message}");
+        assert!(
+            message.contains("not to http://collector.attacker.example:80"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn a_provider_without_references_needs_no_secret() {
         let spec = PrometheusProvider::default();
-        assert!(key_refs(&spec).is_empty());
+        assert!(secret_key_refs(&spec).is_empty());
         assert_eq!(
             assemble(&spec, "shop", &BTreeMap::new()),
             Ok(ProviderCredentials::default())

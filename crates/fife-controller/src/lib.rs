@@ -16,6 +16,7 @@
 
 pub mod act;
 pub mod analysis_runner;
+pub mod audit_head;
 pub mod children;
 pub mod context;
 pub mod credentials;
@@ -73,7 +74,14 @@ pub struct ControllerConfig {
     /// The durable audit log. Without it records go to the structured log only.
     pub audit_log: Option<PathBuf>,
     pub audit_hmac_key_file: Option<PathBuf>,
+    /// The id written as `kid` next to each record's signature, so the key can rotate.
+    pub audit_key_id: Option<String>,
+    /// Publish the log's head in the `fife-audit-head` ConfigMap of this namespace.
+    pub audit_head_namespace: Option<String>,
     pub webhook_url: Option<String>,
+    /// Signs each webhook delivery (`X-Fife-Signature`) with this key, named by its id.
+    pub webhook_hmac_key_file: Option<PathBuf>,
+    pub webhook_key_id: Option<String>,
     /// Leader election; without it this replica always acts (run one replica only).
     pub lease: Option<LeaseSettings>,
     /// Who acts, in audit records, Events and the Lease.
@@ -185,17 +193,32 @@ pub async fn check_crds(client: &Client) -> Result<(), StartError> {
     Ok(())
 }
 
-fn open_audit(config: &ControllerConfig, metrics: &Metrics) -> Result<AuditLog, StartError> {
+/// A key file, named by `id` when one is given.
+fn read_key(path: &std::path::Path, id: Option<&String>) -> Result<SigningKey, StartError> {
+    let key = SigningKey::from_file(path).map_err(|e| StartError::Audit {
+        detail: e.to_string(),
+    })?;
+    Ok(match id {
+        Some(id) => key.with_id(id.clone()),
+        None => key,
+    })
+}
+
+fn open_audit(
+    config: &ControllerConfig,
+    metrics: &Metrics,
+    client: &Client,
+) -> Result<AuditLog, StartError> {
     let audit_err = |detail: String| StartError::Audit { detail };
     let key = match &config.audit_hmac_key_file {
-        Some(path) => Some(SigningKey::from_file(path).map_err(|e| audit_err(e.to_string()))?),
+        Some(path) => Some(read_key(path, config.audit_key_id.as_ref())?),
         None => None,
     };
     let log = match &config.audit_log {
         Some(path) => {
             let (log, recovered) = AuditLog::open_file(
                 path,
-                key,
+                key.clone(),
                 Actor::controller(&config.identity),
                 chrono::Utc::now(),
             )
@@ -214,13 +237,30 @@ fn open_audit(config: &ControllerConfig, metrics: &Metrics) -> Result<AuditLog, 
             tracing::warn!(
                 "no --audit-log: audit records go to the structured log only and are not durable"
             );
-            AuditLog::new(ChainHead::genesis(), key)
+            AuditLog::new(ChainHead::genesis(), key.clone())
         }
     };
     let mut log = log.with_notifier(TracingSink);
+    // A head is only worth publishing for a durable log.
+    if let (Some(path), Some(namespace)) = (&config.audit_log, &config.audit_head_namespace) {
+        let start = log.head().last().map(|(seq, hash)| (seq, hash.to_owned()));
+        let target = audit_head::HeadTarget {
+            namespace: namespace.clone(),
+            identity: config.identity.clone(),
+            log: path.display().to_string(),
+        };
+        log = log.with_notifier(audit_head::spawn(client.clone(), target, key, start));
+    }
     if let Some(url) = &config.webhook_url {
-        let notifier = WebhookNotifier::spawn(WebhookConfig::new(url.clone()))
-            .map_err(|e| audit_err(e.to_string()))?;
+        let signing_key = match &config.webhook_hmac_key_file {
+            Some(path) => Some(read_key(path, config.webhook_key_id.as_ref())?),
+            None => None,
+        };
+        let notifier = WebhookNotifier::spawn(WebhookConfig {
+            signing_key,
+            ..WebhookConfig::new(url.clone())
+        })
+        .map_err(|e| audit_err(e.to_string()))?;
         log = log.with_notifier(notifier);
     }
     Ok(log)
@@ -273,7 +313,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     let client = client(config.kubeconfig.as_deref()).await?;
     check_crds(&client).await?;
     let metrics = Arc::new(Metrics::new());
-    let audit = Arc::new(open_audit(&config, &metrics)?);
+    let audit = Arc::new(open_audit(&config, &metrics, &client)?);
     let ready = Arc::new(AtomicBool::new(false));
     let (bound, server_task) = server::serve(
         config.metrics_addr,

@@ -20,8 +20,8 @@ use crate::error::ReconcileError;
 use crate::observe::observe;
 use crate::record::{append_all, decision_entries};
 use crate::report::{
-    publish_events, publish_warning, report_audit_failure, status_to_write, update_metrics,
-    write_status,
+    last_audit_record, publish_events, publish_warning, report_audit_failure, status_to_write,
+    update_metrics, write_status,
 };
 
 /// How often a settled Rollout is looked at again without any change.
@@ -107,7 +107,9 @@ async fn pipeline(ctx: &Context, namespace: &str, name: &str) -> Result<Action, 
     act(ctx, &observation, &decision).await?;
 
     // report
-    let written = write_status(ctx, rollout, &status_to_write(&observation, &decision)).await;
+    let mut status = status_to_write(&observation, &decision);
+    status.last_audit_record = last_audit_record(&records, rollout);
+    let written = write_status(ctx, rollout, &status).await;
     // The records are written and acted on whatever happens to the status write, and a
     // retry does not record them again: their Events go out now or never.
     publish_events(ctx, rollout, &records).await;

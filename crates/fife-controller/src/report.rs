@@ -23,6 +23,24 @@ pub const AUDIT_CONDITION: &str = "AuditLogWritable";
 
 /// The status to write: the engine's, plus what only observation knows (replica counts,
 /// the selector for the scale subresource, `kubectl get` labels).
+/// `status.lastAuditRecord`: the newest of `records` (this reconcile's), else the one the
+/// status already names. Pure.
+pub fn last_audit_record(
+    records: &[SealedRecord],
+    rollout: &Rollout,
+) -> Option<fife_api::rollout::AuditRecordRef> {
+    match records.last() {
+        Some(sealed) => Some(fife_api::rollout::AuditRecordRef {
+            seq: sealed.record.seq,
+            hash: sealed.record.hash.clone(),
+        }),
+        None => rollout
+            .status
+            .as_ref()
+            .and_then(|s| s.last_audit_record.clone()),
+    }
+}
+
 pub fn status_to_write(observation: &Observation, decision: &Decision) -> RolloutStatus {
     let rollout = &observation.rollout;
     let mut status = decision.status.clone();

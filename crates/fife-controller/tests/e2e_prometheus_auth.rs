@@ -1,13 +1,16 @@
 //! End to end with Prometheus credentials from Secrets: a small HTTP gate in front of a real
-//! Prometheus answers only requests carrying `Authorization: Bearer <token>`. A template
-//! whose `auth.bearerTokenSecretRef` names an existing Secret measures and promotes; one
-//! naming a missing Secret errors, and the rollout aborts with a message naming it.
+//! Prometheus answers only requests carrying `Authorization: Bearer <token>`, and keeps a
+//! journal of every request it got. A template whose `auth.bearerTokenSecretRef` names a
+//! Secret marked as a metrics credential (and allowed this address) measures and promotes;
+//! one naming a missing Secret, an unmarked Secret, or a marked Secret whose allowed
+//! addresses leave this one out errors, the rollout aborts with a message naming the Secret,
+//! and the journal shows the refused Secrets' values never left the controller.
 
 mod harness;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -25,6 +28,20 @@ const TOKEN: &str = "s3cr3t-token";
 struct Seen {
     authorized: AtomicUsize,
     refused: AtomicUsize,
+    /// Every request as text: method, URI, each header, body.
+    journal: Mutex<Vec<String>>,
+}
+
+impl Seen {
+    /// The journaled requests that contain `needle` anywhere.
+    fn carrying(&self, needle: &str) -> Vec<String> {
+        let journal = self.journal.lock().unwrap();
+        journal
+            .iter()
+            .filter(|r| r.contains(needle))
+            .cloned()
+            .collect()
+    }
 }
 
 struct Gate {
@@ -41,6 +58,15 @@ async fn gate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let mut entry = format!("{method} {uri}\n");
+    for (name, value) in &headers {
+        entry.push_str(&format!(
+            "{name}: {}\n",
+            String::from_utf8_lossy(value.as_bytes())
+        ));
+    }
+    entry.push_str(&String::from_utf8_lossy(&body));
+    gate.seen.journal.lock().unwrap().push(entry);
     let authorized = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -116,12 +142,42 @@ fn steps(template: &str) -> String {
 }
 
 /// The token as `kubectl create secret --from-file` stores it from a file `echo` wrote:
-/// base64 of "s3cr3t-token\n".
-const TOKEN_SECRET: &str = "apiVersion: v1
+/// base64 of "s3cr3t-token\n"; marked as a metrics credential for the gate's address only.
+fn token_secret(gate: SocketAddr) -> String {
+    format!(
+        "apiVersion: v1
 kind: Secret
-metadata: {name: prom-token, namespace: default}
+metadata:
+  name: prom-token
+  namespace: default
+  labels: {{fife.dev/metrics-credential: \"true\"}}
+  annotations: {{fife.dev/allowed-addresses: \"http://{gate}\"}}
 type: Opaque
-data: {token: czNjcjN0LXRva2VuCg==}
+data: {{token: czNjcjN0LXRva2VuCg==}}
+"
+    )
+}
+
+/// A Secret of the namespace that was never meant for Prometheus: no mark.
+const DB_PASSWORD: &str = "db-hunter2";
+const UNMARKED_SECRET: &str = "apiVersion: v1
+kind: Secret
+metadata: {name: db-password, namespace: default}
+type: Opaque
+stringData: {token: db-hunter2}
+";
+
+/// A marked Secret that may go only to the real Prometheus, not to the gate.
+const ELSEWHERE_TOKEN: &str = "thanos-s3cr3t-value";
+const ELSEWHERE_SECRET: &str = "apiVersion: v1
+kind: Secret
+metadata:
+  name: thanos-token
+  namespace: default
+  labels: {fife.dev/metrics-credential: \"true\"}
+  annotations: {fife.dev/allowed-addresses: \"https://thanos.monitoring.svc:10902\"}
+type: Opaque
+stringData: {token: thanos-s3cr3t-value}
 ";
 
 async fn run_of(cluster: &Cluster, rollout: &str) -> Value {
@@ -136,7 +192,7 @@ async fn run_of(cluster: &Cluster, rollout: &str) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn credentials_come_from_secrets_and_a_missing_secret_aborts_naming_it() {
+async fn credentials_come_only_from_marked_secrets_and_a_refused_one_aborts_naming_it() {
     let target = workload(WorkloadRole::Canary, 1.0, 41).await;
     let prometheus = Prometheus::start(&[("auth", vec![target.local_addr()])]);
     prometheus.wait_for_series(r#"up{job="auth"}"#, 1).await;
@@ -149,25 +205,29 @@ async fn credentials_come_from_secrets_and_a_missing_secret_aborts_naming_it() {
 
     let cluster = Cluster::start().await;
     let _controller = Controller::simple(&cluster);
-    cluster.apply(TOKEN_SECRET).await;
-    cluster.apply(&template("authed", "prom-token", gate)).await;
-    cluster
-        .apply(&template("unauthed", "prom-token-missing", gate))
-        .await;
-    cluster
-        .apply(&rollout("authed", "api:1", 2, "", &steps("authed")))
-        .await;
-    cluster
-        .apply(&rollout("unauthed", "api:1", 2, "", &steps("unauthed")))
-        .await;
-    for name in ["authed", "unauthed"] {
+    cluster.apply(&token_secret(gate)).await;
+    cluster.apply(UNMARKED_SECRET).await;
+    cluster.apply(ELSEWHERE_SECRET).await;
+    let cases = [
+        ("authed", "prom-token"),
+        ("unauthed", "prom-token-missing"),
+        ("unmarked", "db-password"),
+        ("elsewhere", "thanos-token"),
+    ];
+    for (name, secret) in cases {
+        cluster.apply(&template(name, secret, gate)).await;
+        cluster
+            .apply(&rollout(name, "api:1", 2, "", &steps(name)))
+            .await;
+    }
+    for (name, _) in cases {
         cluster
             .wait_phase(name, "Healthy", Duration::from_secs(20))
             .await;
     }
     let refused_before = seen.refused.load(Ordering::SeqCst);
     let started = Instant::now();
-    for name in ["authed", "unauthed"] {
+    for (name, _) in cases {
         cluster
             .merge_patch(&format!("rollout/{name}"), &image_patch("api:2"))
             .await;
@@ -200,6 +260,41 @@ async fn credentials_come_from_secrets_and_a_missing_secret_aborts_naming_it() {
         assert!(why.contains(part), "{part} missing from: {why}");
     }
 
+    // An unmarked Secret, and a marked one whose allowed addresses leave the gate out: each
+    // measurement errors naming the Secret and what is missing, the rollout aborts.
+    for (name, secret, why_refused) in [
+        (
+            "unmarked",
+            "db-password",
+            "fife.dev/metrics-credential=\"true\"",
+        ),
+        (
+            "elsewhere",
+            "thanos-token",
+            "may be sent only to https://thanos.monitoring.svc:10902",
+        ),
+    ] {
+        let aborted = cluster
+            .wait_phase(name, "Degraded", Duration::from_secs(20))
+            .await;
+        assert_eq!(aborted["weights"]["canary"], 0, "{aborted:#}");
+        let message = aborted["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&format!("default/{secret}")),
+            "the rollout's message names the Secret: {aborted:#}"
+        );
+        let run = run_of(&cluster, name).await;
+        let measurement = &run["status"]["metricResults"][0]["measurements"][0];
+        assert_eq!(measurement["phase"], "Error", "{run:#}");
+        let why = measurement["message"].as_str().unwrap();
+        for part in [&format!("Secret default/{secret}"), why_refused] {
+            assert!(why.contains(part), "{part} missing from: {why}");
+        }
+    }
+    // No request the gate ever got carried a refused Secret's value.
+    assert_eq!(seen.carrying(DB_PASSWORD), Vec::<String>::new());
+    assert_eq!(seen.carrying(ELSEWHERE_TOKEN), Vec::<String>::new());
+
     // With its Secret: measured through the gate with the token, promoted.
     let promoted = cluster
         .wait_for(
@@ -226,5 +321,11 @@ async fn credentials_come_from_secrets_and_a_missing_secret_aborts_naming_it() {
     );
     // The token is never written where people read.
     let runs = cluster.get("analysisruns").await.unwrap().to_string();
-    assert!(!runs.contains(TOKEN));
+    for value in [TOKEN, DB_PASSWORD, ELSEWHERE_TOKEN] {
+        assert!(!runs.contains(value));
+    }
+    assert!(
+        !seen.carrying(TOKEN).is_empty(),
+        "the journal does record tokens"
+    );
 }

@@ -1,12 +1,16 @@
 //! End to end, the controller under stress: SIGKILLed and restarted at arbitrary points of a
-//! rollout, and run as two replicas of which only the lease holder acts.
+//! rollout, and run as two replicas of which only the lease holder acts. Across the restarts
+//! the published audit head (ConfigMap and Rollout status) ends at the log's last record, and
+//! the log cut short of it fails `fife audit verify --head-from`.
 
 mod harness;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use harness::{Cluster, Controller, ControllerOptions, audit_records, image_patch, rollout};
+use harness::{
+    Cluster, Controller, ControllerOptions, audit_records, fife_binary, image_patch, rollout,
+};
 use serde_json::Value;
 
 const STEPS: &str = "        - setWeight: 20\n        - pause: {duration: 4s}\n        - setWeight: 40\n        - pause: {duration: 4s}\n        - setWeight: 60\n        - pause: {duration: 4s}\n        - setWeight: 80\n        - pause: {duration: 4s}\n";
@@ -29,7 +33,19 @@ async fn killed_and_restarted_twenty_times_the_rollout_finishes_once() {
         lease: None,
         audit_log: audit.clone(),
     };
-    let mut controller = Controller::start(&cluster, options());
+    let key = cluster.dir.path().join("audit-key");
+    std::fs::write(&key, "restart-test-key-0123456789\n").unwrap();
+    let key_arg = key.display().to_string();
+    let flags = [
+        "--audit-head-namespace",
+        "default",
+        "--audit-hmac-key-file",
+        key_arg.as_str(),
+        "--audit-key-id",
+        "2026-11",
+    ];
+    let start = || Controller::start_with_args(&cluster, options(), &flags);
+    let mut controller = start();
     cluster.apply(&rollout("web", "web:1", 5, "", STEPS)).await;
     cluster
         .wait_phase("web", "Healthy", Duration::from_secs(20))
@@ -53,7 +69,7 @@ async fn killed_and_restarted_twenty_times_the_rollout_finishes_once() {
             kills_while_rolling_out += 1;
         }
         controller.kill();
-        controller = Controller::start(&cluster, options());
+        controller = start();
     }
     let kills = 20;
     let status = cluster
@@ -71,6 +87,28 @@ async fn killed_and_restarted_twenty_times_the_rollout_finishes_once() {
     );
     assert_eq!(stable["spec"]["replicas"], 5);
     assert_eq!(cluster.deployment_replicas("web-canary").await, Some(0));
+
+    // The head published after the last restart is the log's last record, in the ConfigMap
+    // and in the Rollout's status (all records here are about this Rollout).
+    let head = cluster
+        .wait_for(
+            "the published head to reach the log's last record",
+            Duration::from_secs(10),
+            || async {
+                let last = audit_records(&audit).last().cloned()?;
+                let map = cluster.get("configmap/fife-audit-head").await?;
+                let head: Value =
+                    serde_json::from_str(map["data"]["fife-restarts"].as_str()?).ok()?;
+                let status = cluster.rollout_status("web").await;
+                (head["seq"] == last["seq"]
+                    && head["hash"] == last["hash"]
+                    && status["lastAuditRecord"]["seq"] == last["seq"]
+                    && status["lastAuditRecord"]["hash"] == last["hash"])
+                    .then_some(head)
+            },
+        )
+        .await;
+    assert_eq!(head["kid"], "2026-11");
     drop(controller);
 
     let records = audit_records(&audit);
@@ -98,6 +136,42 @@ async fn killed_and_restarted_twenty_times_the_rollout_finishes_once() {
     assert!(
         seqs.windows(2).all(|w| w[1] == w[0] + 1),
         "gapless: {seqs:?}"
+    );
+
+    // Cut the last three records off: the chain alone still verifies, the head does not.
+    let head_file = cluster.dir.path().join("head.json");
+    std::fs::write(&head_file, head.to_string()).unwrap();
+    let text = std::fs::read_to_string(&audit).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let cut = cluster.dir.path().join("cut.log");
+    let kept = lines.len() - 3;
+    std::fs::write(&cut, lines[..kept].join("\n") + "\n").unwrap();
+    let key_flag = format!("2026-11={key_arg}");
+    let verify = |log: &std::path::Path, with_head: bool| {
+        let mut command = std::process::Command::new(fife_binary());
+        command
+            .args(["audit", "verify"])
+            .arg(log)
+            .args(["--key", &key_flag]);
+        if with_head {
+            command.arg("--head-from").arg(&head_file);
+        }
+        command.output().unwrap()
+    };
+    let whole = verify(&audit, true);
+    assert_eq!(whole.status.code(), Some(0), "{whole:?}");
+    assert_eq!(verify(&cut, false).status.code(), Some(0));
+    let short = verify(&cut, true);
+    let said = String::from_utf8_lossy(&short.stdout);
+    assert_eq!(short.status.code(), Some(1), "{said}");
+    let last = seqs.last().unwrap();
+    assert!(
+        said.contains(&format!(
+            "the log ends at seq {} but the head says {last}: records {}–{last} are missing",
+            last - 3,
+            last - 2
+        )),
+        "{said}"
     );
 }
 

@@ -63,20 +63,48 @@ fn template(image: &str) -> Value {
 /// What the webhook receiver got: (seq header, body), in arrival order.
 type Received = Arc<Mutex<Vec<(u64, String)>>>;
 
-/// A webhook receiver on `addr` until the returned sender fires.
+/// The key the controller signs deliveries with, and the receiver checks them with.
+const WEBHOOK_KEY: &str = "signals-webhook-key-0123456789";
+
+/// A webhook receiver on `addr` until the returned sender fires. It refuses (401, which the
+/// controller does not retry) any delivery whose signature does not verify, so a refused
+/// one shows as a record missing at the receiver.
 async fn receiver(addr: SocketAddr, received: Received) -> tokio::sync::oneshot::Sender<()> {
+    let keys = Arc::new(
+        fife_audit::KeyRing::from_keys(vec![
+            fife_audit::SigningKey::new(WEBHOOK_KEY.as_bytes().to_vec())
+                .unwrap()
+                .with_id("signals-1"),
+        ])
+        .unwrap(),
+    );
     let app = axum::Router::new().route(
         "/audit",
         axum::routing::post(move |headers: HeaderMap, body: String| {
             let received = Arc::clone(&received);
+            let keys = Arc::clone(&keys);
             async move {
+                let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+                if header("x-fife-key-id") != Some("signals-1")
+                    || fife_audit::verify_delivery(
+                        header("x-fife-signature"),
+                        header("x-fife-key-id"),
+                        body.as_bytes(),
+                        &keys,
+                        Utc::now().timestamp(),
+                        300,
+                    )
+                    .is_err()
+                {
+                    return axum::http::StatusCode::UNAUTHORIZED;
+                }
                 let seq = headers["x-fife-audit-seq"]
                     .to_str()
                     .unwrap()
                     .parse()
                     .unwrap();
                 received.lock().unwrap().push((seq, body));
-                "stored"
+                axum::http::StatusCode::OK
             }
         }),
     );
@@ -111,6 +139,8 @@ async fn every_transition_is_recorded_before_its_write_and_reaches_webhook_metri
     let hook: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let stop_receiver = receiver(hook, Arc::clone(&received)).await;
     let cluster = Cluster::start().await;
+    let key_file = cluster.dir.path().join("webhook-key");
+    std::fs::write(&key_file, WEBHOOK_KEY).unwrap();
     let controller = Controller::start_with_args(
         &cluster,
         ControllerOptions {
@@ -118,7 +148,14 @@ async fn every_transition_is_recorded_before_its_write_and_reaches_webhook_metri
             lease: None,
             audit_log: cluster.dir.path().join("audit.log"),
         },
-        &["--webhook-url", &format!("http://{hook}/audit")],
+        &[
+            "--webhook-url",
+            &format!("http://{hook}/audit"),
+            "--webhook-hmac-key-file",
+            &key_file.display().to_string(),
+            "--webhook-key-id",
+            "signals-1",
+        ],
     );
     cluster.apply(TEMPLATE).await;
     let mut manifest: Value = serde_saphyr::from_str(&harness::rollout(
@@ -322,7 +359,8 @@ async fn every_transition_is_recorded_before_its_write_and_reaches_webhook_metri
         checked += 1;
     }
 
-    // (b) The webhook got every record exactly once, the outage notwithstanding.
+    // (b) The webhook got every record exactly once, the outage notwithstanding, each with a
+    // signature the receiver verified.
     let lines: Vec<String> = std::fs::read_to_string(&controller.audit_log)
         .unwrap()
         .lines()

@@ -180,11 +180,15 @@ fn the_cluster_role_grants_exactly_what_the_controller_uses() {
     let leader = docs.iter().find(|d| d["kind"] == "Role").unwrap();
     assert_eq!(
         rules(leader),
-        vec![(
-            "coordination.k8s.io".into(),
-            "leases".into(),
-            v(&["create", "get", "patch"])
-        )]
+        vec![
+            ("".into(), "configmaps".into(), v(&["create"])),
+            ("".into(), "configmaps".into(), v(&["patch"])),
+            (
+                "coordination.k8s.io".into(),
+                "leases".into(),
+                v(&["create", "get", "patch"])
+            ),
+        ]
     );
     let text = serde_json::to_string(&docs).unwrap();
     assert!(!text.contains("\"*\""), "no wildcards");
