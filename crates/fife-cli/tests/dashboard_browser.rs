@@ -43,6 +43,7 @@ apiVersion: fife.dev/v1alpha1
 kind: AnalysisRun
 metadata:
   name: checkout-7f9c-2-latency
+  labels: { fife.dev/rollout: checkout }
 spec:
   rollout: { name: checkout, canaryRevision: 7f9c, stableRevision: 5d1a, stepIndex: 1 }
   metrics:

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use fife_api::{AnalysisRun, Rollout};
+use fife_controller::roles::ROLLOUT_LABEL;
 use futures::stream::{self, BoxStream, Stream, StreamExt as _};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Event as KubeEvent;
@@ -150,6 +151,8 @@ pub(super) async fn rollout(
     let client = dashboard.cluster.client.clone();
     let by_name = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let ns = namespace.clone();
+    // The controller labels what it makes for a Rollout; only those changes matter here.
+    let children = watcher::Config::default().labels(&format!("{ROLLOUT_LABEL}={name}"));
     let triggers: Vec<BoxStream<'static, Result<(), String>>> = vec![
         trigger(
             Api::<Rollout>::namespaced(client.clone(), &ns),
@@ -160,14 +163,14 @@ pub(super) async fn rollout(
         ),
         trigger(
             Api::<AnalysisRun>::namespaced(client.clone(), &ns),
-            watcher::Config::default(),
+            children.clone(),
             "AnalysisRun",
             "analysisruns.fife.dev",
             &ns,
         ),
         trigger(
             Api::<Deployment>::namespaced(client.clone(), &ns),
-            watcher::Config::default(),
+            children,
             "Deployment",
             "deployments.apps",
             &ns,
@@ -244,7 +247,7 @@ async fn rollout_snapshot(dashboard: &Dashboard, namespace: &str, name: &str) ->
     };
     let mut problems = Vec::new();
     let runs = match Api::<AnalysisRun>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default())
+        .list(&ListParams::default().labels(&format!("{ROLLOUT_LABEL}={name}")))
         .await
     {
         Ok(list) => {
@@ -271,7 +274,7 @@ async fn rollout_snapshot(dashboard: &Dashboard, namespace: &str, name: &str) ->
         }
     };
     let deployments = match Api::<Deployment>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default())
+        .list(&ListParams::default().labels(&format!("{ROLLOUT_LABEL}={name}")))
         .await
     {
         Ok(list) => list
