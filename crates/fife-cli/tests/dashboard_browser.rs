@@ -38,22 +38,56 @@ spec:
         - setWeight: 100
 ";
 
-const ANALYSIS_RUN: &str = "\
+/// An AnalysisRun with one comparison metric read from the Prometheus at `address`.
+fn analysis_run(address: &str) -> String {
+    format!(
+        "\
 apiVersion: fife.dev/v1alpha1
 kind: AnalysisRun
 metadata:
   name: checkout-7f9c-2-latency
-  labels: { fife.dev/rollout: checkout }
+  labels: {{ fife.dev/rollout: checkout }}
 spec:
-  rollout: { name: checkout, canaryRevision: 7f9c, stableRevision: 5d1a, stepIndex: 1 }
+  rollout: {{ name: checkout, canaryRevision: 7f9c, stableRevision: 5d1a, stepIndex: 1 }}
   metrics:
     - name: latency-p99
       interval: 1m
+      compare: {{}}
       provider:
         prometheus:
-          address: http://prometheus.invalid:9090
-          query: histogram_quantile(0.99, rate(http_request_duration_seconds_bucket{role=\"{{role}}\"}[1m]))
-";
+          address: {address}
+          query: histogram_quantile(0.99, rate(http_request_duration_seconds_bucket{{role=\"{{{{role}}}}\"}}[1m]))
+          range: {{ lookback: 5m, step: 15s }}
+"
+    )
+}
+
+/// A Prometheus stand-in for the range queries the samples endpoint makes: 20 points per
+/// side, the canary's 0.02 above the baseline's.
+async fn fake_prometheus() -> String {
+    async fn query_range(uri: axum::http::Uri, body: String) -> axum::Json<Value> {
+        let canary = uri.query().unwrap_or_default().contains("canary") || body.contains("canary");
+        let offset = if canary { 0.02 } else { 0.0 };
+        let values: Vec<Value> = (0..20)
+            .map(|i| {
+                json!([
+                    1_772_546_000 + 15 * i,
+                    format!("{}", 0.1 + 0.001 * f64::from(i) + offset)
+                ])
+            })
+            .collect();
+        axum::Json(
+            json!({ "status": "success", "data": { "resultType": "matrix", "result": [
+            { "metric": { "role": if canary { "canary" } else { "baseline" } }, "values": values }
+        ] } }),
+        )
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let app = axum::Router::new().route("/api/v1/query_range", axum::routing::any(query_range));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{address}")
+}
 
 /// Measurements a minute apart whose interval tightens around a small shift.
 fn analysis_status() -> Value {
@@ -109,7 +143,6 @@ impl Cluster {
             .kubectl(&["apply", "-f", crds.to_str().unwrap()])
             .await;
         cluster.apply(ROLLOUT).await;
-        cluster.apply(ANALYSIS_RUN).await;
         cluster
     }
 
@@ -225,7 +258,7 @@ impl Browser {
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                     "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync",
-                    "--window-size=1280,1000",
+                    "--window-size=1280,1750",
                     format!("--user-data-dir={}", profile.path().display()),
                 ]
             }
@@ -337,6 +370,7 @@ fn decode_base64(text: &str) -> Vec<u8> {
 #[tokio::test]
 async fn the_pages_follow_the_cluster_and_the_promote_button_acts_as_the_cli_does() {
     let cluster = Cluster::start().await;
+    cluster.apply(&analysis_run(&fake_prometheus().await)).await;
     cluster
         .set_status(
             "rollouts.fife.dev",
@@ -479,6 +513,39 @@ async fn the_pages_follow_the_cluster_and_the_promote_button_acts_as_the_cli_doe
         (first_width - 0.16).abs() < 1e-9 && last_width < first_width,
         "{band}"
     );
+    // Both distributions, re-read from Prometheus for the last measurement's window.
+    let note = browser
+        .wait_for(
+            "the distributions",
+            "document.querySelector('#distributions-latency-p99 canvas') && \
+             document.querySelector('#distributions-note-latency-p99').innerText",
+        )
+        .await;
+    assert!(
+        note.as_str().unwrap().contains("20 canary, 20 baseline"),
+        "note: {note}"
+    );
+    let ecdf = browser
+        .script(
+            "const u = charts.find((c) => c.root.parentNode.id === 'distributions-latency-p99'); \
+             return u.data.map((d) => [d[0], d[d.length - 1]]);",
+        )
+        .await;
+    // x from the smallest baseline value to the largest canary value; each CDF ends at 1.
+    assert_eq!(ecdf.as_array().unwrap().len(), 4, "{ecdf}");
+    assert!((ecdf[0][0].as_f64().unwrap() - 0.1).abs() < 1e-9, "{ecdf}");
+    assert!(
+        (ecdf[0][1].as_f64().unwrap() - 0.139).abs() < 1e-9,
+        "{ecdf}"
+    );
+    assert_eq!(
+        ecdf[1][0].as_f64(),
+        Some(0.0),
+        "no canary sample is as small as the baseline's smallest"
+    );
+    for side in 1..4 {
+        assert_eq!(ecdf[side][1].as_f64(), Some(1.0), "{ecdf}");
+    }
     browser.screenshot("analysisrun").await;
 
     // A Rollout that does not exist is said so on the page.

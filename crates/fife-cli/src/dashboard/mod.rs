@@ -14,6 +14,7 @@
 //! to the API later show up without a change here.
 
 mod live;
+mod samples;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -120,6 +121,10 @@ fn router(dashboard: Arc<Dashboard>) -> Router {
         .route(
             "/api/stream/analysisruns/{namespace}/{name}",
             get(live::analysis_run),
+        )
+        .route(
+            "/api/analysisruns/{namespace}/{name}/samples/{metric}",
+            get(samples::samples),
         )
         .route(
             "/api/rollouts/{namespace}/{name}/{action}",

@@ -268,7 +268,7 @@ function plot(target, title, series, data, opts) {
   return chart;
 }
 
-function metricSection(metric, spec) {
+function metricSection(run, metric, spec) {
   const ms = (metric.measurements || []).filter((m) => m.finishedAt || m.startedAt);
   const t = ms.map((m) => Date.parse(m.finishedAt || m.startedAt) / 1000);
   const j = ms.map((m) => m.judgement || {});
@@ -290,8 +290,13 @@ function metricSection(metric, spec) {
     section.append(el("p", { class: "muted" }, "Comparison: " + Object.entries(spec.compare)
       .filter(([, v]) => typeof v !== "object").map(([k, v]) => `${k} ${v}`).join(", ") + "."));
   }
-  section.append(el("p", { class: "muted" },
-    "The AnalysisRun keeps each measurement's summary, not its samples: the distributions are described by the numbers above."));
+  if (spec && spec.compare && last && (last.finishedAt || last.startedAt)) {
+    const box = el("div", { class: "chart", id: "distributions-" + metric.name });
+    const note = el("p", { class: "muted", id: "distributions-note-" + metric.name },
+      "Fetching the last measurement's canary and baseline samples from Prometheus…");
+    section.append(box, note);
+    distributions(run, metric.name, last, box, note);
+  }
   if (t.length) {
     const shiftBox = el("div", { class: "chart", id: "shift-" + metric.name });
     const pBox = el("div", { class: "chart", id: "pvalue-" + metric.name });
@@ -311,6 +316,58 @@ function metricSection(metric, spec) {
   return section;
 }
 
+// The samples behind a measurement never change: fetch them once per measurement.
+const sampleCache = new Map();
+
+function samplesOf(run, metric, measurement) {
+  const m = run.metadata;
+  const key = [m.namespace, m.name, metric, measurement.finishedAt || measurement.startedAt].join("/");
+  if (!sampleCache.has(key)) {
+    sampleCache.set(key, fetch(`/api/analysisruns/${m.namespace}/${m.name}/samples/${encodeURIComponent(metric)}`)
+      .then(async (r) => ({ ok: r.ok, body: await r.json() })));
+  }
+  return sampleCache.get(key);
+}
+
+// Empirical CDFs of both sides on one x axis, and the baseline moved by the shift: where the
+// canary's curve lies on the moved baseline's, the shift explains the difference.
+function ecdfData(canary, baseline, shift) {
+  const sides = [canary, baseline];
+  if (typeof shift === "number") sides.push(baseline.map((v) => v + shift));
+  const sorted = sides.map((values) => values.slice().sort((a, b) => a - b));
+  const xs = Array.from(new Set(sorted.flat())).sort((a, b) => a - b);
+  const cdf = (values) => {
+    let i = 0;
+    return xs.map((x) => {
+      while (i < values.length && values[i] <= x) i++;
+      return i / values.length;
+    });
+  };
+  return [xs, ...sorted.map(cdf)];
+}
+
+async function distributions(run, metric, measurement, box, note) {
+  const { ok, body } = await samplesOf(run, metric, measurement);
+  if (!ok) {
+    note.textContent = "Samples not shown: " + body.error;
+    return;
+  }
+  const shift = (measurement.judgement || {}).shift;
+  note.textContent = `Last measurement's samples (${body.canary.length} canary, ${body.baseline.length} baseline), ` +
+    `re-read from Prometheus for the ${body.lookbackSeconds}s before ${body.at}.` +
+    (typeof shift === "number" ? ` Dashed: the baseline moved by the shift ${fmt(shift)}.` : "");
+  const series = [
+    { label: "canary", stroke: "#b5482b", width: 2, paths: uPlot.paths.stepped({ align: 1 }), points: { show: false } },
+    { label: "baseline", stroke: "#1f5fbf", width: 2, paths: uPlot.paths.stepped({ align: 1 }), points: { show: false } },
+  ];
+  if (typeof shift === "number") {
+    series.push({ label: "baseline + shift", stroke: "#1f5fbf", dash: [5, 5], paths: uPlot.paths.stepped({ align: 1 }), points: { show: false } });
+  }
+  box.replaceChildren();
+  plot(box, "Canary and baseline distributions (ECDF)", series, ecdfData(body.canary, body.baseline, shift),
+    { scales: { x: { time: false }, y: { range: [0, 1] } } });
+}
+
 function analysisPage(namespace, name) {
   document.title = `${name} · Fife`;
   const view = el("div", {});
@@ -327,7 +384,7 @@ function analysisPage(namespace, name) {
           rollout.stepIndex !== undefined ? ` at step ${rollout.stepIndex + 1}` : "",
           rollout.canaryRevision ? `, canary ${rollout.canaryRevision}` : "") : null,
         el("div", {}, "Started ", s.startedAt || "–", s.completedAt ? ", completed " + s.completedAt : "")),
-      ...(s.metricResults || []).map((m) => metricSection(m, specs[m.name])),
+      ...(s.metricResults || []).map((m) => metricSection(run, m, specs[m.name])),
       el("details", {}, el("summary", {}, "AnalysisRun as JSON"), el("pre", {}, JSON.stringify(run, null, 2))));
   });
 }
