@@ -133,3 +133,59 @@ pub(super) async fn samples(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fife_api::analysis::{QueryRange, SecretKeyRef};
+    use fife_api::{Comparison, PrometheusProvider};
+
+    fn metric(compare: bool) -> Metric {
+        let mut metric = Metric::new(
+            "latency",
+            MetricProvider::Prometheus(PrometheusProvider {
+                address: "http://prometheus:9090".into(),
+                query: "q{role=\"{{role}}\"}".into(),
+                ..PrometheusProvider::default()
+            }),
+        );
+        metric.compare = compare.then(Comparison::default);
+        metric
+    }
+
+    #[test]
+    fn a_comparison_is_re_read_with_the_controllers_window() {
+        let query = sample_query(&metric(true)).unwrap();
+        assert_eq!(query.address, "http://prometheus:9090");
+        assert_eq!(query.query, "q{role=\"{{role}}\"}");
+        assert_eq!(
+            (query.lookback, query.step),
+            (DEFAULT_LOOKBACK, DEFAULT_STEP)
+        );
+
+        let mut ranged = metric(true);
+        let MetricProvider::Prometheus(provider) = &mut ranged.provider;
+        provider.range = Some(QueryRange {
+            lookback: "10m".parse().unwrap(),
+            step: "30s".parse().unwrap(),
+        });
+        let query = sample_query(&ranged).unwrap();
+        assert_eq!(query.lookback.as_secs(), 600);
+        assert_eq!(query.step.as_secs(), 30);
+    }
+
+    #[test]
+    fn thresholds_and_secret_credentials_are_refused_with_a_reason() {
+        let threshold = sample_query(&metric(false)).unwrap_err();
+        assert!(threshold.contains("threshold metric"), "{threshold}");
+
+        let mut secured = metric(true);
+        let MetricProvider::Prometheus(provider) = &mut secured.provider;
+        provider.ca_bundle_secret_ref = Some(SecretKeyRef {
+            name: "prometheus-ca".into(),
+            key: "ca.crt".into(),
+        });
+        let secured = sample_query(&secured).unwrap_err();
+        assert!(secured.contains("Secret"), "{secured}");
+    }
+}
