@@ -1,7 +1,9 @@
 //! `fife dashboard` driven in headless Chromium (Debian's `chromium` and `chromium-driver`,
 //! installed by scripts/install-deps.sh) over WebDriver, against the Kubernetes API test
 //! server with Rollouts and an AnalysisRun whose status the test writes itself: the list
-//! follows a phase change without a reload, a vanished Rollout is reported on the page, the
+//! follows a phase change without a reload, a vanished Rollout and a forbidden namespace
+//! (against a stub that answers 403, as the test server does not authorize) are reported on
+//! the page, the
 //! promote button writes the same `spec.manualAction` as `fife promote` naming the user,
 //! and the analysis page draws the measurements with the interval as a band. Each page's
 //! screenshot is saved under target/dashboard-screenshots/.
@@ -581,4 +583,64 @@ async fn a_read_only_dashboard_refuses_actions() {
     assert!(body["error"].as_str().unwrap().contains("--allow-actions"));
     let rollout = cluster.get("rollouts.fife.dev", "checkout").await;
     assert!(rollout["spec"].get("manualAction").is_none());
+}
+
+/// Answers every request as a real API server answers a user without RBAC in `shop`.
+async fn forbidding_server() -> String {
+    let app = axum::Router::new().fallback(|| async {
+        let body = json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "rollouts.fife.dev is forbidden: User \"alice\" cannot list resource \"rollouts\" in API group \"fife.dev\" in the namespace \"shop\"",
+            "reason": "Forbidden",
+            "details": {"group": "fife.dev", "kind": "rollouts"},
+            "code": 403,
+        });
+        (
+            axum::http::StatusCode::FORBIDDEN,
+            [("content-type", "application/json")],
+            body.to_string(),
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+#[tokio::test]
+async fn a_forbidden_namespace_is_said_on_the_page() {
+    let api = forbidding_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, fife_test_apiserver::kubeconfig_for(&api)).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fife"))
+        .env("KUBECONFIG", &kubeconfig)
+        .args(["dashboard", "--listen", "127.0.0.1:0", "-n", "shop"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let line = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .next_line()
+        .await
+        .unwrap()
+        .unwrap();
+    let url = line.split_whitespace().last().unwrap().to_owned();
+    let browser = Browser::start().await;
+    browser.goto(&url).await;
+    let problem = browser
+        .wait_for(
+            "the forbidden namespace reported",
+            "!document.querySelector('#problem').hidden && document.querySelector('#problem').innerText",
+        )
+        .await;
+    assert!(
+        problem
+            .as_str()
+            .unwrap()
+            .contains("User \"alice\" cannot list rollouts.fife.dev in namespace \"shop\""),
+        "problem: {problem}"
+    );
 }
