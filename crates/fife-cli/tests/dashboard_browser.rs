@@ -1,12 +1,12 @@
 //! `fife dashboard` driven in headless Chromium (Debian's `chromium` and `chromium-driver`,
 //! installed by scripts/install-deps.sh) over WebDriver, against the Kubernetes API test
 //! server with Rollouts and an AnalysisRun whose status the test writes itself: the list
-//! follows a phase change without a reload, a vanished Rollout and a forbidden namespace
+//! follows a phase change without a reload; a vanished Rollout and a forbidden namespace
 //! (against a stub that answers 403, as the test server does not authorize) are reported on
-//! the page, the
-//! promote button writes the same `spec.manualAction` as `fife promote` naming the user,
-//! and the analysis page draws the measurements with the interval as a band. Each page's
-//! screenshot is saved under target/dashboard-screenshots/.
+//! the page; the promote button writes the same `spec.manualAction` as `fife promote`,
+//! naming the user; the analysis page draws the measurements with the interval as a band,
+//! and both sides' distributions from a stand-in Prometheus. Each page's screenshot is
+//! saved under target/dashboard-screenshots/.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
