@@ -217,6 +217,46 @@ impl Cluster {
     }
 }
 
+/// An audit log with two records about default/checkout and one about another Rollout.
+fn write_audit_log(path: &Path) {
+    use fife_audit::{Actor, AuditAction, AuditEntry, ChainHead, RolloutRef, seal};
+    let record = |name: &str, action: AuditAction, actor: Actor, minute: u32| {
+        let time =
+            chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 3, 3, 14, minute, 0).unwrap();
+        let mut entry = AuditEntry::new(time, action, actor, format!("{action} of {name}"));
+        entry.rollout = Some(RolloutRef {
+            namespace: "default".into(),
+            name: name.into(),
+            uid: format!("uid-{name}"),
+        });
+        entry
+    };
+    let entries = [
+        record(
+            "checkout",
+            AuditAction::AnalysisStarted,
+            Actor::controller("fife"),
+            10,
+        ),
+        record("cart", AuditAction::Aborted, Actor::controller("fife"), 11),
+        record(
+            "checkout",
+            AuditAction::ManualPromote,
+            Actor::user("ann@example.com"),
+            12,
+        ),
+    ];
+    let mut head = ChainHead::genesis();
+    let mut log = String::new();
+    for entry in entries {
+        let sealed = seal(entry, &head, None);
+        head = ChainHead::after(sealed.record.seq, &sealed.line);
+        log.push_str(&sealed.line);
+        log.push('\n');
+    }
+    std::fs::write(path, log).unwrap();
+}
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -393,7 +433,15 @@ async fn the_pages_follow_the_cluster_and_the_promote_button_acts_as_the_cli_doe
             analysis_status(),
         )
         .await;
-    let (_dashboard, url) = cluster.dashboard(&["--allow-actions"]).await;
+    let audit_log = cluster.dir.path().join("audit.jsonl");
+    write_audit_log(&audit_log);
+    let (_dashboard, url) = cluster
+        .dashboard(&[
+            "--allow-actions",
+            "--audit-log",
+            audit_log.to_str().unwrap(),
+        ])
+        .await;
     let browser = Browser::start().await;
 
     // The list: a phase change arrives by server-sent event, without a reload.
@@ -450,6 +498,20 @@ async fn the_pages_follow_the_cluster_and_the_promote_button_acts_as_the_cli_doe
             "document.querySelector('a[href=\"/analysisruns/default/checkout-7f9c-2-latency\"]')",
         )
         .await;
+    let audit = browser
+        .wait_for(
+            "the audit trail",
+            "document.querySelector('#audit tbody') && \
+             [...document.querySelectorAll('#audit tbody tr')].map((r) => r.innerText)",
+        )
+        .await;
+    let audit = audit.as_array().unwrap();
+    assert_eq!(audit.len(), 2, "only this Rollout's records: {audit:?}");
+    assert!(
+        audit[0].as_str().unwrap().contains("ManualPromote")
+            && audit[0].as_str().unwrap().contains("ann@example.com"),
+        "newest first: {audit:?}"
+    );
     browser
         .script("document.querySelector('#action-reason').value = 'bake looked fine'")
         .await;

@@ -185,6 +185,8 @@ function actionButtons(namespace, name) {
     button("retry", "Retry"), button("pause", "Pause"), button("resume", "Resume"), reason, result);
 }
 
+let countdown = null;
+
 function rolloutPage(namespace, name) {
   document.title = `${name} · Fife`;
   const view = el("div", {});
@@ -198,6 +200,14 @@ function rolloutPage(namespace, name) {
       el("li", { class: i < current ? "done" : i === current ? "current" : "todo" },
         el("span", { class: "step-name" }, stepLabel(step)),
         i === current ? el("span", { class: "waiting" }, waitingFor(r, step)) : null)));
+    // The bake time left changes with the clock, not the cluster: count it down here.
+    clearInterval(countdown);
+    if (steps[current]) {
+      countdown = setInterval(() => {
+        const waiting = timeline.querySelector(".waiting");
+        if (waiting) waiting.textContent = waitingFor(r, steps[current]);
+      }, 1000);
+    }
     fill(view,
       el("section", { class: "summary" },
         el("div", {}, phaseBadge(s.phase), " ", el("span", { class: "message" }, s.message || "")),
@@ -214,10 +224,12 @@ function rolloutPage(namespace, name) {
         age((a.status || {}).startedAt), (a.status || {}).message || ""])),
       el("h2", {}, "Events"), table(["Age", "Type", "Reason", "Message"], (data.events || []).map((e) => [
         age(e.lastTimestamp || e.metadata.creationTimestamp), e.type || "", e.reason || "", e.message || ""])),
-      data.audit ? el("div", {}, el("h2", {}, "Audit trail"), table(["Seq", "Time", "Action", "Actor", "Detail"],
-        data.audit.map((a) => [a.seq ?? "", a.time || a.timestamp || "", a.action || "",
-          typeof a.actor === "object" ? (a.actor.name || a.actor.kind || "") : (a.actor || ""),
-          el("code", {}, JSON.stringify(a.evidence || a.detail || a.reason || ""))]))) : null,
+      data.audit ? el("div", { id: "audit" }, el("h2", {}, "Audit trail"), table(["Seq", "Time", "Action", "Actor", "Reason", "Evidence"],
+        data.audit.slice().reverse().map((a) => [a.seq ?? "", a.time || "", a.action || "",
+          a.actor && typeof a.actor === "object" ? `${a.actor.name || ""} (${a.actor.kind || ""})` : (a.actor || ""),
+          a.reason || "",
+          a.evidence && Object.keys(a.evidence).length ? el("details", {}, el("summary", {}, Object.keys(a.evidence).join(", ")),
+            el("pre", {}, JSON.stringify(a.evidence, null, 2))) : ""]))) : null,
       el("details", {}, el("summary", {}, "Rollout as JSON"), el("pre", {}, JSON.stringify(r, null, 2))));
   });
 }
