@@ -2,6 +2,7 @@
 //! owns its flags, its output and its exit codes.
 
 mod audit;
+mod audit_html;
 mod controller;
 mod dashboard;
 mod judge;

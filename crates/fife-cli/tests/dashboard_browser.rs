@@ -706,3 +706,71 @@ async fn a_forbidden_namespace_is_said_on_the_page() {
         "problem: {problem}"
     );
 }
+
+#[tokio::test]
+async fn the_audit_report_is_one_offline_page_with_the_verdict_records_and_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    write_audit_log(&log);
+    let report = dir.path().join("report.html");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_fife"))
+        .args(["audit", "report", "--output", "html", "-o"])
+        .arg(&report)
+        .arg(&log)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        !html.contains("<script src") && !html.contains("<link"),
+        "the report must load nothing"
+    );
+
+    let browser = Browser::start().await;
+    browser.goto(&format!("file://{}", report.display())).await;
+    let verdict = browser
+        .wait_for(
+            "the verdict",
+            "document.querySelector('.verdict.whole') && document.querySelector('.verdict').innerText",
+        )
+        .await;
+    assert!(
+        verdict.as_str().unwrap().contains("3 records, chain whole"),
+        "{verdict}"
+    );
+    let rows = browser
+        .wait_for(
+            "the records",
+            "document.querySelectorAll('#records tbody tr').length",
+        )
+        .await;
+    assert_eq!(rows, json!(3));
+    browser
+        .wait_for("the chart", "document.querySelector('#chart canvas')")
+        .await;
+    browser.screenshot("audit-report").await;
+
+    // A record edited after the fact: the page says where the chain breaks.
+    let tampered = std::fs::read_to_string(&log)
+        .unwrap()
+        .replace("ann@example.com", "eve@example.com");
+    std::fs::write(&log, tampered).unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_fife"))
+        .args(["audit", "report", "-o"])
+        .arg(&report)
+        .arg(&log)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    browser.goto(&format!("file://{}", report.display())).await;
+    let verdict = browser
+        .wait_for(
+            "the broken verdict",
+            "document.querySelector('.verdict.broken') && document.querySelector('.verdict').innerText",
+        )
+        .await;
+    assert!(
+        verdict.as_str().unwrap().contains("chain broken at seq 3"),
+        "{verdict}"
+    );
+}
