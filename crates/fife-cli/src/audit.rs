@@ -27,6 +27,8 @@ enum AuditCommand {
     Verify(VerifyArgs),
     /// Print the records that match a rollout, an action and a time window.
     Query(QueryArgs),
+    /// Write a self-contained HTML report: verification, records, decisions over time.
+    Report(crate::audit_html::ReportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -83,6 +85,7 @@ pub fn run(args: AuditArgs) -> ExitCode {
     match args.command {
         AuditCommand::Verify(args) => verify(&args),
         AuditCommand::Query(args) => query(&args),
+        AuditCommand::Report(args) => crate::audit_html::run(&args),
     }
 }
 

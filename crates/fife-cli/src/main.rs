@@ -2,7 +2,9 @@
 //! owns its flags, its output and its exit codes.
 
 mod audit;
+mod audit_html;
 mod controller;
+mod dashboard;
 mod judge;
 mod judge_live;
 mod ops;
@@ -48,6 +50,8 @@ enum Command {
     Resume(ops::action::ActionArgs),
     /// Wait until a Rollout is Healthy (exit 0) or Degraded (1); 2 on timeout, 3 if it cannot be checked.
     Status(ops::status::StatusArgs),
+    /// Serve a live web dashboard of Rollouts and analyses (read-only unless --allow-actions).
+    Dashboard(dashboard::DashboardArgs),
     /// Run the controller: watch Rollouts and run them.
     Controller(controller::ControllerArgs),
 }
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
         Command::Pause(args) => ops::action::run_pause(args),
         Command::Resume(args) => ops::action::run_resume(args),
         Command::Status(args) => ops::status::run(args),
+        Command::Dashboard(args) => dashboard::run(args),
         Command::Controller(args) => controller::run(args),
     }
 }

@@ -10,8 +10,8 @@ use fife_api::{ManualAction, Rollout};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use super::connect::ClusterArgs;
-use super::error::Attempt;
+use super::connect::{Cluster, ClusterArgs};
+use super::error::{Attempt, OpsError};
 use super::{ROLLOUT_KIND, ROLLOUTS, block_on};
 
 /// Who last set `spec.paused`. The API has no pause/resume manual action, so the person is
@@ -87,41 +87,73 @@ pub fn run_resume(args: ActionArgs) -> ExitCode {
 fn run(args: ActionArgs, request: Request) -> ExitCode {
     block_on(async move {
         let cluster = args.cluster.connect().await?;
-        let requested_by = cluster.requester().await;
-        let id = fresh_id(request, std::time::SystemTime::now(), std::process::id());
-        let body = patch_body(
-            request,
-            &id,
-            requested_by.as_deref(),
-            args.reason.as_deref(),
-        );
-        let api: Api<Rollout> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
-        let attempt = Attempt {
-            verb: "patch",
-            kind: ROLLOUT_KIND,
-            resource: ROLLOUTS,
-            name: Some(&args.name),
-            namespace: &cluster.namespace,
-        };
-        api.patch(&args.name, &PatchParams::default(), &Patch::Merge(&body))
-            .await
-            .map_err(|e| attempt.explain(e))?;
-        let who = requested_by.as_deref().unwrap_or("an unnamed user");
-        match request {
-            Request::Manual(_) => println!(
-                "Rollout \"{}\" in namespace \"{}\": {} requested by {who} (request {id}).",
-                args.name,
-                cluster.namespace,
-                request.verb()
+        let done = send(&cluster, &args.name, request, args.reason.as_deref()).await?;
+        println!("{}", done.sentence());
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// A request the API server accepted: who asked, under which id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub name: String,
+    pub namespace: String,
+    pub request: Request,
+    pub id: String,
+    pub requested_by: Option<String>,
+}
+
+impl Sent {
+    /// What the CLI prints and the dashboard shows after a request.
+    pub fn sentence(&self) -> String {
+        let who = self.requested_by.as_deref().unwrap_or("an unnamed user");
+        match self.request {
+            Request::Manual(_) => format!(
+                "Rollout \"{}\" in namespace \"{}\": {} requested by {who} (request {}).",
+                self.name,
+                self.namespace,
+                self.request.verb(),
+                self.id
             ),
-            Request::Pause | Request::Resume => println!(
+            Request::Pause | Request::Resume => format!(
                 "Rollout \"{}\" in namespace \"{}\": {} requested by {who}.",
-                args.name,
-                cluster.namespace,
-                request.verb()
+                self.name,
+                self.namespace,
+                self.request.verb()
             ),
         }
-        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Sends one request to the Rollout `name` in the cluster's namespace, naming the
+/// requester as `Cluster::requester` finds them. The CLI commands and the dashboard's
+/// buttons both come through here, so both leave the same patch and the same audit record.
+pub async fn send(
+    cluster: &Cluster,
+    name: &str,
+    request: Request,
+    reason: Option<&str>,
+) -> Result<Sent, OpsError> {
+    let requested_by = cluster.requester().await;
+    let id = fresh_id(request, std::time::SystemTime::now(), std::process::id());
+    let body = patch_body(request, &id, requested_by.as_deref(), reason);
+    let api: Api<Rollout> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let attempt = Attempt {
+        verb: "patch",
+        kind: ROLLOUT_KIND,
+        resource: ROLLOUTS,
+        name: Some(name),
+        namespace: &cluster.namespace,
+    };
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&body))
+        .await
+        .map_err(|e| attempt.explain(e))?;
+    Ok(Sent {
+        name: name.to_owned(),
+        namespace: cluster.namespace.clone(),
+        request,
+        id,
+        requested_by,
     })
 }
 
