@@ -93,6 +93,9 @@ impl Signal {
     }
 }
 
+/// One row of the table: scenario, metric, pods per side, rule, count.
+type Cell = (usize, &'static str, usize, String, u32);
+
 struct Options {
     rollouts: usize,
     pods: Vec<usize>,
@@ -269,7 +272,7 @@ async fn main() {
         .collect()
         .await;
 
-    let mut table: BTreeMap<(usize, &str, usize, String, u32), Vec<Option<i64>>> = BTreeMap::new();
+    let mut table: BTreeMap<Cell, Vec<Option<i64>>> = BTreeMap::new();
     for ((s, signal, pods, rule, count), outcome) in results {
         table
             .entry((s, signal.name(), pods, rule, count))
