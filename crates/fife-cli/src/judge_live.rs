@@ -1,10 +1,11 @@
-//! `fife judge --prometheus URL`: takes the canary and baseline samples from a range
-//! query against a live Prometheus instead of from files. Every point of every returned
+//! `fife judge --prometheus URL [--at TIME]`: takes the canary and baseline samples from a
+//! range query against a live Prometheus instead of from files, over the window ending now
+//! or at TIME. Every point of every returned
 //! series is one sample, exactly as a comparison metric sees them.
 //!
 //! ```text
-//! --query Q ──{{role}}=canary──▶ query_range [now − lookback, now] @ step ─▶ canary
-//!           └─{{role}}=baseline─▶ query_range [now − lookback, now] @ step ─▶ baseline
+//! --query Q ──{{role}}=canary──▶ query_range [at − lookback, at] @ step ─▶ canary
+//!           └─{{role}}=baseline─▶ query_range [at − lookback, at] @ step ─▶ baseline
 //! ```
 
 use std::time::{Duration, SystemTime};
@@ -42,6 +43,9 @@ pub struct LiveSource {
     /// Resolution of the range query: one point per series every STEP [default: 15s].
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     step: Option<Duration>,
+    /// Judge the window ending at TIME (RFC 3339 or unix seconds) instead of now.
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
 }
 
 /// The example comparison metric's window: 5 minutes at a 15 s step.
@@ -49,14 +53,14 @@ const DEFAULT_LOOKBACK: Duration = Duration::from_secs(300);
 const DEFAULT_STEP: Duration = Duration::from_secs(15);
 
 impl LiveSource {
-    /// `None` in file mode; otherwise both sides fetched as of now, or one line naming
+    /// `None` in file mode; otherwise both sides fetched as of `--at` (or now), or one line naming
     /// the URL, the query and the cause, ready to print.
     pub fn fetch_if_requested(&self) -> Option<Result<CanaryAndBaseline, String>> {
         match &self.prometheus {
             Some(address) => Some(self.fetch(address)),
             None if self.any_live_flag() => Some(Err(
-                "--query, --canary-query, --baseline-query, --lookback and --step only apply \
-                 with --prometheus URL; add it, or drop them to judge files"
+                "--query, --canary-query, --baseline-query, --lookback, --step and --at only \
+                 apply with --prometheus URL; add it, or drop them to judge files"
                     .to_string(),
             )),
             None => None,
@@ -71,6 +75,7 @@ impl LiveSource {
             || self.baseline_query.is_some()
             || self.lookback.is_some()
             || self.step.is_some()
+            || self.at.is_some()
     }
 
     fn fetch(&self, address: &str) -> Result<CanaryAndBaseline, String> {
@@ -86,17 +91,17 @@ impl LiveSource {
                 humantime::format_duration(lookback)
             ));
         }
+        let at = match &self.at {
+            Some(text) => SystemTime::from(crate::time_arg::parse_time("--at", text)?),
+            None => SystemTime::now(),
+        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the HTTP runtime: {e}"))?;
         let samples = runtime
             .block_on(prometheus_role_samples(
-                address,
-                &queries,
-                lookback,
-                step,
-                SystemTime::now(),
+                address, &queries, lookback, step, at,
             ))
             .map_err(|e| e.to_string())?;
         Ok((samples.canary.values, samples.baseline.values))

@@ -8,6 +8,8 @@ mod dashboard;
 mod judge;
 mod judge_live;
 mod ops;
+mod replay;
+mod time_arg;
 mod validate;
 mod yaml_lines;
 
@@ -30,6 +32,8 @@ struct Cli {
 enum Command {
     /// Compare canary and baseline samples from files or a live Prometheus.
     Judge(judge::JudgeArgs),
+    /// Backtest an analysis template on past data, exactly as a step analysis would run it.
+    Replay(replay::ReplayArgs),
     /// Verify and query audit logs.
     Audit(audit::AuditArgs),
     /// Check Rollout and analysis manifests offline (for GitOps CI).
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Judge(args) => judge::run(args),
+        Command::Replay(args) => replay::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Validate(args) => validate::run(args),
         Command::Get(args) => ops::get::run_get(args),

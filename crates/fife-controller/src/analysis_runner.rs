@@ -1,29 +1,30 @@
 //! Runs AnalysisRuns: on each wake-up asks the engine which metrics are due, measures them
 //! (concurrently), records each measurement in the audit log, folds the outcomes into the
 //! run's status with the engine, writes the status and sleeps until the next one is due.
+//! The look, the measuring and the fold are [`crate::analysis_step`], which `fife replay`
+//! runs on a simulated clock.
 //! The Rollout's reconcile sees the run's phase through its `.owns()` watch.
 //!
 //! ```text
 //!   progress(spec, status, now) ─▶ due metrics ─▶ credentials ─▶ measure ─▶ audit (Measurement) ─▶ record ─▶ status
 //! ```
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use fife_api::{AnalysisRun, AnalysisRunStatus};
 use fife_audit::{Actor, AuditAction, AuditEntry, Evidence, RolloutRef};
-use fife_engine::MeasurementOutcome;
 use kube::api::{Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
+use crate::analysis_step;
 use crate::context::Context;
 use crate::credentials;
 use crate::error::ReconcileError;
-use crate::measure::{TakenMeasurement, measure_metric, unmeasurable};
+use crate::measure::TakenMeasurement;
 use crate::record::append_all;
 use crate::roles::FIELD_MANAGER;
 
@@ -86,37 +87,22 @@ async fn run_once(
     }
 
     let now = jiff::Timestamp::now();
-    let status = match &run.status {
-        Some(status) if status.phase.is_some() => status.clone(),
-        _ => fife_engine::start(&run.spec, now),
-    };
-    let progress = fife_engine::progress(&run.spec, &status, now);
+    let progress = analysis_step::look(&run.spec, run.status.as_ref(), now);
     let mut status = progress.status.clone();
     let mut next_wakeup = progress.next_wakeup;
     let mut completed = progress.completed;
 
     if !progress.due.is_empty() && !completed {
-        let args: BTreeMap<String, String> = run
-            .spec
-            .args
-            .iter()
-            .filter_map(|a| Some((a.name.clone(), a.value.clone()?)))
-            .collect();
-        let measurements = futures::future::join_all(
-            run.spec
-                .metrics
-                .iter()
-                .filter(|m| progress.due.contains(&m.name))
-                .map(|metric| async {
-                    let fife_api::MetricProvider::Prometheus(spec) = &metric.provider;
-                    let taken = match credentials::resolve(&ctx.client, &namespace, spec).await {
-                        Ok(credentials) => {
-                            measure_metric(&ctx.pool, metric, credentials, &args, now).await
-                        }
-                        Err(e) => unmeasurable(metric, now, e.to_string()),
-                    };
-                    (metric.name.clone(), taken)
-                }),
+        let measurements = analysis_step::measure_due(
+            &ctx.pool,
+            &run.spec,
+            &progress.due,
+            |provider| {
+                let provider = provider.clone();
+                let namespace = &namespace;
+                async move { credentials::resolve(&ctx.client, namespace, &provider).await }
+            },
+            now,
         )
         .await;
 
@@ -142,15 +128,7 @@ async fn run_once(
             ctx.metrics
                 .measured(&format!("{:?}", taken.measurement.phase));
         }
-        let outcomes: Vec<MeasurementOutcome> = measurements
-            .into_iter()
-            .map(|(metric, taken)| MeasurementOutcome {
-                metric,
-                measurement: taken.measurement,
-            })
-            .collect();
-        status = fife_engine::record(&run.spec, &status, &outcomes, now);
-        let after = fife_engine::progress(&run.spec, &status, now);
+        let after = analysis_step::fold(&run.spec, &status, &measurements, now);
         status = after.status;
         next_wakeup = after.next_wakeup;
         completed = after.completed;

@@ -16,6 +16,7 @@
 
 pub mod act;
 pub mod analysis_runner;
+pub mod analysis_step;
 pub mod audit_head;
 pub mod children;
 pub mod context;

@@ -224,13 +224,20 @@ fn substitute_metric(
     metric: &Metric,
     args: &BTreeMap<String, String>,
 ) -> Result<Metric, RunError> {
-    let sub = |text: &str| {
-        substitute_args(text, args).map_err(|name| RunError::UndeclaredArg {
-            rollout: qualified_name(rollout),
-            metric: metric.name.clone(),
-            name,
-        })
-    };
+    substitute_metric_args(metric, args).map_err(|name| RunError::UndeclaredArg {
+        rollout: qualified_name(rollout),
+        metric: metric.name.clone(),
+        name,
+    })
+}
+
+/// `metric` with every `{{args.<name>}}` of its conditions, provider address and query
+/// replaced; `Err` names an argument that has no value.
+pub fn substitute_metric_args(
+    metric: &Metric,
+    args: &BTreeMap<String, String>,
+) -> Result<Metric, String> {
+    let sub = |text: &str| substitute_args(text, args);
     let mut out = metric.clone();
     out.success_condition = metric.success_condition.as_deref().map(sub).transpose()?;
     out.failure_condition = metric.failure_condition.as_deref().map(sub).transpose()?;

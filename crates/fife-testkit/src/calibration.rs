@@ -60,11 +60,7 @@ impl Scenario {
 }
 
 /// The workloads' baseline latency: 100 ms median, sigma 0.3.
-pub const BASELINE_LATENCY: LatencyModel = LatencyModel {
-    median_seconds: 0.1,
-    sigma: 0.3,
-    scale: 1.0,
-};
+pub const BASELINE_LATENCY: LatencyModel = crate::cluster_model::BASELINE_LATENCY;
 
 /// Points one pod contributes to the example comparison metric: a range query over
 /// `[now − 5m, now]` at a 15 s step returns both ends, 5m / 15s + 1 = 21 points.

@@ -62,7 +62,7 @@ pub(crate) fn unit_open<R: Rng + ?Sized>(rng: &mut R) -> f64 {
 
 /// Box–Muller: exact and needs no tables; the second variate is discarded so every
 /// latency consumes the same number of draws.
-fn standard_normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
+pub(crate) fn standard_normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
     let u1 = unit_open(rng);
     let u2 = unit_open(rng);
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
@@ -108,15 +108,13 @@ pub struct WorkloadConfig {
 }
 
 impl WorkloadConfig {
-    /// 100 ms median, sigma 0.3, no errors, 200 requests/s.
+    /// The cluster model's baseline latency (100 ms median, sigma 0.3), no errors, 200
+    /// requests/s. [`crate::cluster_model::ClusterModel::workload_config`] gives one pod of
+    /// a modelled service instead.
     pub fn new(role: WorkloadRole, seed: u64) -> Self {
         Self {
             role,
-            latency: LatencyModel {
-                median_seconds: 0.1,
-                sigma: 0.3,
-                scale: 1.0,
-            },
+            latency: crate::cluster_model::BASELINE_LATENCY,
             error_rate: 0.0,
             requests_per_second: 200.0,
             seed,
@@ -183,7 +181,7 @@ impl WorkloadMetrics {
 }
 
 /// Bucket bounds 5 ms · 1.1ⁱ, rounded to 4 significant digits so the `le` labels read well.
-pub(crate) fn latency_buckets() -> Vec<f64> {
+pub fn latency_buckets() -> Vec<f64> {
     (0..70)
         .map(|i| {
             let bound = 0.005 * 1.1_f64.powi(i);

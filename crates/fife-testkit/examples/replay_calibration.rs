@@ -1,0 +1,314 @@
+//! Rollout-level calibration on the realistic model, through a real Prometheus: simulates
+//! many rollouts (identical canary; +10% and +20% latency; errors doubled from 0.4%), backfills
+//! them all into one Prometheus (one `service` label per rollout), replays a comparison
+//! template over each through the controller's analysis loop, and prints a Markdown table:
+//! false-rollback rate with its 95% Wilson interval, detection rate and median detection
+//! time.
+//!
+//! ```text
+//! cargo run --release -p fife-testkit --example replay_calibration -- \
+//!     [--rollouts 40] [--pods 1,3,10] [--test mannWhitney] [--rules significance,kayenta]
+//! ```
+//!
+//! `--test` is written into the template's `compare.test` as given, so any test the API
+//! knows can be calibrated the same way.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use fife_api::AnalysisRunSpec;
+use fife_api::manifest::FifeObject;
+use fife_controller::analysis_step::{self, Replay};
+use fife_controller::runs::substitute_metric_args;
+use fife_metrics::ClientPool;
+use fife_testkit::calibration::Proportion;
+use fife_testkit::cluster_model::{CanaryEffect, ClusterModel, PodCounts, ScrapeRange};
+use fife_testkit::prometheus::{PrometheusServer, backfill};
+use futures::StreamExt;
+
+const START: i64 = 1_700_000_000;
+/// The first look: the template's 5 minute lookback (and 2 minute rate) have data.
+const WARM_UP_SECONDS: i64 = 420;
+const INTERVAL_SECONDS: i64 = 120;
+const COUNTS: [u32; 3] = [1, 5, 20];
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Scenario {
+    name: &'static str,
+    effect: CanaryEffect,
+}
+
+const SCENARIOS: [Scenario; 4] = [
+    Scenario {
+        name: "identical",
+        effect: CanaryEffect::NONE,
+    },
+    Scenario {
+        name: "latency +10%",
+        effect: CanaryEffect {
+            latency_scale: 1.1,
+            error_scale: 1.0,
+        },
+    },
+    Scenario {
+        name: "latency +20%",
+        effect: CanaryEffect {
+            latency_scale: 1.2,
+            error_scale: 1.0,
+        },
+    },
+    Scenario {
+        name: "errors ×2",
+        effect: CanaryEffect {
+            latency_scale: 1.0,
+            error_scale: 2.0,
+        },
+    },
+];
+
+/// Which metric a row judges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    Latency,
+    Errors,
+}
+
+impl Signal {
+    fn name(self) -> &'static str {
+        match self {
+            Signal::Latency => "p50 latency",
+            Signal::Errors => "error ratio",
+        }
+    }
+
+    fn query(self) -> &'static str {
+        match self {
+            Signal::Latency => {
+                "histogram_quantile(0.5, sum by (le, pod) (rate(http_request_duration_seconds_bucket{service=\"{{args.service}}\",fife_role=\"{{role}}\"}[1m])))"
+            }
+            Signal::Errors => {
+                "sum by (pod) (rate(http_requests_total{service=\"{{args.service}}\",fife_role=\"{{role}}\",code=\"500\"}[2m])) / sum by (pod) (rate(http_requests_total{service=\"{{args.service}}\",fife_role=\"{{role}}\"}[2m]))"
+            }
+        }
+    }
+}
+
+/// One row of the table: scenario, metric, pods per side, rule, count.
+type Cell = (usize, &'static str, usize, String, u32);
+
+struct Options {
+    rollouts: usize,
+    pods: Vec<usize>,
+    test: String,
+    rules: Vec<String>,
+}
+
+fn options() -> Options {
+    let mut options = Options {
+        rollouts: 40,
+        pods: vec![1, 3, 10],
+        test: "mannWhitney".to_owned(),
+        rules: vec!["significance".to_owned(), "kayenta".to_owned()],
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    for pair in args.chunks(2) {
+        let value = pair.get(1).cloned().unwrap_or_default();
+        let list = |v: &str| v.split(',').map(str::to_owned).collect::<Vec<_>>();
+        match pair[0].as_str() {
+            "--rollouts" => options.rollouts = value.parse().expect("--rollouts N"),
+            "--pods" => {
+                options.pods = list(&value)
+                    .iter()
+                    .map(|p| p.parse().expect("--pods 1,3,10"))
+                    .collect();
+            }
+            "--test" => options.test = value,
+            "--rules" => options.rules = list(&value),
+            other => panic!("unknown flag {other}; see the doc comment for the flags"),
+        }
+    }
+    options
+}
+
+fn service(scenario: usize, pods: usize, rollout: usize) -> String {
+    format!("s{scenario}-p{pods}-r{rollout}")
+}
+
+fn template(signal: Signal, count: u32, test: &str, rule: &str) -> String {
+    format!(
+        r#"apiVersion: fife.dev/v1alpha1
+kind: AnalysisTemplate
+metadata: {{ name: calibration }}
+spec:
+  args: [{{ name: service }}]
+  metrics:
+    - name: canary-vs-baseline
+      interval: {INTERVAL_SECONDS}s
+      count: {count}
+      failureLimit: 0
+      provider:
+        prometheus:
+          address: http://unused
+          query: '{query}'
+          range: {{ lookback: 5m, step: 15s }}
+      compare:
+        test: {test}
+        rule: {rule}
+        direction: increase
+        confidence: 0.95
+        minSamples: 1
+"#,
+        query = signal.query()
+    )
+}
+
+fn run_spec(yaml: &str, service: &str, prometheus: &str) -> AnalysisRunSpec {
+    let value: serde_json::Value = serde_saphyr::from_str(yaml).expect("the template is YAML");
+    let Some(Ok(FifeObject::AnalysisTemplate(template))) = FifeObject::from_value(&value) else {
+        panic!("the calibration template does not parse: {yaml}");
+    };
+    let args = BTreeMap::from([("service".to_owned(), service.to_owned())]);
+    let metrics = template
+        .spec
+        .metrics
+        .iter()
+        .map(|m| {
+            let mut m = substitute_metric_args(m, &args).expect("service is the only argument");
+            let fife_api::MetricProvider::Prometheus(p) = &mut m.provider;
+            p.address = prometheus.to_owned();
+            m
+        })
+        .collect();
+    AnalysisRunSpec {
+        metrics,
+        args: Vec::new(),
+        rollout: None,
+        terminate: false,
+    }
+}
+
+/// Rolled back (Failed or Error), and after how many seconds of analysis.
+fn outcome(replay: &Replay, from: jiff::Timestamp) -> Option<i64> {
+    let rolled_back = matches!(
+        replay.status.phase,
+        Some(fife_api::AnalysisPhase::Failed | fife_api::AnalysisPhase::Error)
+    );
+    if !rolled_back {
+        return None;
+    }
+    let last = replay.measurements.first()?.1.last()?;
+    let at = last.measurement.finished_at.as_ref()?.0;
+    Some(at.as_second() - from.as_second())
+}
+
+#[tokio::main]
+async fn main() {
+    let options = options();
+    let wall = Instant::now();
+    let range = ScrapeRange {
+        start_seconds: START,
+        end_seconds: START + WARM_UP_SECONDS + INTERVAL_SECONDS * 20,
+        interval_seconds: 15,
+    };
+    let mut models = Vec::new();
+    for (s, scenario) in SCENARIOS.iter().enumerate() {
+        for &pods in &options.pods {
+            for r in 0..options.rollouts {
+                let mut model = ClusterModel::new(
+                    service(s, pods, r),
+                    (s * 1_000_000 + pods * 1000 + r) as u64,
+                );
+                model.pods = PodCounts {
+                    canary: pods,
+                    baseline: pods,
+                    stable: 0,
+                };
+                model.canary = scenario.effect;
+                models.push(model);
+            }
+        }
+    }
+    let tsdb = backfill(&models, &range).expect("promtool backfills the model");
+    let backfilled = wall.elapsed();
+    let prometheus = PrometheusServer::start_on_tsdb(tsdb).expect("Prometheus starts");
+    let address = prometheus.address().to_owned();
+    let from = jiff::Timestamp::from_second(START + WARM_UP_SECONDS).unwrap();
+    let to = jiff::Timestamp::from_second(range.end_seconds).unwrap();
+    let pool = ClientPool::default();
+
+    let rows: Vec<(usize, Signal)> = vec![
+        (0, Signal::Latency),
+        (0, Signal::Errors),
+        (1, Signal::Latency),
+        (2, Signal::Latency),
+        (3, Signal::Errors),
+    ];
+    let mut jobs = Vec::new();
+    for &(s, signal) in &rows {
+        for &pods in &options.pods {
+            for rule in &options.rules {
+                for count in COUNTS {
+                    for r in 0..options.rollouts {
+                        jobs.push((s, signal, pods, rule.clone(), count, r));
+                    }
+                }
+            }
+        }
+    }
+    let results: Vec<_> =
+        futures::stream::iter(jobs.into_iter().map(|(s, signal, pods, rule, count, r)| {
+            let spec = run_spec(
+                &template(signal, count, &options.test, &rule),
+                &service(s, pods, r),
+                &address,
+            );
+            let pool = &pool;
+            async move {
+                let replay = analysis_step::replay(pool, &spec, from, to).await;
+                ((s, signal, pods, rule, count), outcome(&replay, from))
+            }
+        }))
+        .buffer_unordered(8)
+        .collect()
+        .await;
+
+    let mut table: BTreeMap<Cell, Vec<Option<i64>>> = BTreeMap::new();
+    for ((s, signal, pods, rule, count), outcome) in results {
+        table
+            .entry((s, signal.name(), pods, rule, count))
+            .or_default()
+            .push(outcome);
+    }
+    println!(
+        "| canary | metric | pods/side | test, rule | count | rolled back (95% CI) | median time to rollback |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for ((s, metric, pods, rule, count), outcomes) in &table {
+        let hits: Vec<i64> = outcomes.iter().flatten().copied().collect();
+        let p = Proportion::new(hits.len(), outcomes.len());
+        let median = if hits.is_empty() {
+            "–".to_owned()
+        } else {
+            let mut sorted = hits.clone();
+            sorted.sort_unstable();
+            format!("{} min", sorted[sorted.len() / 2] / 60)
+        };
+        println!(
+            "| {} | {metric} | {pods} | {}, {rule} | {count} | {}/{} = {:.1}% ({:.1}–{:.1}%) | {median} |",
+            SCENARIOS[*s].name,
+            options.test,
+            p.hits,
+            p.trials,
+            100.0 * p.rate,
+            100.0 * p.ci95[0],
+            100.0 * p.ci95[1],
+        );
+    }
+    eprintln!(
+        "{} rollouts backfilled in {:.1} s; {} replays; {:.1} s in all",
+        models.len(),
+        backfilled.as_secs_f64(),
+        table.values().map(Vec::len).sum::<usize>(),
+        wall.elapsed().as_secs_f64()
+    );
+}
