@@ -156,23 +156,33 @@ impl ConfigError {
 }
 
 impl JudgeConfig {
-    /// Checks that every setting lies where the definitions apply.
+    /// Checks that every setting lies where the definitions apply; the first problem.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        match self.problems().into_iter().next() {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        }
+    }
+
+    /// Every setting that lies outside the definitions, in field order, so a validator can
+    /// report them all at once.
+    pub fn problems(&self) -> Vec<ConfigError> {
+        let mut problems = Vec::new();
         if !(self.confidence > 0.0 && self.confidence < 1.0) {
-            return Err(ConfigError::Confidence(self.confidence));
+            problems.push(ConfigError::Confidence(self.confidence));
         }
         if !(self.allowed_increase.is_finite() && self.allowed_increase >= 1.0) {
-            return Err(ConfigError::AllowedIncrease(self.allowed_increase));
+            problems.push(ConfigError::AllowedIncrease(self.allowed_increase));
         }
         if !(self.allowed_decrease > 0.0 && self.allowed_decrease <= 1.0) {
-            return Err(ConfigError::AllowedDecrease(self.allowed_decrease));
+            problems.push(ConfigError::AllowedDecrease(self.allowed_decrease));
         }
         if let OutlierPolicy::RemoveIqr { factor } = self.outlier_policy
             && !(factor.is_finite() && factor >= 0.0)
         {
-            return Err(ConfigError::OutlierFactor(factor));
+            problems.push(ConfigError::OutlierFactor(factor));
         }
-        Ok(())
+        problems
     }
 
     /// α = 1 − confidence.
