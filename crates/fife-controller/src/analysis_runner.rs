@@ -111,7 +111,8 @@ async fn run_once(
                     let fife_api::MetricProvider::Prometheus(spec) = &metric.provider;
                     let taken = match credentials::resolve(&ctx.client, &namespace, spec).await {
                         Ok(credentials) => {
-                            measure_metric(&ctx.pool, metric, credentials, &args, now).await
+                            measure_metric(&ctx.pool, metric, credentials, &args, &status, now)
+                                .await
                         }
                         Err(e) => unmeasurable(metric, now, e.to_string()),
                     };
