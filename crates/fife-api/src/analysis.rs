@@ -341,7 +341,9 @@ fn default_password_key() -> String {
     "password".to_owned()
 }
 
-/// How a comparison metric judges the canary series against the baseline series.
+/// How a comparison metric judges the canary series against the baseline series. The
+/// judge owns the meaning and the bounds of these settings: [`Comparison::judge_config`]
+/// is the one translation, and validation goes through the judge's `validate`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
@@ -359,6 +361,10 @@ fn default_password_key() -> String {
     }
 ]))]
 pub struct Comparison {
+    /// `pods` (default): pod-level locations against the spread between pods of one
+    /// version, valid over every measurement of the run. `mannWhitney`: every point pooled
+    /// into one rank test, for teams migrating from Kayenta; valid only for independent
+    /// points and a single look.
     #[serde(default)]
     pub test: ComparisonTest,
     /// Which change counts as a regression.
@@ -384,6 +390,10 @@ pub struct Comparison {
     pub nan_strategy: NanStrategy,
     #[serde(default)]
     pub outliers: OutlierPolicy,
+    /// The scale of the `pods` test: `log` compares ratios, `linear` differences (values
+    /// that can be 0, such as error ratios); `auto` is log unless a value is 0 or below.
+    #[serde(default)]
+    pub scale: ComparisonScale,
 }
 
 pub const DEFAULT_CONFIDENCE: f64 = 0.95;
@@ -409,16 +419,74 @@ impl Default for Comparison {
             min_samples: DEFAULT_MIN_SAMPLES,
             nan_strategy: NanStrategy::default(),
             outliers: OutlierPolicy::default(),
+            scale: ComparisonScale::default(),
         }
     }
 }
 
-/// The statistical test. One today; the field exists so manifests stay valid when more come.
+impl Comparison {
+    /// The judge's settings for this comparison: the one place where the API's names
+    /// become the judge's.
+    pub fn judge_config(&self) -> fife_judge::JudgeConfig {
+        fife_judge::JudgeConfig {
+            test: match self.test {
+                ComparisonTest::Pods => fife_judge::Test::Pods,
+                ComparisonTest::MannWhitney => fife_judge::Test::MannWhitney,
+            },
+            confidence: self.confidence,
+            direction: match self.direction {
+                Direction::Increase => fife_judge::Direction::Increase,
+                Direction::Decrease => fife_judge::Direction::Decrease,
+                Direction::Either => fife_judge::Direction::Either,
+            },
+            allowed_increase: self.allowed_increase.unwrap_or(1.0),
+            allowed_decrease: self.allowed_decrease.unwrap_or(1.0),
+            rule: match self.rule {
+                ComparisonRule::Significance => fife_judge::DecisionRule::Significance,
+                ComparisonRule::Kayenta => fife_judge::DecisionRule::Kayenta,
+            },
+            nan_policy: match self.nan_strategy {
+                NanStrategy::Remove => fife_judge::NanPolicy::Remove,
+                NanStrategy::ReplaceWithZero => fife_judge::NanPolicy::ReplaceWithZero,
+            },
+            outlier_policy: match self.outliers.strategy {
+                OutlierStrategy::Keep => fife_judge::OutlierPolicy::Keep,
+                OutlierStrategy::RemoveIqr => fife_judge::OutlierPolicy::RemoveIqr {
+                    factor: self.outliers.factor,
+                },
+            },
+            scale: match self.scale {
+                ComparisonScale::Auto => fife_judge::Scale::Auto,
+                ComparisonScale::Log => fife_judge::Scale::Log,
+                ComparisonScale::Linear => fife_judge::Scale::Linear,
+            },
+        }
+    }
+}
+
+/// The statistical test of a comparison.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum ComparisonTest {
+    /// One location per pod, judged against the spread between pods of one version
+    /// (baseline and stable pods), with α spent over the measurements of the run.
     #[default]
+    Pods,
+    /// Every point of every series pooled into one Mann-Whitney U test.
     MannWhitney,
+}
+
+/// The scale on which the `pods` test compares pod locations.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ComparisonScale {
+    /// `log` when every value is greater than 0, else `linear`.
+    #[default]
+    Auto,
+    /// Ratios: latencies, sizes.
+    Log,
+    /// Differences: values that can be 0, such as error ratios.
+    Linear,
 }
 
 /// Which direction of change is a regression.

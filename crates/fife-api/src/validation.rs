@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use crate::analysis::{
-    AnalysisTemplateSpec, Argument, Comparison, Metric, MetricProvider, OutlierStrategy,
+    AnalysisTemplateSpec, Argument, Comparison, ComparisonTest, Metric, MetricProvider,
 };
 use crate::manifest::FifeObject;
 use crate::rollout::{CanaryStep, RolloutSpec, TemplateRef};
@@ -517,7 +517,7 @@ fn validate_metric(
         }
     }
     if let Some(compare) = &metric.compare {
-        validate_comparison(compare, &format!("{path}.compare"), problems);
+        validate_comparison(metric, compare, &format!("{path}.compare"), problems);
     }
     match &metric.provider {
         MetricProvider::Prometheus(prometheus) => {
@@ -762,32 +762,16 @@ fn validate_placeholders(
     }
 }
 
-fn validate_comparison(compare: &Comparison, path: &str, problems: &mut Vec<Problem>) {
-    if !(compare.confidence > 0.0 && compare.confidence < 1.0) {
+fn validate_comparison(
+    metric: &Metric,
+    compare: &Comparison,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) {
+    for problem in compare.judge_config().problems() {
         problems.push(Problem::error(
-            format!("{path}.confidence"),
-            format!(
-                "confidence {} is not strictly between 0 and 1: use e.g. 0.95",
-                compare.confidence
-            ),
-        ));
-    }
-    if let Some(increase) = compare.allowed_increase
-        && !(increase >= 1.0 && increase.is_finite())
-    {
-        problems.push(Problem::error(
-                format!("{path}.allowedIncrease"),
-                format!("allowedIncrease {increase} is a ratio of at least 1.0: use e.g. 1.10 to tolerate +10%"),
-            ));
-    }
-    if let Some(decrease) = compare.allowed_decrease
-        && !(decrease > 0.0 && decrease <= 1.0)
-    {
-        problems.push(Problem::error(
-            format!("{path}.allowedDecrease"),
-            format!(
-                "allowedDecrease {decrease} is a ratio in (0, 1]: use e.g. 0.90 to tolerate -10%"
-            ),
+            format!("{path}.{}", problem.field()),
+            problem.to_string(),
         ));
     }
     if compare.min_samples < 1 {
@@ -799,14 +783,15 @@ fn validate_comparison(compare: &Comparison, path: &str, problems: &mut Vec<Prob
             ),
         ));
     }
-    if compare.outliers.strategy == OutlierStrategy::RemoveIqr
-        && !(compare.outliers.factor > 0.0 && compare.outliers.factor.is_finite())
-    {
-        problems.push(Problem::error(
-            format!("{path}.outliers.factor"),
+    let looks = metric
+        .count
+        .unwrap_or(if metric.interval.is_some() { 2 } else { 1 });
+    if compare.test == ComparisonTest::MannWhitney && looks > 1 {
+        problems.push(Problem::warning(
+            format!("{path}.test"),
             format!(
-                "factor {} removes every point: use a positive Tukey factor, e.g. 1.5",
-                compare.outliers.factor
+                "mannWhitney is judged afresh at each of {} measurements, each at α = 1 − confidence, so an identical canary is rolled back far more often than α (five looks at 5% is about 23%, more with autocorrelated pod series): use test: pods (the default), which spends α over the looks, or count: 1",
+                metric.count.map_or("the".to_owned(), |c| c.to_string())
             ),
         ));
     }
@@ -911,9 +896,52 @@ mod tests {
     }
 
     #[test]
+    fn mann_whitney_over_several_looks_is_a_warning_and_pods_is_not() {
+        let metric = |test: &str| {
+            mk_metric(json!({
+                "count": 5, "interval": "1m",
+                "compare": {"test": test},
+                "provider": {"prometheus": {"address": "http://p", "query": "q{r=\"{{role}}\"}"}}
+            }))
+        };
+        let p = template_problems(metric("mannWhitney"));
+        let at = "spec.metrics[0].compare.test";
+        assert!(has(&p, at, "each of 5 measurements"), "{p:?}");
+        assert!(
+            p.iter()
+                .all(|p| p.path != at || p.severity == Severity::Warning)
+        );
+        assert!(
+            !template_problems(metric("pods"))
+                .iter()
+                .any(|p| p.path == at)
+        );
+    }
+
+    #[test]
+    fn comparison_bounds_are_the_judges() {
+        let c: Comparison = serde_json::from_value(json!({
+            "allowedIncrease": 0.9, "scale": "linear", "test": "mannWhitney"
+        }))
+        .unwrap();
+        let config = c.judge_config();
+        assert_eq!(config.scale, fife_judge::Scale::Linear);
+        assert_eq!(config.test, fife_judge::Test::MannWhitney);
+        let mut problems = Vec::new();
+        let metric: Metric = serde_json::from_value(mk_metric(json!({}))).unwrap();
+        validate_comparison(&metric, &c, "compare", &mut problems);
+        let expected = config.validate().unwrap_err().to_string();
+        assert!(
+            has(&problems, "compare.allowedIncrease", &expected),
+            "{problems:?}"
+        );
+        assert_eq!(Comparison::default().test, ComparisonTest::Pods);
+    }
+
+    #[test]
     fn comparison_metrics_need_role_and_sane_settings() {
         let p = template_problems(mk_metric(json!({
-            "compare": {"confidence": 1.0, "allowedDecrease": 1.5, "outliers": {"strategy": "removeIqr", "factor": 0.0}},
+            "compare": {"confidence": 1.0, "allowedDecrease": 1.5, "outliers": {"strategy": "removeIqr", "factor": -1.0}},
             "provider": {"prometheus": {"address": "http://p", "query": "up",
                          "range": {"lookback": "1m", "step": "5m"}}}
         })));
@@ -931,7 +959,10 @@ mod tests {
             "{p:?}"
         );
         assert!(has(&p, &at("compare.allowedDecrease"), "(0, 1]"), "{p:?}");
-        assert!(has(&p, &at("compare.outliers.factor"), "positive"), "{p:?}");
+        assert!(
+            has(&p, &at("compare.outliers.factor"), "at least 0"),
+            "{p:?}"
+        );
         assert!(
             has(
                 &p,

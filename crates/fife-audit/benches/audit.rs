@@ -54,6 +54,7 @@ fn entry(i: u64) -> AuditEntry {
             ci_high: Some(0.0021),
             classification: "Pass".into(),
             summary: None,
+            pods: None,
         }),
         message: None,
     }];

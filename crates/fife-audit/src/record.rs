@@ -242,6 +242,11 @@ pub struct ComparisonEvidence {
     pub classification: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
+    /// The pod test's whole judgement, as the judge serialises it: scale, look and the α
+    /// it spent, each pod's location, degrees of freedom, standard error, estimate,
+    /// interval, raw and adjusted p.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods: Option<serde_json::Value>,
 }
 
 /// One measurement of one metric, with everything needed to re-check it.

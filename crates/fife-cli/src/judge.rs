@@ -9,7 +9,8 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use fife_judge::{
-    DecisionRule, Direction, JudgeConfig, Judgement, Method, NanPolicy, OutlierPolicy, judge,
+    DecisionRule, Direction, JudgeConfig, Judgement, Method, NanPolicy, OutlierPolicy, Scale, Test,
+    judge,
 };
 
 use crate::judge_live::{CanaryAndBaseline, LiveSource};
@@ -91,6 +92,9 @@ enum OutputArg {
 impl JudgeArgs {
     fn config(&self) -> JudgeConfig {
         JudgeConfig {
+            // Plain files carry no pod identity: `fife judge` runs the pooled test.
+            test: Test::MannWhitney,
+            scale: Scale::Auto,
             confidence: self.confidence,
             direction: match self.direction {
                 DirectionArg::Increase => Direction::Increase,

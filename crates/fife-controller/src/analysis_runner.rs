@@ -102,6 +102,7 @@ async fn run_once(
                 let namespace = &namespace;
                 async move { credentials::resolve(&ctx.client, namespace, &provider).await }
             },
+            &status,
             now,
         )
         .await;

@@ -44,7 +44,8 @@ pub fn run_args(spec: &AnalysisRunSpec) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Measures the metrics named in `due`, concurrently, at `now`. `credentials` reads what a
+/// Measures the metrics named in `due`, concurrently, at `now`, as looks of the run whose
+/// status (before this look) is `status`. `credentials` reads what a
 /// provider needs (from Secrets in the controller); its error becomes the measurement's
 /// Error. Returns `(metric name, measurement)` in the spec's order.
 pub async fn measure_due<C, F, E>(
@@ -52,6 +53,7 @@ pub async fn measure_due<C, F, E>(
     spec: &AnalysisRunSpec,
     due: &[String],
     credentials: C,
+    status: &AnalysisRunStatus,
     now: jiff::Timestamp,
 ) -> Vec<(String, TakenMeasurement)>
 where
@@ -66,7 +68,9 @@ where
         |metric| async move {
             let MetricProvider::Prometheus(provider) = &metric.provider;
             let taken = match credentials(provider).await {
-                Ok(credentials) => measure_metric(pool, metric, credentials, args, now).await,
+                Ok(credentials) => {
+                    measure_metric(pool, metric, credentials, args, status, now).await
+                }
                 Err(e) => unmeasurable(metric, now, e.to_string()),
             };
             (metric.name.clone(), taken)
@@ -127,6 +131,7 @@ pub async fn replay(
                 spec,
                 &progress.due,
                 |_| async { Ok::<_, std::convert::Infallible>(ProviderCredentials::default()) },
+                &progress.status,
                 now,
             )
             .await;

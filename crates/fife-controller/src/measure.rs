@@ -1,32 +1,31 @@
-//! Takes one measurement of one metric: runs its query through `fife-metrics`, then
-//! classifies the numbers: a threshold metric with the engine's CEL conditions, a
-//! comparison metric with `fife-judge` on the canary and baseline series. Returns the
-//! measurement for the AnalysisRun and the evidence for the audit record.
+//! Takes one measurement of one metric: runs its query through `fife-metrics` and hands the
+//! numbers to the engine's verdicts. Returns the measurement for the AnalysisRun and the
+//! evidence for the audit record.
 //!
 //! ```text
 //!  threshold:  instant query ─▶ Samples ─▶ fife_engine::threshold_verdict ─▶ phase
-//!  comparison: range query × {canary, baseline} ─▶ fife_judge::judge ─▶ Pass/High/Low/NoData
-//!              ─▶ Successful / Failed / Inconclusive (NoData, < minSamples)
+//!  comparison: range query × {canary, baseline, stable} ─▶ series per pod
+//!              ─▶ fife_engine::comparison_verdict (look k of the run) ─▶ phase
 //!  any query failure ─▶ Error; "no data" ─▶ Error (threshold) or Inconclusive (comparison)
 //! ```
 //!
-//! Only [`measure_metric`] does I/O; the classifications are pure and tested as such. The
-//! provider's credentials come already read from their Secrets ([`crate::credentials`]).
+//! Only [`measure_metric`] does I/O; the verdicts live in `fife-engine`. The provider's
+//! credentials come already read from their Secrets ([`crate::credentials`]).
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use fife_api::analysis::{
-    Comparison, ComparisonRule, Direction, NanStrategy, OutlierStrategy, PrometheusProvider,
+use fife_api::analysis::{Comparison, ComparisonTest, PrometheusProvider};
+use fife_api::{
+    AnalysisRunStatus, Measurement, MeasurementPhase, Metric, MetricProvider as ProviderSpec,
 };
-use fife_api::analysis_run::{Classification, ConfidenceInterval, Judgement};
-use fife_api::{Measurement, MeasurementPhase, Metric, MetricProvider as ProviderSpec};
 use fife_audit::{
     ComparisonEvidence, MeasurementEvidence, Phase, RenderedQuery, ThresholdEvidence,
 };
+use fife_engine::{ComparisonSides, ComparisonStatistics};
 use fife_metrics::{
     ClientPool, ErrorClass, MetricError, MetricProvider, PrometheusSource, Query, Role,
-    RoleQueries, RoleSamples, Samples, TemplateValues, Window, measure_roles, render,
+    RoleQueries, RoleSamples, Samples, Series, TemplateValues, Window, measure_roles, render,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -43,13 +42,14 @@ pub struct TakenMeasurement {
     pub evidence: MeasurementEvidence,
 }
 
-/// Measures `metric` at `now`, with the run's resolved `args` and the provider's
-/// `credentials`.
+/// Measures `metric` at `now`, with the run's resolved `args`, the provider's
+/// `credentials` and the run's `status` (a comparison's look and window start from it).
 pub async fn measure_metric(
     pool: &ClientPool,
     metric: &Metric,
     credentials: ProviderCredentials,
     args: &BTreeMap<String, String>,
+    status: &AnalysisRunStatus,
     now: jiff::Timestamp,
 ) -> TakenMeasurement {
     let ProviderSpec::Prometheus(spec) = &metric.provider;
@@ -81,7 +81,14 @@ pub async fn measure_metric(
                 .map_or((DEFAULT_LOOKBACK, DEFAULT_STEP), |r| {
                     (r.lookback.as_std(), r.step.as_std())
                 });
-            let queries = [Role::Canary, Role::Baseline]
+            let look = fife_engine::comparison_look(metric, status, lookback, now);
+            // The pod test accumulates evidence from the run's start; the pooled test
+            // keeps its fixed window.
+            let lookback = match comparison.test {
+                ComparisonTest::Pods => now.duration_since(look.since).unsigned_abs().max(lookback),
+                ComparisonTest::MannWhitney => lookback,
+            };
+            let queries = [Role::Canary, Role::Baseline, Role::Stable]
                 .into_iter()
                 .filter_map(|role| {
                     let values = TemplateValues {
@@ -101,7 +108,7 @@ pub async fn measure_metric(
                 at,
             )
             .await;
-            comparison_measurement(metric, comparison, result, queries, now)
+            comparison_measurement(metric, comparison, result, queries, look.look, now)
         }
     }
 }
@@ -172,14 +179,38 @@ pub fn threshold_measurement(
     }
 }
 
-/// A comparison measurement from the two sides' samples. Pass → Successful, High/Low →
-/// Failed, NoData or fewer than `minSamples` on either side → Inconclusive; a failed query
-/// is an Error, a query that found no series Inconclusive.
+/// The series of one side as the judge's pods, each named by its labels.
+fn pods(samples: &Samples) -> Vec<fife_judge::PodSeries> {
+    samples.by_series.iter().map(pod).collect()
+}
+
+fn pod(series: &Series) -> fife_judge::PodSeries {
+    let labels = series
+        .labels
+        .iter()
+        .filter(|(k, _)| k.as_str() != "__name__")
+        .map(|(k, v)| format!("{k}={v:?}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    fife_judge::PodSeries::new(format!("{{{labels}}}"), series.points.iter().copied())
+}
+
+/// Wire text of a serde enum: its serialised name, never its `Debug`.
+fn wire_name(value: impl serde::Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => String::new(),
+    }
+}
+
+/// A comparison measurement from the sides' samples at `look`: the engine's verdict, a
+/// failed query an Error, a query that found no canary or baseline series Inconclusive.
 pub fn comparison_measurement(
     metric: &Metric,
     comparison: &Comparison,
     result: Result<RoleSamples, MetricError>,
     queries: Vec<RenderedQuery>,
+    look: fife_judge::Look,
     now: jiff::Timestamp,
 ) -> TakenMeasurement {
     let samples = match result {
@@ -192,117 +223,55 @@ pub fn comparison_measurement(
         }
         Err(e) => return error_measurement(metric, now, queries, e.to_string()),
     };
-    let config = judge_config(comparison);
-    let verdict = fife_judge::judge(&samples.canary.values, &samples.baseline.values, &config);
-    let min = usize::try_from(comparison.min_samples.max(1)).unwrap_or(1);
-    let (phase, message) = if verdict.n_canary < min || verdict.n_baseline < min {
-        (
-            MeasurementPhase::Inconclusive,
-            format!(
-                "too few samples to judge: {} canary and {} baseline, minSamples is {min}",
-                verdict.n_canary, verdict.n_baseline
-            ),
-        )
-    } else {
-        let phase = match verdict.classification {
-            fife_judge::Classification::Pass => MeasurementPhase::Successful,
-            fife_judge::Classification::High | fife_judge::Classification::Low => {
-                MeasurementPhase::Failed
-            }
-            fife_judge::Classification::NoData => MeasurementPhase::Inconclusive,
-        };
-        (phase, verdict.reason.clone())
+    let sides = ComparisonSides {
+        canary: pods(&samples.canary),
+        baseline: pods(&samples.baseline),
+        stable: samples.stable.as_ref().map(pods).unwrap_or_default(),
     };
-    let no_data = verdict.classification == fife_judge::Classification::NoData;
-    let method = match verdict.method {
-        fife_judge::Method::Exact => "exact",
-        fife_judge::Method::Asymptotic => "asymptotic",
-    };
-    let judgement = Judgement {
-        n_canary: verdict.n_canary as i64,
-        n_baseline: verdict.n_baseline as i64,
-        u: (!no_data).then_some(verdict.u),
-        p_value: (!no_data).then_some(verdict.p_value),
-        method: (!no_data).then(|| method.to_owned()),
-        shift: (!no_data).then_some(verdict.shift),
-        ci: (!no_data).then_some(ConfidenceInterval {
-            lower: verdict.ci[0],
-            upper: verdict.ci[1],
-            level: comparison.confidence,
-        }),
-        effect_size: verdict.effect_size,
-        cles: (!no_data).then_some(verdict.cles),
-        classification: match verdict.classification {
-            fife_judge::Classification::Pass => Classification::Pass,
-            fife_judge::Classification::High => Classification::High,
-            fife_judge::Classification::Low => Classification::Low,
-            fife_judge::Classification::NoData => Classification::NoData,
-        },
-        reason: verdict.reason.clone(),
+    let verdict = fife_engine::comparison_verdict(comparison, &sides, look);
+    let judgement = &verdict.judgement;
+    let (u, p_method, pods_evidence) = match &verdict.statistics {
+        ComparisonStatistics::Pods(j) => {
+            (None, judgement.method.clone(), serde_json::to_value(j).ok())
+        }
+        ComparisonStatistics::MannWhitney(_) => (judgement.u, judgement.method.clone(), None),
     };
     let evidence = MeasurementEvidence {
         metric: metric.name.clone(),
-        phase: audit_phase(phase),
+        phase: audit_phase(verdict.phase),
         queries,
         threshold: None,
         comparison: Some(ComparisonEvidence {
-            test: "mannWhitney".to_owned(),
-            direction: format!("{:?}", comparison.direction).to_lowercase(),
+            test: wire_name(comparison.test),
+            direction: wire_name(comparison.direction),
             confidence: comparison.confidence,
             allowed_increase: comparison.allowed_increase,
             allowed_decrease: comparison.allowed_decrease,
-            min_samples: min as u64,
-            canary_samples: verdict.n_canary as u64,
-            baseline_samples: verdict.n_baseline as u64,
-            u: judgement.u,
+            min_samples: u64::try_from(comparison.min_samples.max(1)).unwrap_or(1),
+            canary_samples: u64::try_from(judgement.n_canary).unwrap_or(0),
+            baseline_samples: u64::try_from(judgement.n_baseline).unwrap_or(0),
+            u,
             p_value: judgement.p_value,
-            p_method: judgement.method.clone(),
+            p_method,
             shift: judgement.shift,
             ci_low: judgement.ci.map(|c| c.lower),
             ci_high: judgement.ci.map(|c| c.upper),
-            classification: format!("{:?}", judgement.classification),
-            summary: Some(verdict.reason.clone()),
+            classification: wire_name(judgement.classification),
+            summary: Some(judgement.reason.clone()),
+            pods: pods_evidence,
         }),
-        message: Some(message.clone()),
+        message: Some(verdict.message.clone()),
     };
     TakenMeasurement {
         measurement: Measurement {
-            phase,
+            phase: verdict.phase,
             started_at: Some(Time(now)),
             finished_at: Some(Time(now)),
             value: None,
-            judgement: Some(judgement),
-            message: Some(message),
+            judgement: Some(verdict.judgement),
+            message: Some(verdict.message),
         },
         evidence,
-    }
-}
-
-/// The judge's settings for a comparison metric.
-pub fn judge_config(comparison: &Comparison) -> fife_judge::JudgeConfig {
-    fife_judge::JudgeConfig {
-        confidence: comparison.confidence,
-        direction: match comparison.direction {
-            Direction::Increase => fife_judge::Direction::Increase,
-            Direction::Decrease => fife_judge::Direction::Decrease,
-            Direction::Either => fife_judge::Direction::Either,
-        },
-        allowed_increase: comparison.allowed_increase.unwrap_or(1.0),
-        allowed_decrease: comparison.allowed_decrease.unwrap_or(1.0),
-        rule: match comparison.rule {
-            ComparisonRule::Significance => fife_judge::DecisionRule::Significance,
-            ComparisonRule::Kayenta => fife_judge::DecisionRule::Kayenta,
-        },
-        nan_policy: match comparison.nan_strategy {
-            NanStrategy::Remove => fife_judge::NanPolicy::Remove,
-            NanStrategy::ReplaceWithZero => fife_judge::NanPolicy::ReplaceWithZero,
-        },
-        outlier_policy: match comparison.outliers.strategy {
-            OutlierStrategy::Keep => fife_judge::OutlierPolicy::Keep,
-            OutlierStrategy::RemoveIqr => fife_judge::OutlierPolicy::RemoveIqr {
-                factor: comparison.outliers.factor,
-            },
-        },
     }
 }
 
@@ -348,9 +317,10 @@ mod tests {
     use super::*;
     use fife_metrics::{FailureCause, NoData};
 
-    fn comparison_metric(min_samples: i32) -> (Metric, Comparison) {
+    fn comparison_metric(min_samples: i32, test: ComparisonTest) -> (Metric, Comparison) {
         let comparison = Comparison {
-            direction: Direction::Increase,
+            test,
+            direction: fife_api::analysis::Direction::Increase,
             allowed_increase: Some(1.1),
             min_samples,
             ..Comparison::default()
@@ -367,19 +337,29 @@ mod tests {
         (metric, comparison)
     }
 
-    fn samples(values: Vec<f64>) -> Samples {
+    /// `pods` pods of `n` points each around `base`, scaled, with small pod offsets.
+    fn side(prefix: &str, pods: usize, base: f64, scale: f64, n: usize) -> Samples {
+        let by_series: Vec<Series> = (0..pods)
+            .map(|p| Series {
+                labels: BTreeMap::from([("pod".to_owned(), format!("{prefix}-{p}"))]),
+                points: (0..n)
+                    .map(|i| {
+                        let offset = 1.0 + (p as f64 - 1.0) * 0.01;
+                        let value = (base + (i % 17) as f64 * 0.003) * scale * offset;
+                        (1_700_000_000_000 + i as i64 * 15_000, value)
+                    })
+                    .collect(),
+            })
+            .collect();
         Samples {
-            values,
-            series: 1,
+            values: by_series
+                .iter()
+                .flat_map(|s| s.points.iter().map(|p| p.1))
+                .collect(),
+            series: pods,
             dropped_non_finite: 0,
+            by_series,
         }
-    }
-
-    fn series(base: f64, scale: f64, n: usize) -> Vec<f64> {
-        // A deterministic spread of values around `base`, scaled.
-        (0..n)
-            .map(|i| (base + (i % 17) as f64 * 0.003) * scale)
-            .collect()
     }
 
     fn now() -> jiff::Timestamp {
@@ -389,61 +369,117 @@ mod tests {
     fn compare(
         metric: &Metric,
         c: &Comparison,
-        canary: Vec<f64>,
-        baseline: Vec<f64>,
+        canary: Samples,
+        baseline: Samples,
     ) -> TakenMeasurement {
         let result = Ok(RoleSamples {
-            canary: samples(canary),
-            baseline: samples(baseline),
+            canary,
+            baseline,
+            stable: None,
         });
-        comparison_measurement(metric, c, result, Vec::new(), now())
+        comparison_measurement(
+            metric,
+            c,
+            result,
+            Vec::new(),
+            fife_judge::Look::SINGLE,
+            now(),
+        )
     }
 
     #[test]
-    fn a_canary_twenty_percent_slower_fails() {
-        let (metric, c) = comparison_metric(20);
-        let taken = compare(&metric, &c, series(0.1, 1.2, 60), series(0.1, 1.0, 60));
+    fn a_canary_twenty_percent_slower_fails_with_pod_evidence() {
+        let (metric, c) = comparison_metric(20, ComparisonTest::Pods);
+        let taken = compare(
+            &metric,
+            &c,
+            side("c", 3, 0.1, 1.2, 20),
+            side("b", 3, 0.1, 1.0, 20),
+        );
         assert_eq!(taken.measurement.phase, MeasurementPhase::Failed);
         let j = taken.measurement.judgement.unwrap();
-        assert_eq!(j.classification, Classification::High);
-        assert!(j.shift.unwrap() > 0.0);
+        assert_eq!(
+            j.classification,
+            fife_api::analysis_run::Classification::High
+        );
+        assert_eq!(j.canary_pods, Some(3));
+        let evidence = taken.evidence.comparison.unwrap();
+        assert_eq!(evidence.test, "pods");
+        assert_eq!(evidence.direction, "increase");
+        assert_eq!(evidence.classification, "High");
+        let pods = evidence.pods.unwrap();
+        assert_eq!(pods["scale"], "log");
+        assert_eq!(pods["canary"][0]["pod"], "{pod=\"c-0\"}");
         assert_eq!(taken.evidence.phase, Phase::Failed);
-        assert_eq!(taken.evidence.comparison.unwrap().canary_samples, 60);
     }
 
     #[test]
-    fn an_identical_canary_passes() {
-        let (metric, c) = comparison_metric(20);
-        let taken = compare(&metric, &c, series(0.1, 1.0, 60), series(0.1, 1.0, 60));
-        assert_eq!(taken.measurement.phase, MeasurementPhase::Successful);
+    fn an_identical_canary_passes_under_both_tests() {
+        for test in [ComparisonTest::Pods, ComparisonTest::MannWhitney] {
+            let (metric, c) = comparison_metric(20, test);
+            let taken = compare(
+                &metric,
+                &c,
+                side("c", 3, 0.1, 1.0, 20),
+                side("b", 3, 0.1, 1.0, 20),
+            );
+            assert_eq!(
+                taken.measurement.phase,
+                MeasurementPhase::Successful,
+                "{test:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn mann_whitney_evidence_names_its_test_and_method() {
+        let (metric, c) = comparison_metric(20, ComparisonTest::MannWhitney);
+        let taken = compare(
+            &metric,
+            &c,
+            side("c", 1, 0.1, 1.2, 60),
+            side("b", 1, 0.1, 1.0, 60),
+        );
+        assert_eq!(taken.measurement.phase, MeasurementPhase::Failed);
+        let evidence = taken.evidence.comparison.unwrap();
+        assert_eq!(evidence.test, "mannWhitney");
+        assert_eq!(evidence.canary_samples, 60);
+        assert_eq!(evidence.p_method.as_deref(), Some("asymptotic"));
+        assert!(evidence.pods.is_none());
     }
 
     #[test]
     fn fewer_samples_than_min_samples_is_inconclusive_even_if_clearly_worse() {
-        let (metric, c) = comparison_metric(50);
-        let taken = compare(&metric, &c, series(0.1, 2.0, 30), series(0.1, 1.0, 60));
+        let (metric, c) = comparison_metric(500, ComparisonTest::Pods);
+        let taken = compare(
+            &metric,
+            &c,
+            side("c", 3, 0.1, 2.0, 20),
+            side("b", 3, 0.1, 1.0, 20),
+        );
         assert_eq!(taken.measurement.phase, MeasurementPhase::Inconclusive);
         assert!(
             taken
                 .measurement
                 .message
                 .unwrap()
-                .contains("minSamples is 50")
+                .contains("minSamples is 500")
         );
     }
 
     #[test]
     fn no_series_is_inconclusive_and_a_failed_query_is_an_error() {
-        let (metric, c) = comparison_metric(20);
+        let (metric, c) = comparison_metric(20, ComparisonTest::Pods);
+        let look = fife_judge::Look::SINGLE;
         let no_data = MetricError::new(
             "http://prom",
             "q",
             FailureCause::NoData(NoData::EmptyResult),
         );
-        let taken = comparison_measurement(&metric, &c, Err(no_data), Vec::new(), now());
+        let taken = comparison_measurement(&metric, &c, Err(no_data), Vec::new(), look, now());
         assert_eq!(taken.measurement.phase, MeasurementPhase::Inconclusive);
         let refused = MetricError::new("http://prom", "q", FailureCause::ConnectionRefused);
-        let taken = comparison_measurement(&metric, &c, Err(refused), Vec::new(), now());
+        let taken = comparison_measurement(&metric, &c, Err(refused), Vec::new(), look, now());
         assert_eq!(taken.measurement.phase, MeasurementPhase::Error);
         assert!(
             taken
@@ -456,7 +492,7 @@ mod tests {
 
     #[test]
     fn a_threshold_without_data_is_an_error() {
-        let (mut metric, _) = comparison_metric(1);
+        let (mut metric, _) = comparison_metric(1, ComparisonTest::Pods);
         metric.compare = None;
         metric.success_condition = Some("result[0] >= 0.99".into());
         let no_data = MetricError::new(
@@ -466,14 +502,5 @@ mod tests {
         );
         let taken = threshold_measurement(&metric, Err(no_data), Vec::new(), now());
         assert_eq!(taken.measurement.phase, MeasurementPhase::Error);
-    }
-
-    #[test]
-    fn judge_config_follows_the_comparison() {
-        let (_, c) = comparison_metric(20);
-        let config = judge_config(&c);
-        assert_eq!(config.direction, fife_judge::Direction::Increase);
-        assert_eq!(config.allowed_increase, 1.1);
-        assert_eq!(config.allowed_decrease, 1.0);
     }
 }

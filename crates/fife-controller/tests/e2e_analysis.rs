@@ -1,7 +1,8 @@
 //! End to end with metrics: a real Prometheus scrapes synthetic canary and baseline
-//! workloads; the real `fife controller` runs a comparison analysis (Mann-Whitney on
+//! workloads, three "pods" a side whose latency scales differ persistently (0.97, 1.00,
+//! 1.03); the real `fife controller` runs a comparison analysis (the default `pods` test on
 //! per-pod p50 latency) as a rollout step. A canary 20% slower is rolled back; an identical
-//! one is promoted.
+//! one is promoted despite the pod offsets.
 
 mod harness;
 
@@ -29,7 +30,7 @@ spec:
           range: {lookback: 10s, step: 1s}
       compare:
         direction: increase
-        confidence: 0.95
+        confidence: 0.99
         allowedIncrease: 1.10
         minSamples: 6
 "#;
@@ -42,19 +43,26 @@ fn steps(job: &str, prometheus: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slower_canary_is_rolled_back_and_an_identical_one_promoted() {
-    let slow_canary = workload(WorkloadRole::Canary, 1.2, 11).await;
-    let slow_baseline = workload(WorkloadRole::Baseline, 1.0, 12).await;
-    let same_canary = workload(WorkloadRole::Canary, 1.0, 21).await;
-    let same_baseline = workload(WorkloadRole::Baseline, 1.0, 22).await;
+    // Persistent pod offsets: each side's pods run at 0.97, 1.00 and 1.03 of its scale.
+    let mut pods = Vec::new();
+    for (seed, (role, scale)) in [
+        (WorkloadRole::Canary, 1.2),
+        (WorkloadRole::Baseline, 1.0),
+        (WorkloadRole::Canary, 1.0),
+        (WorkloadRole::Baseline, 1.0),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for (i, offset) in [0.97, 1.0, 1.03].into_iter().enumerate() {
+            pods.push(workload(role, scale * offset, 10 * seed as u64 + i as u64).await);
+        }
+    }
+    let addresses =
+        |side: &[fife_testkit::workload::Workload]| side.iter().map(|w| w.local_addr()).collect();
     let prometheus = Prometheus::start(&[
-        (
-            "slow",
-            vec![slow_canary.local_addr(), slow_baseline.local_addr()],
-        ),
-        (
-            "same",
-            vec![same_canary.local_addr(), same_baseline.local_addr()],
-        ),
+        ("slow", addresses(&pods[..6])),
+        ("same", addresses(&pods[6..])),
     ]);
     let cluster = Cluster::start().await;
     let controller = Controller::simple(&cluster);
@@ -86,7 +94,7 @@ async fn a_slower_canary_is_rolled_back_and_an_identical_one_promoted() {
         .await;
     // Enough history for the analysis window on both sides.
     prometheus
-        .wait_for_series("http_request_duration_seconds_count", 4)
+        .wait_for_series("http_request_duration_seconds_count", 12)
         .await;
     tokio::time::sleep(Duration::from_secs(8)).await;
 
@@ -136,6 +144,9 @@ async fn a_slower_canary_is_rolled_back_and_an_identical_one_promoted() {
     assert_eq!(judgement["classification"], "High", "{slow_run:#}");
     assert!(judgement["shift"].as_f64().unwrap() > 0.0);
     assert!(judgement["nCanary"].as_i64().unwrap() >= 6);
+    assert_eq!(judgement["test"], "pods", "{slow_run:#}");
+    assert_eq!(judgement["canaryPods"], 3, "{slow_run:#}");
+    assert_eq!(judgement["baselinePods"], 3, "{slow_run:#}");
     assert_eq!(run_of("same")["status"]["phase"], "Successful");
 
     // Evidence in the audit log: measurements with the rendered queries and the judge's
@@ -153,7 +164,15 @@ async fn a_slower_canary_is_rolled_back_and_an_identical_one_promoted() {
             .unwrap()
             .contains("fife_role=\"canary\"")
     );
-    assert!(evidence["comparison"]["pValue"].as_f64().unwrap() < 0.05);
+    assert!(evidence["comparison"]["pValue"].as_f64().unwrap() < 0.005);
+    assert_eq!(evidence["comparison"]["test"], "pods");
+    assert_eq!(
+        evidence["comparison"]["pods"]["canary"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
     assert!(
         records
             .iter()

@@ -1,9 +1,12 @@
-//! Analysis phases: a measurement's phase from its conditions, a metric's phase from its
-//! counters and limits, a run's phase from its metrics, and which metrics are due when.
+//! Analysis phases: a measurement's phase from its conditions or its comparison, a metric's
+//! phase from its counters and limits, a run's phase from its metrics, and which metrics
+//! are due when.
 
+use fife_api::analysis::{Comparison, ComparisonScale, ComparisonTest};
+use fife_api::analysis_run::{Classification, ConfidenceInterval};
 use fife_api::{
-    AnalysisPhase, AnalysisRunSpec, AnalysisRunStatus, Measurement, MeasurementPhase, Metric,
-    MetricResult,
+    AnalysisPhase, AnalysisRunSpec, AnalysisRunStatus, Judgement, Measurement, MeasurementPhase,
+    Metric, MetricResult,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -438,4 +441,226 @@ fn evaluate(condition: &str, result: &[f64]) -> Result<bool, String> {
             "condition `{condition}` could not be evaluated on result {result:?}: {e}"
         )),
     }
+}
+
+// === comparison verdict ===
+
+/// Which measurement of its run a comparison takes, and from when its data starts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ComparisonLook {
+    /// Look k of the metric's planned `count` (None: background analysis).
+    pub look: fife_judge::Look,
+    /// Evidence accumulates: each measurement judges the data from the run's start
+    /// (minus the provider's lookback) up to now.
+    pub since: jiff::Timestamp,
+}
+
+/// The look the next measurement of `metric` is, given the run's `status`: k = the
+/// measurements it completed so far + 1, from the run's start minus `lookback`.
+pub fn comparison_look(
+    metric: &Metric,
+    status: &AnalysisRunStatus,
+    lookback: std::time::Duration,
+    now: jiff::Timestamp,
+) -> ComparisonLook {
+    let taken = status
+        .metric_results
+        .iter()
+        .find(|r| r.name == metric.name)
+        .map_or(0, |r| r.count.max(0));
+    let planned = metric
+        .count
+        .filter(|c| *c >= 1)
+        .map(|c| c.unsigned_abs())
+        .or_else(|| metric.interval.is_none().then_some(1));
+    let index = u32::try_from(taken).unwrap_or(u32::MAX).saturating_add(1);
+    let index = planned.map_or(index, |n| index.min(n));
+    let started = status.started_at.as_ref().map_or(now, |t| t.0);
+    let since = started
+        .checked_sub(jiff::SignedDuration::from_millis(millis(lookback)))
+        .unwrap_or(started);
+    ComparisonLook {
+        look: fife_judge::Look { index, planned },
+        since,
+    }
+}
+
+/// The pods of each side of a comparison, each a series with its points.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ComparisonSides {
+    pub canary: Vec<fife_judge::PodSeries>,
+    pub baseline: Vec<fife_judge::PodSeries>,
+    /// Stable pods: more pods of the baseline's version (may be empty).
+    pub stable: Vec<fife_judge::PodSeries>,
+}
+
+/// What the judge found, by test.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ComparisonStatistics {
+    Pods(fife_judge::PodJudgement),
+    MannWhitney(fife_judge::Judgement),
+}
+
+/// A comparison measurement's phase, its reason and the judgement for the AnalysisRun.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ComparisonVerdict {
+    pub phase: MeasurementPhase,
+    pub message: String,
+    pub judgement: Judgement,
+    pub statistics: ComparisonStatistics,
+}
+
+/// Judges a comparison metric's sides at `look` with the comparison's test. Pass →
+/// Successful, High/Low → Failed, NoData or fewer than `minSamples` points on the canary or
+/// the baseline → Inconclusive.
+pub fn comparison_verdict(
+    comparison: &Comparison,
+    sides: &ComparisonSides,
+    look: fife_judge::Look,
+) -> ComparisonVerdict {
+    let config = comparison.judge_config();
+    let (statistics, n_canary, n_baseline, classification, reason) = match comparison.test {
+        ComparisonTest::Pods => {
+            let j = fife_judge::judge_pods(
+                &sides.canary,
+                &sides.baseline,
+                &sides.stable,
+                look,
+                &config,
+            );
+            let (n_c, n_b) = (
+                j.canary.iter().map(|p| p.points).sum::<usize>(),
+                j.baseline.iter().map(|p| p.points).sum::<usize>(),
+            );
+            let (c, r) = (j.classification, j.reason.clone());
+            (ComparisonStatistics::Pods(j), n_c, n_b, c, r)
+        }
+        ComparisonTest::MannWhitney => {
+            let pooled = |pods: &[fife_judge::PodSeries]| -> Vec<f64> {
+                pods.iter()
+                    .flat_map(|p| p.points.iter().map(|x| x.value))
+                    .collect()
+            };
+            let j = fife_judge::judge(&pooled(&sides.canary), &pooled(&sides.baseline), &config);
+            let (n_c, n_b, c, r) = (j.n_canary, j.n_baseline, j.classification, j.reason.clone());
+            (ComparisonStatistics::MannWhitney(j), n_c, n_b, c, r)
+        }
+    };
+    let min = usize::try_from(comparison.min_samples.max(1)).unwrap_or(1);
+    let (phase, message) = if n_canary < min || n_baseline < min {
+        (
+            MeasurementPhase::Inconclusive,
+            format!(
+                "too few samples to judge: {n_canary} canary and {n_baseline} baseline, minSamples is {min}"
+            ),
+        )
+    } else {
+        let phase = match classification {
+            fife_judge::Classification::Pass => MeasurementPhase::Successful,
+            fife_judge::Classification::High | fife_judge::Classification::Low => {
+                MeasurementPhase::Failed
+            }
+            fife_judge::Classification::NoData => MeasurementPhase::Inconclusive,
+        };
+        (phase, reason.clone())
+    };
+    let judgement = api_judgement(comparison, &statistics, n_canary, n_baseline);
+    ComparisonVerdict {
+        phase,
+        message,
+        judgement,
+        statistics,
+    }
+}
+
+/// The AnalysisRun's record of a judgement: every number a person needs to re-check it,
+/// none for NoData (the judge's placeholders are not findings).
+fn api_judgement(
+    comparison: &Comparison,
+    statistics: &ComparisonStatistics,
+    n_canary: usize,
+    n_baseline: usize,
+) -> Judgement {
+    let classification = |c: fife_judge::Classification| match c {
+        fife_judge::Classification::Pass => Classification::Pass,
+        fife_judge::Classification::High => Classification::High,
+        fife_judge::Classification::Low => Classification::Low,
+        fife_judge::Classification::NoData => Classification::NoData,
+    };
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    let mut judgement = Judgement {
+        n_canary: count(n_canary),
+        n_baseline: count(n_baseline),
+        u: None,
+        p_value: None,
+        method: None,
+        shift: None,
+        ci: None,
+        effect_size: None,
+        cles: None,
+        classification: Classification::NoData,
+        reason: String::new(),
+        test: Some(comparison.test),
+        scale: None,
+        look: None,
+        alpha_look: None,
+        canary_pods: None,
+        baseline_pods: None,
+        stable_pods: None,
+        df: None,
+        standard_error: None,
+        adjusted_p_value: None,
+    };
+    match statistics {
+        ComparisonStatistics::Pods(j) => {
+            let found = j.classification != fife_judge::Classification::NoData;
+            judgement.classification = classification(j.classification);
+            judgement.reason = j.reason.clone();
+            judgement.scale = Some(match j.scale {
+                fife_judge::Scale::Log => ComparisonScale::Log,
+                fife_judge::Scale::Linear => ComparisonScale::Linear,
+                fife_judge::Scale::Auto => ComparisonScale::Auto,
+            });
+            judgement.look = Some(i64::from(j.look.index));
+            judgement.alpha_look = Some(j.alpha_look);
+            judgement.canary_pods = Some(count(j.canary.len()));
+            judgement.baseline_pods = Some(count(j.baseline.len()));
+            judgement.stable_pods = Some(count(j.reference.len()));
+            if found {
+                judgement.p_value = Some(j.p_value);
+                judgement.adjusted_p_value = Some(j.adjusted_p_value);
+                judgement.method = Some("studentT".to_owned());
+                judgement.shift = Some(j.estimate);
+                judgement.ci = Some(ConfidenceInterval {
+                    lower: j.interval[0],
+                    upper: j.interval[1],
+                    level: 1.0 - j.alpha_look,
+                });
+                judgement.effect_size = j.ratio;
+                judgement.df = Some(i64::from(j.df));
+                judgement.standard_error = Some(j.standard_error);
+            }
+        }
+        ComparisonStatistics::MannWhitney(j) => {
+            let found = j.classification != fife_judge::Classification::NoData;
+            judgement.classification = classification(j.classification);
+            judgement.reason = j.reason.clone();
+            judgement.effect_size = j.effect_size;
+            if found {
+                judgement.u = Some(j.u);
+                judgement.p_value = Some(j.p_value);
+                judgement.method = serde_json::to_value(j.method)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned));
+                judgement.shift = Some(j.shift);
+                judgement.ci = Some(ConfidenceInterval {
+                    lower: j.ci[0],
+                    upper: j.ci[1],
+                    level: comparison.confidence,
+                });
+                judgement.cles = Some(j.cles);
+            }
+        }
+    }
+    judgement
 }

@@ -20,8 +20,9 @@ pub mod revision;
 pub mod rollout;
 
 pub use analysis::{
-    AnalysisProgress, MeasurementOutcome, ThresholdVerdict, classify_threshold, progress, record,
-    start, threshold_verdict,
+    AnalysisProgress, ComparisonLook, ComparisonSides, ComparisonStatistics, ComparisonVerdict,
+    MeasurementOutcome, ThresholdVerdict, classify_threshold, comparison_look, comparison_verdict,
+    progress, record, start, threshold_verdict,
 };
 pub use revision::pod_template_hash;
 pub use rollout::{

@@ -1,9 +1,36 @@
-//! What the judge is asked: confidence, direction, tolerated effect, decision rule and how
-//! to clean the samples. Defaults are the contract's defaults; `validate` rejects settings
-//! the definitions do not cover.
+//! What the judge is asked: which test, confidence, direction, tolerated effect, decision
+//! rule, scale and how to clean the samples. Defaults are the contract's defaults;
+//! `validate` rejects settings the definitions do not cover, and is the one owner of their
+//! bounds (the API validates comparison settings through it).
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+/// Which comparison the judge runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Test {
+    /// Pod-level locations compared with a Student t test whose variance is the spread
+    /// between pods of one version, α spent over the looks of a run ([`crate::judge_pods`]).
+    #[default]
+    Pods,
+    /// Every point of every series pooled into one Mann-Whitney U test ([`crate::judge`]);
+    /// valid for independent samples, kept for teams migrating from Kayenta.
+    MannWhitney,
+}
+
+/// The scale on which the pod test compares locations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Scale {
+    /// `log` when every value is greater than 0, `linear` otherwise.
+    #[default]
+    Auto,
+    /// Natural logarithm: shifts are ratios (latencies, sizes).
+    Log,
+    /// Values as they are: shifts are differences (error ratios, which can be 0).
+    Linear,
+}
 
 /// Which change of the canary counts as a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -72,6 +99,7 @@ pub enum OutlierPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct JudgeConfig {
+    pub test: Test,
     /// Confidence level of the test and of the interval; α = 1 − confidence.
     pub confidence: f64,
     pub direction: Direction,
@@ -82,11 +110,14 @@ pub struct JudgeConfig {
     pub rule: DecisionRule,
     pub nan_policy: NanPolicy,
     pub outlier_policy: OutlierPolicy,
+    /// The pod test's scale; the pooled Mann-Whitney test ignores it.
+    pub scale: Scale,
 }
 
 impl Default for JudgeConfig {
     fn default() -> Self {
         JudgeConfig {
+            test: Test::Pods,
             confidence: 0.95,
             direction: Direction::Either,
             allowed_increase: 1.0,
@@ -94,6 +125,7 @@ impl Default for JudgeConfig {
             rule: DecisionRule::Significance,
             nan_policy: NanPolicy::Remove,
             outlier_policy: OutlierPolicy::Keep,
+            scale: Scale::Auto,
         }
     }
 }
@@ -103,32 +135,54 @@ impl Default for JudgeConfig {
 pub enum ConfigError {
     #[error("confidence must lie strictly between 0 and 1 (for example 0.95), got {0}")]
     Confidence(f64),
-    #[error("allowedIncrease must be a finite ratio greater than 0 (1.10 tolerates +10%), got {0}")]
+    #[error("allowedIncrease must be a finite ratio of at least 1 (1.10 tolerates +10%), got {0}")]
     AllowedIncrease(f64),
-    #[error("allowedDecrease must be a finite ratio greater than 0 (0.90 tolerates −10%), got {0}")]
+    #[error("allowedDecrease must be a ratio in (0, 1] (0.90 tolerates −10%), got {0}")]
     AllowedDecrease(f64),
     #[error("the outlier fence factor must be finite and at least 0 (1.5 is customary), got {0}")]
     OutlierFactor(f64),
 }
 
+impl ConfigError {
+    /// The setting at fault, by its wire name, for messages that point at a field.
+    pub fn field(&self) -> &'static str {
+        match self {
+            ConfigError::Confidence(_) => "confidence",
+            ConfigError::AllowedIncrease(_) => "allowedIncrease",
+            ConfigError::AllowedDecrease(_) => "allowedDecrease",
+            ConfigError::OutlierFactor(_) => "outliers.factor",
+        }
+    }
+}
+
 impl JudgeConfig {
-    /// Checks that every setting lies where the definitions apply.
+    /// Checks that every setting lies where the definitions apply; the first problem.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        match self.problems().into_iter().next() {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        }
+    }
+
+    /// Every setting that lies outside the definitions, in field order, so a validator can
+    /// report them all at once.
+    pub fn problems(&self) -> Vec<ConfigError> {
+        let mut problems = Vec::new();
         if !(self.confidence > 0.0 && self.confidence < 1.0) {
-            return Err(ConfigError::Confidence(self.confidence));
+            problems.push(ConfigError::Confidence(self.confidence));
         }
-        if !(self.allowed_increase.is_finite() && self.allowed_increase > 0.0) {
-            return Err(ConfigError::AllowedIncrease(self.allowed_increase));
+        if !(self.allowed_increase.is_finite() && self.allowed_increase >= 1.0) {
+            problems.push(ConfigError::AllowedIncrease(self.allowed_increase));
         }
-        if !(self.allowed_decrease.is_finite() && self.allowed_decrease > 0.0) {
-            return Err(ConfigError::AllowedDecrease(self.allowed_decrease));
+        if !(self.allowed_decrease > 0.0 && self.allowed_decrease <= 1.0) {
+            problems.push(ConfigError::AllowedDecrease(self.allowed_decrease));
         }
         if let OutlierPolicy::RemoveIqr { factor } = self.outlier_policy
             && !(factor.is_finite() && factor >= 0.0)
         {
-            return Err(ConfigError::OutlierFactor(factor));
+            problems.push(ConfigError::OutlierFactor(factor));
         }
-        Ok(())
+        problems
     }
 
     /// α = 1 − confidence.
@@ -151,6 +205,8 @@ mod tests {
         assert_eq!(c.rule, DecisionRule::Significance);
         assert_eq!(c.nan_policy, NanPolicy::Remove);
         assert_eq!(c.outlier_policy, OutlierPolicy::Keep);
+        assert_eq!(c.test, Test::Pods);
+        assert_eq!(c.scale, Scale::Auto);
         assert_eq!(c.validate(), Ok(()));
     }
 
@@ -164,7 +220,7 @@ mod tests {
             assert!(matches!(c.validate(), Err(ConfigError::Confidence(_))));
         }
         let c = JudgeConfig {
-            allowed_increase: 0.0,
+            allowed_increase: 0.9,
             ..Default::default()
         };
         assert!(matches!(c.validate(), Err(ConfigError::AllowedIncrease(_))));
@@ -187,12 +243,14 @@ mod tests {
             rule: DecisionRule::Kayenta,
             nan_policy: NanPolicy::ReplaceWithZero,
             outlier_policy: OutlierPolicy::RemoveIqr { factor: 1.5 },
+            test: Test::MannWhitney,
+            scale: Scale::Linear,
             ..Default::default()
         };
         let json = serde_json::to_string(&c).unwrap();
         assert_eq!(
             json,
-            r#"{"confidence":0.95,"direction":"increase","allowedIncrease":1.0,"allowedDecrease":1.0,"rule":"kayenta","nanPolicy":"replaceWithZero","outlierPolicy":{"removeIqr":{"factor":1.5}}}"#
+            r#"{"test":"mannWhitney","confidence":0.95,"direction":"increase","allowedIncrease":1.0,"allowedDecrease":1.0,"rule":"kayenta","nanPolicy":"replaceWithZero","outlierPolicy":{"removeIqr":{"factor":1.5}},"scale":"linear"}"#
         );
         let back: JudgeConfig = serde_json::from_str(&json).unwrap();
         assert_eq!(back, c);

@@ -1,5 +1,9 @@
 //! Fife's statistical judge: is the canary worse than its baseline?
 //!
+//! Two tests: [`judge_pods`] (the default) compares one location per pod against the
+//! spread between pods of one version, with α spent over the looks of a run; [`judge`]
+//! pools every point into one Mann-Whitney U test (exact for independent samples):
+//!
 //! ```text
 //! raw samples ─▶ clean (NaN, outliers) ─▶ sort ─▶ U, ties ─▶ p (exact | asymptotic)
 //!                                              └▶ pairwise differences ─▶ shift, CI
@@ -16,11 +20,16 @@ mod config;
 mod differences;
 mod judgement;
 mod null_distribution;
+mod pods;
 mod ranks;
 mod samples;
+pub mod student_t;
 
-pub use config::{ConfigError, DecisionRule, Direction, JudgeConfig, NanPolicy, OutlierPolicy};
+pub use config::{
+    ConfigError, DecisionRule, Direction, JudgeConfig, NanPolicy, OutlierPolicy, Scale, Test,
+};
 pub use judgement::{Classification, Judgement, Method};
+pub use pods::{Look, MIN_POINTS_PER_POD, PodJudgement, PodLocation, PodSeries, Point, judge_pods};
 
 use differences::PairwiseDifferences;
 use judgement::Statistics;

@@ -2,7 +2,8 @@
 //! Hodges-Lehmann (written by `oracle/generate.py`) and R's `wilcox.test(conf.int = TRUE)`.
 
 use fife_judge::{
-    Classification, DecisionRule, Direction, JudgeConfig, Method, NanPolicy, OutlierPolicy, judge,
+    Classification, DecisionRule, Direction, JudgeConfig, Method, NanPolicy, OutlierPolicy, Scale,
+    Test, judge,
 };
 use serde::Deserialize;
 
@@ -31,6 +32,8 @@ impl CaseConfig {
                 Some(factor) => OutlierPolicy::RemoveIqr { factor },
                 None => OutlierPolicy::Keep,
             },
+            test: Test::MannWhitney,
+            scale: Scale::Auto,
         }
     }
 }
@@ -156,5 +159,58 @@ fn agrees_with_r_wilcox_test() {
                 );
             }
         }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct TCases {
+    quantiles: Vec<TQuantile>,
+    upper_tail: Vec<TUpperTail>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TQuantile {
+    df: f64,
+    p: f64,
+    x: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct TUpperTail {
+    df: f64,
+    x: f64,
+    sf: f64,
+}
+
+fn t_cases() -> TCases {
+    serde_json::from_str(include_str!("oracle/t_cases.json")).expect("t_cases.json parses")
+}
+
+#[test]
+fn student_t_quantiles_match_scipy() {
+    for case in t_cases().quantiles {
+        let x = fife_judge::student_t::quantile(case.p, case.df);
+        let tolerance = 1e-9 * case.x.abs().max(1.0);
+        assert!(
+            (x - case.x).abs() <= tolerance,
+            "t quantile p={} df={}: {x} vs scipy {}",
+            case.p,
+            case.df,
+            case.x
+        );
+    }
+}
+
+#[test]
+fn student_t_upper_tails_match_scipy() {
+    for case in t_cases().upper_tail {
+        let sf = fife_judge::student_t::upper_tail(case.x, case.df);
+        assert!(
+            (sf - case.sf).abs() <= 1e-9 * case.sf.max(1e-300) + 1e-15,
+            "t upper tail x={} df={}: {sf} vs scipy {}",
+            case.x,
+            case.df,
+            case.sf
+        );
     }
 }

@@ -8,6 +8,7 @@
 //!  ({{args.x}}, {{role}})         (Prometheus, scrape)       (NoData vs SourceFailure)
 //! ```
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
@@ -77,9 +78,29 @@ pub struct Samples {
     pub values: Vec<f64>,
     /// How many series contributed.
     pub series: usize,
+    /// The same points with their identity: which series (pod) and which time each came
+    /// from, in the order of `values`. A series whose points were all non-finite is here
+    /// with no points.
+    pub by_series: Vec<Series>,
     /// Range points that were NaN or ±Inf and were left out (a quantile over a step
     /// without traffic is NaN); reported so the analysis record shows them.
     pub dropped_non_finite: usize,
+}
+
+/// One series a query returned: its label set and its finite points in time order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Series {
+    pub labels: BTreeMap<String, String>,
+    /// (milliseconds since the Unix epoch, value); a scraped point carries its scrape time.
+    pub points: Vec<(i64, f64)>,
+}
+
+/// Milliseconds since the Unix epoch (negative before it), the unit of [`Series`] times.
+pub fn unix_millis(at: SystemTime) -> i64 {
+    match at.duration_since(std::time::UNIX_EPOCH) {
+        Ok(since) => i64::try_from(since.as_millis()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_millis()).unwrap_or(i64::MAX),
+    }
 }
 
 /// A source of samples. Dyn-compatible so the controller can hold any provider behind
@@ -100,13 +121,21 @@ pub(crate) struct SampleCollector {
 }
 
 impl SampleCollector {
-    pub(crate) fn start_series(&mut self) {
+    pub(crate) fn start_series(&mut self, labels: BTreeMap<String, String>) {
         self.samples.series += 1;
+        self.samples.by_series.push(Series {
+            labels,
+            points: Vec::new(),
+        });
     }
 
-    pub(crate) fn push(&mut self, value: f64, series: impl FnOnce() -> String) {
+    /// Adds a point at `t` (Unix milliseconds) to the series started last.
+    pub(crate) fn push(&mut self, t: i64, value: f64, series: impl FnOnce() -> String) {
         if value.is_finite() {
             self.samples.values.push(value);
+            if let Some(current) = self.samples.by_series.last_mut() {
+                current.points.push((t, value));
+            }
         } else {
             self.samples.dropped_non_finite += 1;
             if self.first_non_finite.is_none() {

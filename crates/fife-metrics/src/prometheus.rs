@@ -434,25 +434,33 @@ fn parse_response(body: &[u8], window: Window) -> Result<Samples, FailureCause> 
             let series: Vec<InstantSeries> =
                 serde_json::from_value(data.result).map_err(malformed)?;
             for s in &series {
-                collector.start_series();
-                collector.push(parse_value(&s.value.1)?, || describe(&s.metric));
+                collector.start_series(s.metric.clone());
+                collector.push(
+                    seconds_to_millis(s.value.0),
+                    parse_value(&s.value.1)?,
+                    || describe(&s.metric),
+                );
             }
             Ok(collector.finish_instant()?)
         }
         (Window::Instant, "scalar") => {
-            let (_, value): (f64, String) =
+            let (t, value): (f64, String) =
                 serde_json::from_value(data.result).map_err(malformed)?;
-            collector.start_series();
-            collector.push(parse_value(&value)?, || "scalar".into());
+            collector.start_series(BTreeMap::new());
+            collector.push(seconds_to_millis(t), parse_value(&value)?, || {
+                "scalar".into()
+            });
             Ok(collector.finish_instant()?)
         }
         (Window::Range { .. }, "matrix") => {
             let series: Vec<RangeSeries> =
                 serde_json::from_value(data.result).map_err(malformed)?;
             for s in &series {
-                collector.start_series();
-                for (_, value) in &s.values {
-                    collector.push(parse_value(value)?, || describe(&s.metric));
+                collector.start_series(s.metric.clone());
+                for (t, value) in &s.values {
+                    collector.push(seconds_to_millis(*t), parse_value(value)?, || {
+                        describe(&s.metric)
+                    });
                 }
             }
             Ok(collector.finish_range()?)
@@ -465,6 +473,11 @@ fn parse_response(body: &[u8], window: Window) -> Result<Samples, FailureCause> 
             found: found.to_owned(),
         }),
     }
+}
+
+/// Prometheus sends times as float seconds with millisecond resolution.
+fn seconds_to_millis(t: f64) -> i64 {
+    (t * 1000.0).round() as i64
 }
 
 /// Prometheus sends values as strings: decimal numbers, `NaN`, `+Inf`, `-Inf`.

@@ -1,10 +1,11 @@
-//! Measures the canary and the baseline with one provider: renders the query for each
-//! role and runs both at once, so a comparison gets two sample sets or one error.
+//! Measures the canary, the baseline and the stable pods with one provider: renders the
+//! query for each role and runs them at once, so a comparison gets its sample sets or one
+//! error. The stable side is optional evidence: a stable query that finds nothing is None.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use crate::error::{FailureCause, MetricError};
+use crate::error::{ErrorClass, FailureCause, MetricError};
 use crate::prometheus::{ClientPool, PrometheusProvider, PrometheusSource};
 use crate::template::{Role, TemplateValues, render};
 use crate::{MetricProvider, Query, Samples, Window};
@@ -12,9 +13,10 @@ use crate::{MetricProvider, Query, Samples, Window};
 /// The queries of a comparison.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoleQueries {
-    /// One template; `{{role}}` renders as `canary` and as `baseline`.
+    /// One template; `{{role}}` renders as `canary`, `baseline` and `stable`.
     PerRole(String),
-    /// A query for each side (each may still use `{{role}}` and `{{args.*}}`).
+    /// A query for each side (each may still use `{{role}}` and `{{args.*}}`); the stable
+    /// pods are measured with the baseline's query.
     Separate { canary: String, baseline: String },
 }
 
@@ -23,20 +25,24 @@ impl RoleQueries {
         match (self, role) {
             (RoleQueries::PerRole(template), _) => template,
             (RoleQueries::Separate { canary, .. }, Role::Canary) => canary,
-            (RoleQueries::Separate { baseline, .. }, Role::Baseline) => baseline,
+            (RoleQueries::Separate { baseline, .. }, Role::Baseline | Role::Stable) => baseline,
         }
     }
 }
 
-/// The two sides of a comparison.
+/// The sides of a comparison.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RoleSamples {
     pub canary: Samples,
     pub baseline: Samples,
+    /// The stable pods, when the query found any: more pods of the baseline's version.
+    pub stable: Option<Samples>,
 }
 
-/// Renders and runs the canary and baseline queries concurrently. The first failure is
-/// returned; an empty side is an error (`NoData`), never an empty sample set.
+/// Renders and runs the canary, baseline and stable queries concurrently. The first
+/// failure of the canary or baseline is returned, and an empty canary or baseline is an
+/// error (`NoData`), never an empty sample set. The stable side is optional: a stable query
+/// that finds nothing gives `stable: None`; one that fails otherwise is an error.
 pub async fn measure_roles(
     provider: &dyn MetricProvider,
     queries: &RoleQueries,
@@ -57,9 +63,24 @@ pub async fn measure_roles(
     };
     let canary = query_for(Role::Canary)?;
     let baseline = query_for(Role::Baseline)?;
-    let (canary, baseline) =
-        futures::try_join!(provider.measure(&canary), provider.measure(&baseline))?;
-    Ok(RoleSamples { canary, baseline })
+    let stable = query_for(Role::Stable)?;
+    let optional_stable = async {
+        match provider.measure(&stable).await {
+            Ok(samples) => Ok(Some(samples)),
+            Err(e) if e.class() == ErrorClass::NoData => Ok(None),
+            Err(e) => Err(e),
+        }
+    };
+    let (canary, baseline, stable) = futures::try_join!(
+        provider.measure(&canary),
+        provider.measure(&baseline),
+        optional_stable
+    )?;
+    Ok(RoleSamples {
+        canary,
+        baseline,
+        stable,
+    })
 }
 
 /// What `fife judge --prometheus` needs: canary and baseline samples from a range query

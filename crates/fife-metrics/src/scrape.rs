@@ -338,7 +338,7 @@ impl ScrapeProvider {
         let selector = Selector::parse(&query.text)
             .map_err(|detail| fail("scrape", FailureCause::InvalidQuery { detail }))?;
         let states = self.lock();
-        let mut series: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
+        let mut series: BTreeMap<(String, String), Vec<(SystemTime, f64)>> = BTreeMap::new();
         for state in states.iter().filter(|s| selector.admits(&s.target)) {
             if let Some(ScrapeRecord {
                 outcome: Err(cause),
@@ -352,9 +352,12 @@ impl ScrapeProvider {
         }
         let mut collector = SampleCollector::default();
         for ((pod, labels), values) in &series {
-            collector.start_series();
-            for value in values {
-                collector.push(*value, || {
+            collector.start_series(BTreeMap::from([
+                ("pod".to_owned(), pod.clone()),
+                ("labels".to_owned(), labels.clone()),
+            ]));
+            for (at, value) in values {
+                collector.push(crate::unix_millis(*at), *value, || {
                     format!("{}{{{labels}}} of {pod}", selector.metric)
                 });
             }
@@ -415,7 +418,7 @@ fn evaluate_target(
     selector: &Selector,
     pod: &str,
     scrapes: &[(SystemTime, &[ScrapedSeries])],
-    series: &mut BTreeMap<(String, String), Vec<f64>>,
+    series: &mut BTreeMap<(String, String), Vec<(SystemTime, f64)>>,
 ) {
     let matching = |scrape: &[ScrapedSeries]| -> BTreeMap<String, Value> {
         scrape
@@ -426,10 +429,13 @@ fn evaluate_target(
     };
     match selector.statistic {
         Statistic::Value => {
-            for (_, scrape) in scrapes {
+            for (at, scrape) in scrapes {
                 for (labels, value) in matching(scrape) {
                     if let Some(v) = scalar(&value) {
-                        series.entry((pod.to_owned(), labels)).or_default().push(v);
+                        series
+                            .entry((pod.to_owned(), labels))
+                            .or_default()
+                            .push((*at, v));
                     }
                 }
             }
@@ -467,7 +473,7 @@ fn evaluate_target(
                         series
                             .entry((pod.to_owned(), labels.clone()))
                             .or_default()
-                            .push(value);
+                            .push((t1, value));
                     }
                 }
             }

@@ -4,12 +4,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// Which side of the comparison a query measures; `{{role}}` renders as its name, which
-/// is also the value of the `fife_role` series label.
+/// Which pods a query measures; `{{role}}` renders as its name, which is also the value of
+/// the `fife_role` series label. A comparison measures the canary and the baseline, and the
+/// stable pods as more pods of the baseline's version (how pods of one version differ).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
     Canary,
     Baseline,
+    Stable,
 }
 
 impl Role {
@@ -17,6 +19,7 @@ impl Role {
         match self {
             Role::Canary => "canary",
             Role::Baseline => "baseline",
+            Role::Stable => "stable",
         }
     }
 }
@@ -141,6 +144,12 @@ mod tests {
     fn baseline_renders_as_baseline() {
         let v = TemplateValues::new().with_role(Role::Baseline);
         assert_eq!(render("r={{role}}", &v).unwrap(), "r=baseline");
+    }
+
+    #[test]
+    fn stable_renders_as_stable() {
+        let v = TemplateValues::new().with_role(Role::Stable);
+        assert_eq!(render("r={{role}}", &v).unwrap(), "r=stable");
     }
 
     #[test]

@@ -14,7 +14,8 @@ use axum::response::Response;
 use fife_metrics::roles::prometheus_role_samples;
 use fife_metrics::{
     Auth, ClientPool, ErrorClass, FailureCause, MetricError, MetricProvider, NoData,
-    PrometheusProvider, PrometheusSource, Query, RoleQueries, Samples, Window, measure_roles,
+    PrometheusProvider, PrometheusSource, Query, RoleQueries, Samples, Series, Window,
+    measure_roles,
 };
 
 type Responder = dyn Fn(usize, &HeaderMap, &BTreeMap<String, String>) -> Response + Send + Sync;
@@ -148,7 +149,17 @@ async fn instant_query_returns_one_value_per_series() {
         Samples {
             values: vec![1.0, 0.5],
             series: 2,
-            dropped_non_finite: 0
+            dropped_non_finite: 0,
+            by_series: vec![
+                Series {
+                    labels: BTreeMap::from([("pod".to_owned(), "p0".to_owned())]),
+                    points: vec![(1_700_000_000_000, 1.0)],
+                },
+                Series {
+                    labels: BTreeMap::from([("pod".to_owned(), "p1".to_owned())]),
+                    points: vec![(1_700_000_000_000, 0.5)],
+                },
+            ],
         }
     );
 }
@@ -176,6 +187,19 @@ async fn range_query_sends_the_window_and_flattens_the_matrix() {
     let samples = stub.provider(|_| {}).measure(&query).await.unwrap();
     assert_eq!(samples.values, vec![0.1, 0.2, 0.3]);
     assert_eq!(samples.series, 2);
+    let identity: Vec<_> = samples
+        .by_series
+        .iter()
+        .map(|s| (s.labels["pod"].as_str(), s.points.clone()))
+        .collect();
+    assert_eq!(
+        identity,
+        vec![
+            ("a", vec![(1000, 0.1), (2000, 0.2)]),
+            ("b", vec![(1000, 0.3)])
+        ],
+        "each point keeps its series and its time"
+    );
 }
 
 #[tokio::test]
@@ -420,11 +444,18 @@ async fn roles_render_the_template_for_each_side() {
         let value = match form["query"].as_str() {
             r#"p50{service="checkout",fife_role="canary"}"# => "0.2",
             r#"p50{service="checkout",fife_role="baseline"}"# => "0.1",
+            // No stable pods: an empty matrix is not an error for the stable side.
+            r#"p50{service="checkout",fife_role="stable"}"# => {
+                return json(
+                    200,
+                    r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#,
+                );
+            }
             other => panic!("unexpected query {other}"),
         };
         json(
             200,
-            &format!(r#"{{"status":"success","data":{{"resultType":"matrix","result":[{{"metric":{{}},"values":[[1,"{value}"]]}}]}}}}"#),
+            &format!(r#"{{"status":"success","data":{{"resultType":"matrix","result":[{{"metric":{{"pod":"x"}},"values":[[1,"{value}"]]}}]}}}}"#),
         )
     })
     .await;
@@ -442,6 +473,8 @@ async fn roles_render_the_template_for_each_side() {
         .unwrap();
     assert_eq!(samples.canary.values, vec![0.2]);
     assert_eq!(samples.baseline.values, vec![0.1]);
+    assert_eq!(samples.canary.by_series[0].labels["pod"], "x");
+    assert_eq!(samples.stable, None, "stable pods are optional");
 
     let missing = measure_roles(&provider, &template, &BTreeMap::new(), window, at)
         .await
@@ -454,7 +487,7 @@ async fn roles_render_the_template_for_each_side() {
         missing.to_string().contains("{{args.service}}"),
         "{missing}"
     );
-    assert_eq!(stub.requests(), 2, "a template error sends nothing");
+    assert_eq!(stub.requests(), 3, "a template error sends nothing");
 }
 
 #[tokio::test]

@@ -76,6 +76,7 @@ pub fn mk_entry(i: u64) -> AuditEntry {
                 ci_high: Some(0.0021),
                 classification: "Pass".into(),
                 summary: None,
+                pods: None,
             }),
             message: None,
         }];
