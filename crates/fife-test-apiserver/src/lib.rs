@@ -99,19 +99,26 @@
 //! [`ApiServer`].
 
 pub mod apply;
+pub mod authn;
+pub mod authz;
 pub mod discovery;
 pub mod faults;
 mod handlers;
 pub mod journal;
 pub mod jsonpath;
 pub mod patch;
+mod protobuf;
+pub mod reviews;
 pub mod schema;
 pub mod selector;
 pub mod simulation;
 pub mod status;
 pub mod store;
 pub mod table;
+pub mod tls;
 
+pub use authn::{ADMIN_TOKEN, Authentication, UserInfo};
+pub use authz::AuthorizationMode;
 pub use faults::FaultPlan;
 
 use faults::Faults;
@@ -138,6 +145,16 @@ pub struct Config {
     pub faults: FaultPlan,
     /// Requests kept in the [`journal`] (the newest); 0 keeps none.
     pub journal_capacity: usize,
+    /// Who may call: static tokens (`--token-auth-file`), anonymous requests
+    /// (`--anonymous-auth`). The administrator's token always works.
+    pub authentication: Authentication,
+    /// `--authorization-mode`: everyone may do everything, or RBAC.
+    pub authorization_mode: AuthorizationMode,
+    /// Serve HTTPS with the fixed test certificate ([`tls`]). `kubectl` sends a
+    /// kubeconfig's token only over TLS, so tests of identity and RBAC through `kubectl`
+    /// need it; over plain HTTP only clients that send tokens anyway (kube-rs, reqwest)
+    /// are anyone but anonymous.
+    pub tls: bool,
 }
 
 impl Default for Config {
@@ -149,6 +166,9 @@ impl Default for Config {
             bookmark_interval: Duration::from_secs(5),
             faults: FaultPlan::default(),
             journal_capacity: 20_000,
+            authentication: Authentication::default(),
+            authorization_mode: AuthorizationMode::AlwaysAllow,
+            tls: false,
         }
     }
 }
@@ -165,6 +185,8 @@ pub struct State {
     /// Resource requests served, by `User-Agent` and verb; scale benchmarks divide them
     /// by the controller's reconciles.
     pub(crate) requests: Mutex<RequestCounts>,
+    /// Bearer tokens and their users, including minted ServiceAccount tokens.
+    pub(crate) tokens: Mutex<authn::Tokens>,
 }
 
 /// Requests by `User-Agent`, then by verb (`get`, `list`, `watch`, `create`, `update`,
@@ -201,6 +223,7 @@ pub enum StartError {
 #[derive(Debug)]
 pub struct ApiServer {
     address: SocketAddr,
+    tls: bool,
     state: Arc<State>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -219,8 +242,13 @@ impl ApiServer {
             source,
         })?;
         let (watch_cut, _) = broadcast::channel(16);
+        let mut store = Store::new(config.history_limit);
+        if config.authorization_mode == AuthorizationMode::Rbac {
+            store.add_bootstrap_policy();
+        }
         let state = Arc::new(State {
-            store: Mutex::new(Store::new(config.history_limit)),
+            tokens: Mutex::new(authn::Tokens::new(&config.authentication)),
+            store: Mutex::new(store),
             faults: Mutex::new(Faults::new(config.faults.clone())),
             journal: Mutex::new(journal::Journal::new(config.journal_capacity)),
             config,
@@ -228,17 +256,28 @@ impl ApiServer {
             watch_cut,
             requests: Mutex::default(),
         });
+        let tls = state.config.tls;
         let app = axum::Router::new()
             .fallback(handlers::serve)
             .with_state(state.clone());
+        let served = if tls {
+            let listener = tls::TlsListener::new(listener).map_err(|source| StartError::Bind {
+                address: listen,
+                source,
+            })?;
+            tokio::spawn(async move { axum::serve(listener, app).await })
+        } else {
+            tokio::spawn(async move { axum::serve(listener, app).await })
+        };
         let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            if let Ok(Err(e)) = served.await {
                 tracing::error!(error = %e, "the test API server stopped");
             }
         });
         let simulation = tokio::spawn(simulation::run(state.clone()));
         Ok(Self {
             address,
+            tls,
             state,
             tasks: vec![server, simulation],
         })
@@ -248,14 +287,31 @@ impl ApiServer {
         self.address
     }
 
-    /// The base URL clients use, e.g. `http://127.0.0.1:41234`.
+    /// The base URL clients use, e.g. `http://127.0.0.1:41234` (`https://` with
+    /// [`Config::tls`]).
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.address)
     }
 
-    /// A kubeconfig pointing at this server, with a token user and `default` namespace.
+    /// A kubeconfig pointing at this server, for the administrator (group
+    /// `system:masters`), with `default` namespace.
     pub fn kubeconfig(&self) -> String {
         kubeconfig_for(&self.url())
+    }
+
+    /// A kubeconfig pointing at this server that authenticates with `token`.
+    pub fn kubeconfig_with_token(&self, token: &str) -> String {
+        kubeconfig_with_token(&self.url(), token)
+    }
+
+    /// Mints a token for the ServiceAccount `namespace/name`, as a `TokenRequest`
+    /// (`kubectl create token`) does: it authenticates as
+    /// `system:serviceaccount:NAMESPACE:NAME` with the groups `system:serviceaccounts`,
+    /// `system:serviceaccounts:NAMESPACE` and `system:authenticated`. The
+    /// ServiceAccount need not exist yet (its uid is filled in when it does).
+    pub fn service_account_token(&self, namespace: &str, name: &str) -> String {
+        handlers::mint_service_account_token(&self.state, namespace, name)
     }
 
     pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
@@ -319,19 +375,33 @@ impl Drop for ApiServer {
     }
 }
 
-/// A kubeconfig for a server URL.
+/// The administrator's kubeconfig for a server URL.
 pub fn kubeconfig_for(url: &str) -> String {
+    kubeconfig_with_token(url, ADMIN_TOKEN)
+}
+
+/// A kubeconfig for a server URL and a bearer token; an `https://` URL trusts the test
+/// CA ([`tls::CA_CERTIFICATE`]).
+pub fn kubeconfig_with_token(url: &str, token: &str) -> String {
+    let ca = if url.starts_with("https://") {
+        format!(
+            "\n    certificate-authority-data: {}",
+            tls::base64(tls::CA_CERTIFICATE.as_bytes())
+        )
+    } else {
+        String::new()
+    };
     format!(
         "apiVersion: v1
 kind: Config
 clusters:
 - name: fife-testkit
   cluster:
-    server: {url}
+    server: {url}{ca}
 users:
 - name: fife-testkit
   user:
-    token: fife-testkit
+    token: {token}
 contexts:
 - name: fife-testkit
   context:
