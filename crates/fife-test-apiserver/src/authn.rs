@@ -104,12 +104,24 @@ pub enum TokenFileError {
 }
 
 /// How requests are authenticated.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Authentication {
     /// Token → user, from a `--token-auth-file`.
     pub static_tokens: Vec<(String, UserInfo)>,
-    /// Requests without credentials are `system:anonymous` instead of 401.
+    /// Requests without credentials are `system:anonymous` instead of 401. On by
+    /// default, as kube-apiserver's `--anonymous-auth`: over plain HTTP `kubectl` sends
+    /// no credentials at all, so tests that do not care about identity keep working;
+    /// under RBAC the anonymous user may only read `/version` and health.
     pub anonymous: bool,
+}
+
+impl Default for Authentication {
+    fn default() -> Self {
+        Self {
+            static_tokens: Vec::new(),
+            anonymous: true,
+        }
+    }
 }
 
 impl Authentication {

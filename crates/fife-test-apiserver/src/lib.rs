@@ -17,25 +17,54 @@
 //! `Conflict`), JSON merge, JSON and strategic merge patch, server-side apply with
 //! `managedFields` and conflicts, `status` and `scale` subresources, delete with
 //! finalizers and ownerReference garbage collection (background, foreground, orphan),
-//! `deletecollection`, CRD registration, `Table` responses with printer columns, and
-//! the built-in kinds Fife uses (namespaces, services, pods, events, configmaps, secrets,
-//! serviceaccounts, deployments, events.k8s.io events, leases, CRDs).
+//! `deletecollection`, CRD registration, `Table` responses with printer columns, the
+//! built-in kinds Fife uses (namespaces, services, pods, events, configmaps, secrets,
+//! serviceaccounts and their `token` subresource, deployments, events.k8s.io events,
+//! leases, CRDs, RBAC roles and bindings) and the authentication and authorization
+//! reviews, behind bearer-token authentication and RBAC (see below).
 //!
 //! # Differences from the real API server
 //!
 //! The stand-in is held to one rule: a controller bug a real cluster would catch must
 //! not pass here. Most differences below are looser only in things a controller must
-//! not rely on anyway. Two are real gaps, marked **gap**, with how Fife covers them.
+//! not rely on anyway. One is a real gap, marked **gap**, with how Fife covers it.
 //!
-//! - **gap — no authentication or authorization.** Any token is accepted and RBAC is
-//!   not evaluated, so a missing verb in Fife's ClusterRole would not fail here. Covered
-//!   by checking the install manifests' RBAC against the verbs the controller uses.
-//! - **gap — no value validation.** Built-ins are checked only for name, namespace, kind
-//!   and apiVersion; custom resources are pruned and defaulted by their CRD schema as the
-//!   real server does ([`schema`]: unknown fields dropped unless preserved, `default`
-//!   applied), but types, enums, patterns, required fields and CEL rules are not
-//!   enforced. Covered by Fife writing only typed structs whose schema is generated from
-//!   the same types, and by `fife-api`'s validation tests.
+//! - **Authentication** ([`authn`]): bearer tokens from a token file in
+//!   kube-apiserver's `--token-auth-file` format, the administrator's token of the
+//!   written kubeconfig (`kubernetes-admin`, group `system:masters`) and ServiceAccount
+//!   tokens the server mints ([`ApiServer::service_account_token`], `kubectl create
+//!   token`); unknown tokens get 401 `Unauthorized`. Tokens are opaque strings, not
+//!   signed JWTs, and never expire; no client certificates, OIDC, webhook tokens or
+//!   impersonation. Requests without credentials are `system:anonymous` while
+//!   [`Authentication::anonymous`] is on (the default, as kube-apiserver's
+//!   `--anonymous-auth`), else 401. `kubectl` sends a kubeconfig's token only over TLS,
+//!   so identity through `kubectl` needs [`Config::tls`] (a fixed test certificate,
+//!   [`tls`]); over plain HTTP kubectl is anonymous. The user is in the request
+//!   [`journal`].
+//! - **Authorization** ([`authz`]): `AlwaysAllow` (the default) or RBAC from the stored
+//!   Roles, ClusterRoles, RoleBindings and ClusterRoleBindings, with the real rules
+//!   (verbs and `*`, API groups, `resource/subresource` and `*/subresource`,
+//!   `resourceNames`, non-resource URLs with `*` suffixes, `system:masters` first), the
+//!   real verb of each request (`watch=true` → watch, a list by `metadata.name` field
+//!   selector is authorized as that name) and the real 403 body and message. Under RBAC
+//!   the server starts with `cluster-admin`, `system:discovery`, `system:basic-user` and
+//!   `system:public-info-viewer` and their bindings; not the other default roles
+//!   (`view`, `edit`, `admin`, controller roles). ClusterRole aggregation is evaluated
+//!   when a decision is made (the real controller writes the aggregated rules into the
+//!   role); escalation checks (`bind`, `escalate`) are not enforced, so any user allowed
+//!   to write RBAC objects may grant more than it has. Reviews ([`reviews`]):
+//!   `SelfSubjectReview`, `SelfSubjectAccessReview`, `SelfSubjectRulesReview`,
+//!   `SubjectAccessReview`; kubectl posts them in protobuf, which is decoded for these
+//!   kinds only ([`protobuf`]); any other protobuf body gets 415 (kubectl's typed
+//!   `create role|rolebinding|...` commands therefore fail: apply YAML instead).
+//! - **gap — no value validation or admission.** Built-ins are checked only for name,
+//!   namespace, kind and apiVersion; custom resources are pruned and defaulted by their
+//!   CRD schema as the real server does ([`schema`]: unknown fields dropped unless
+//!   preserved, `default` applied), but types, enums, patterns, required fields and the
+//!   CRDs' `x-kubernetes-validations` CEL rules are not enforced, and there is no
+//!   admission (no ValidatingAdmissionPolicy, no webhooks). Covered by Fife writing only
+//!   typed structs whose schema is generated from the same types, and by `fife-api`'s
+//!   validation tests.
 //! - **OpenAPI.** `/openapi/v3` lists every group-version and each document carries only
 //!   the PATCH operations with their query parameters, no schemas; `/openapi/v2` is not
 //!   served. `kubectl` therefore uses server-side field validation (which this server
@@ -80,7 +109,7 @@
 //!   events with the `k8s.io/initial-events-end` bookmark.
 //! - **Aggregated discovery** (`apidiscovery.k8s.io/v2`) is not offered; clients fall back
 //!   to the per-group documents, as they do against older servers.
-//! - **JSON only**: no protobuf or CBOR; dry-run (`dryRun=All`) is honoured for create,
+//! - **JSON only**: no protobuf (but for the reviews above) or CBOR; dry-run (`dryRun=All`) is honoured for create,
 //!   update, patch and delete without admission.
 //! - **Event history** is bounded by [`Config::history_limit`] changes across all kinds
 //!   (the real server keeps about five minutes of etcd history), so 410 Gone can be
@@ -107,7 +136,7 @@ mod handlers;
 pub mod journal;
 pub mod jsonpath;
 pub mod patch;
-mod protobuf;
+pub mod protobuf;
 pub mod reviews;
 pub mod schema;
 pub mod selector;

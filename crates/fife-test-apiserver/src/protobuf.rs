@@ -57,7 +57,7 @@ fn fields(bytes: &[u8]) -> Option<Vec<(u64, Field<'_>)>> {
     Some(out)
 }
 
-fn bytes_of<'a>(message: &'a [u8], number: u64) -> Option<&'a [u8]> {
+fn bytes_of(message: &[u8], number: u64) -> Option<&[u8]> {
     fields(message)?.into_iter().find_map(|(n, f)| match f {
         Field::Bytes(b) if n == number => Some(b),
         _ => None,

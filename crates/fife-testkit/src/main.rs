@@ -73,13 +73,18 @@ struct ApiserverArgs {
     /// The written kubeconfig's token is always the administrator's (`system:masters`).
     #[arg(long)]
     token_auth_file: Option<std::path::PathBuf>,
-    /// Serve requests without credentials as `system:anonymous` instead of refusing them (401).
-    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    /// Serve requests without credentials as `system:anonymous`; `false` refuses them
+    /// (401). On by default, as kube-apiserver's: over plain HTTP kubectl sends no token.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     anonymous_auth: bool,
     /// `AlwaysAllow` (everyone authenticated may do everything) or `RBAC` (Roles,
     /// ClusterRoles and their bindings, stored in the server, decide).
     #[arg(long, default_value = "AlwaysAllow")]
     authorization_mode: fife_test_apiserver::AuthorizationMode,
+    /// Serve HTTPS with the fixed test certificate (the kubeconfig trusts its CA);
+    /// kubectl sends tokens only over TLS.
+    #[arg(long)]
+    tls: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -132,6 +137,7 @@ async fn main() -> anyhow::Result<()> {
                     anonymous: args.anonymous_auth,
                 },
                 authorization_mode: args.authorization_mode,
+                tls: args.tls,
                 ..Config::default()
             };
             let server = ApiServer::start(args.listen, config).await?;
