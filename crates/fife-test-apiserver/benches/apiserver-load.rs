@@ -29,6 +29,21 @@ fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
 }
 
+/// An HTTP client with the administrator's token (anonymous requests are refused).
+fn admin_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {}", fife_test_apiserver::ADMIN_TOKEN)
+            .parse()
+            .unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
 async fn timed_get(http: &reqwest::Client, url: &str, runs: usize) -> (Vec<Duration>, usize) {
     let mut samples = Vec::new();
     let mut bytes = 0;
@@ -52,7 +67,7 @@ async fn main() {
         .await
         .unwrap();
     let base = server.url();
-    let http = reqwest::Client::new();
+    let http = admin_client();
 
     let crd_yaml = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),

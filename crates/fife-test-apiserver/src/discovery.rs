@@ -43,6 +43,9 @@ pub struct ResourceType {
     /// A CRD version's `openAPIV3Schema`, used to prune unknown fields and apply
     /// defaults as the real server does.
     pub schema: Option<Value>,
+    /// A review (`SelfSubjectReview`, `SubjectAccessReview`...): create only, answered
+    /// at once and never stored.
+    pub review: bool,
 }
 
 impl ResourceType {
@@ -78,11 +81,17 @@ impl ResourceType {
             printer_columns: Vec::new(),
             custom: false,
             schema: None,
+            review: false,
         }
     }
 
     fn short(mut self, names: &[&str]) -> Self {
         self.short_names = names.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    fn reviewed(mut self) -> Self {
+        self.review = true;
         self
     }
 
@@ -145,6 +154,60 @@ pub fn builtin_types() -> Vec<ResourceType> {
         deployments,
         ResourceType::builtin("events.k8s.io", "v1", "events", "Event", true).short(&["ev"]),
         ResourceType::builtin("coordination.k8s.io", "v1", "leases", "Lease", true),
+        ResourceType::builtin("rbac.authorization.k8s.io", "v1", "roles", "Role", true),
+        ResourceType::builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "rolebindings",
+            "RoleBinding",
+            true,
+        ),
+        ResourceType::builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "clusterroles",
+            "ClusterRole",
+            false,
+        ),
+        ResourceType::builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "clusterrolebindings",
+            "ClusterRoleBinding",
+            false,
+        ),
+        ResourceType::builtin(
+            "authentication.k8s.io",
+            "v1",
+            "selfsubjectreviews",
+            "SelfSubjectReview",
+            false,
+        )
+        .reviewed(),
+        ResourceType::builtin(
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+            "SelfSubjectAccessReview",
+            false,
+        )
+        .reviewed(),
+        ResourceType::builtin(
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectrulesreviews",
+            "SelfSubjectRulesReview",
+            false,
+        )
+        .reviewed(),
+        ResourceType::builtin(
+            "authorization.k8s.io",
+            "v1",
+            "subjectaccessreviews",
+            "SubjectAccessReview",
+            false,
+        )
+        .reviewed(),
         {
             // A CRD on real clusters (Gateway API); served from the start so traffic
             // routing can be tested without installing it, with custom-resource rules.
@@ -270,6 +333,7 @@ pub fn types_from_crd(crd: &Value) -> Vec<ResourceType> {
             printer_columns,
             custom: true,
             schema: version["schema"].get("openAPIV3Schema").cloned(),
+            review: false,
         });
     }
     out
@@ -472,12 +536,26 @@ impl Catalogue {
         };
         let mut resources = Vec::new();
         for t in types {
+            let verbs = if t.review {
+                json!(["create"])
+            } else {
+                json!([
+                    "create",
+                    "delete",
+                    "deletecollection",
+                    "get",
+                    "list",
+                    "patch",
+                    "update",
+                    "watch"
+                ])
+            };
             let mut r = json!({
                 "name": t.plural,
                 "singularName": t.singular,
                 "namespaced": t.namespaced,
                 "kind": t.kind,
-                "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+                "verbs": verbs,
             });
             if !t.short_names.is_empty() {
                 r["shortNames"] = json!(t.short_names);
@@ -490,6 +568,12 @@ impl Catalogue {
                 resources.push(json!({
                     "name": format!("{}/status", t.plural), "singularName": "", "namespaced": t.namespaced,
                     "kind": t.kind, "verbs": ["get", "patch", "update"],
+                }));
+            }
+            if t.group.is_empty() && t.plural == "serviceaccounts" {
+                resources.push(json!({
+                    "name": "serviceaccounts/token", "singularName": "", "namespaced": true,
+                    "group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest", "verbs": ["create"],
                 }));
             }
             if t.scale.is_some() {

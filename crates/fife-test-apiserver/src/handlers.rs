@@ -4,6 +4,8 @@
 
 use super::State;
 use super::apply::{self, ApplyRequest, Scope};
+use super::authn::UserInfo;
+use super::authz::{self, AuthorizationMode};
 use super::discovery::ResourceType;
 use super::faults::{FaultPlan, Faults};
 use super::journal::Request as JournalRequest;
@@ -48,23 +50,65 @@ pub async fn serve(
     body: Bytes,
 ) -> Response {
     let arrived = chrono::Utc::now();
-    let journaled = !uri.path().starts_with("/testkit/");
-    let response = answer(&state, method.clone(), &uri, headers, &body).await;
-    if journaled {
-        let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-        state
-            .journal
-            .lock()
-            .expect("journal lock poisoned")
-            .record(JournalRequest {
-                time: arrived,
-                method: method.as_str(),
-                path,
-                status: response.status().as_u16(),
-                body: &body,
-            });
+    if uri.path().starts_with("/testkit/") {
+        return answer(&state, method, &uri, headers, &body, &UserInfo::admin()).await;
     }
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let user = state
+        .tokens
+        .lock()
+        .expect("token lock poisoned")
+        .authenticate(authorization)
+        .ok();
+    let response = match &user {
+        Some(user) => answer(&state, method.clone(), &uri, headers, &body, user).await,
+        None => unauthorized(),
+    };
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    state
+        .journal
+        .lock()
+        .expect("journal lock poisoned")
+        .record(JournalRequest {
+            time: arrived,
+            method: method.as_str(),
+            path,
+            status: response.status().as_u16(),
+            user: user.as_ref().map(|u| u.username.as_str()),
+            body: &body,
+        });
     response
+}
+
+/// The real server's answer to missing or unknown credentials: the same for both.
+fn unauthorized() -> Response {
+    error_response(&ApiError::new(401, "Unauthorized", "Unauthorized"))
+}
+
+/// Mints a ServiceAccount token (see [`super::ApiServer::service_account_token`]).
+pub fn mint_service_account_token(state: &State, namespace: &str, name: &str) -> String {
+    let (uid, fresh) = {
+        let mut store = state.store.lock().expect("store lock poisoned");
+        let rt = store
+            .catalogue
+            .get("", "v1", "serviceaccounts")
+            .cloned()
+            .expect("serviceaccounts are built in");
+        let uid = store
+            .get(&rt, namespace, name)
+            .ok()
+            .and_then(|sa| sa["metadata"]["uid"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        (uid, store.fresh_id())
+    };
+    let token = format!("sa.{namespace}.{name}.{}", fresh.replace('-', ""));
+    state.tokens.lock().expect("token lock poisoned").insert(
+        token.clone(),
+        UserInfo::service_account(namespace, name, &uid),
+    );
+    token
 }
 
 async fn answer(
@@ -73,6 +117,7 @@ async fn answer(
     uri: &Uri,
     headers: HeaderMap,
     body: &Bytes,
+    user: &UserInfo,
 ) -> Response {
     let state = Arc::clone(state);
     let body = body.clone();
@@ -82,6 +127,10 @@ async fn answer(
         .unwrap_or_default();
     if let Some(admin) = path.strip_prefix("/testkit/") {
         return serve_admin(&state, &method, admin, &params, &body);
+    }
+    let attributes = authz::request_attributes(method.as_str(), uri.path(), &params);
+    if let Err(e) = authorize(&state, user, &attributes) {
+        return error_response(&e);
     }
     match path.as_str() {
         "/version" => return json_response(200, &version()),
@@ -161,6 +210,7 @@ async fn answer(
         params,
         headers: &headers,
         body: &body,
+        user,
     };
     let agent = headers
         .get(header::USER_AGENT)
@@ -178,7 +228,22 @@ async fn answer(
         _ => "other",
     };
     state.count_request(agent, verb);
+    if request.target.rt.review {
+        return match method {
+            Method::POST => request
+                .review()
+                .map_or_else(|e| error_response(&e), |(c, b)| json_response(c, &b)),
+            _ => error_response(&ApiError::new(
+                405,
+                "MethodNotAllowed",
+                format!("the server does not allow {method} on {path}: reviews are only created"),
+            )),
+        };
+    }
     let result = match (method.clone(), request.target.name.is_some()) {
+        (Method::POST, true) if request.target.subresource.as_deref() == Some("token") => {
+            request.token_request()
+        }
         (Method::GET, false) if request.flag("watch") => return watch(request),
         (Method::GET, false) => return request.list().unwrap_or_else(|e| error_response(&e)),
         (Method::GET, true) => request.get(),
@@ -196,6 +261,27 @@ async fn answer(
     match result {
         Ok((code, body)) => json_response(code, &body),
         Err(e) => error_response(&e),
+    }
+}
+
+/// The configured authorizer's answer: a 403 with the real server's message, or nothing.
+fn authorize(
+    state: &State,
+    user: &UserInfo,
+    attributes: &authz::Attributes,
+) -> Result<(), ApiError> {
+    if state.config.authorization_mode == AuthorizationMode::AlwaysAllow {
+        return Ok(());
+    }
+    let policy = state
+        .store
+        .lock()
+        .expect("store lock poisoned")
+        .rbac_policy();
+    if policy.authorize(user, attributes).allowed {
+        Ok(())
+    } else {
+        Err(authz::forbidden(user, attributes))
     }
 }
 
@@ -318,7 +404,9 @@ fn resolve(store: &Store, group: &str, version: &str, rest: &[&str]) -> Option<T
     let subresource = rest.get(2).map(|s| s.to_string());
     if rest.len() > 3
         || subresource.as_deref().is_some_and(|s| {
-            !(s == "status" && rt.has_status || s == "scale" && rt.scale.is_some())
+            !(s == "status" && rt.has_status
+                || s == "scale" && rt.scale.is_some()
+                || s == "token" && rt.group.is_empty() && rt.plural == "serviceaccounts")
         })
     {
         return None;
@@ -337,6 +425,7 @@ struct Request<'a> {
     params: Params,
     headers: &'a HeaderMap,
     body: &'a Bytes,
+    user: &'a UserInfo,
 }
 
 type Outcome = Result<(u16, Value), ApiError>;
@@ -432,6 +521,18 @@ impl Request<'_> {
     }
 
     fn body_json(&self) -> Result<Value, ApiError> {
+        let content_type = self.content_type();
+        if content_type.contains("protobuf") || content_type.contains("cbor") {
+            // The real server's answer to a media type it does not decode; client-go
+            // then retries in JSON.
+            return Err(ApiError::new(
+                415,
+                "UnsupportedMediaType",
+                format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type})"
+                ),
+            ));
+        }
         if let Ok(v) = serde_json::from_slice::<Value>(self.body) {
             return Ok(v);
         }
@@ -497,6 +598,52 @@ impl Request<'_> {
             list_json(rt, &meta, &page.items),
         )
             .into_response())
+    }
+
+    /// A review, answered for the authenticated user and never stored.
+    fn review(&self) -> Outcome {
+        let body = match super::protobuf::review(self.body) {
+            Some(decoded) if self.content_type().contains("protobuf") => decoded,
+            _ => self.body_json()?,
+        };
+        let policy = self
+            .state
+            .store
+            .lock()
+            .expect("store lock poisoned")
+            .rbac_policy();
+        let mut answered = super::reviews::answer(
+            &self.target.rt.kind,
+            self.state.config.authorization_mode,
+            &policy,
+            self.user,
+            body,
+        )?;
+        answered["apiVersion"] = json!(self.target.rt.api_version());
+        Ok((201, answered))
+    }
+
+    /// `POST .../serviceaccounts/NAME/token` (`kubectl create token NAME`).
+    fn token_request(&self) -> Outcome {
+        // kubectl posts the TokenRequest in protobuf; its fields only shape the answer.
+        let body = self.body_json().unwrap_or_else(|_| json!({}));
+        let sa = {
+            let store = self.state.store.lock().expect("store lock poisoned");
+            store.get(&self.target.rt, self.ns(), self.name())?
+        };
+        let token = mint_service_account_token(self.state, self.ns(), self.name());
+        let seconds = body["spec"]["expirationSeconds"].as_i64().unwrap_or(3600);
+        let expires = chrono::Utc::now() + chrono::Duration::seconds(seconds);
+        Ok((
+            201,
+            json!({ "kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+                "metadata": { "name": self.name(), "namespace": self.ns(),
+                    "creationTimestamp": sa["metadata"]["creationTimestamp"] },
+                "spec": { "audiences": body["spec"]["audiences"].as_array().cloned().unwrap_or_default(),
+                    "expirationSeconds": seconds, "boundObjectRef": body["spec"]["boundObjectRef"] },
+                "status": { "token": token,
+                    "expirationTimestamp": expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true) } }),
+        ))
     }
 
     fn get(&self) -> Outcome {

@@ -1,6 +1,7 @@
 //! The request journal: the API requests the server answered, in arrival order, with their
 //! time, so a test can check *when* a client wrote what — e.g. that Fife's audit record of
-//! a decision is older than the API write that carries the decision out.
+//! a decision is older than the API write that carries the decision out — and *who* the
+//! server authenticated for it.
 //!
 //! Served as `GET /testkit/journal` (`?since=N`: entries with `index >= N`), emptied by
 //! `DELETE /testkit/journal`, and read in-process with [`super::ApiServer::journal`]. It
@@ -27,6 +28,9 @@ pub struct JournalEntry {
     pub path: String,
     /// The HTTP status answered (for a watch: of the stream's start).
     pub status: u16,
+    /// The authenticated user's name; absent when the request was refused as
+    /// unauthenticated (401).
+    pub user: Option<String>,
     /// The `fieldManager` query parameter, when given (server-side apply names its manager).
     pub field_manager: Option<String>,
     /// The body of a write (`POST`, `PUT`, `PATCH`, `DELETE`): JSON when it parses, else
@@ -50,6 +54,7 @@ struct Entry {
     method: String,
     path: String,
     status: u16,
+    user: Option<String>,
     field_manager: Option<String>,
     body: Option<Bytes>,
 }
@@ -61,6 +66,7 @@ pub struct Request<'a> {
     pub method: &'a str,
     pub path: &'a str,
     pub status: u16,
+    pub user: Option<&'a str>,
     pub body: &'a Bytes,
 }
 
@@ -96,6 +102,7 @@ impl Journal {
             method: request.method.to_owned(),
             path: request.path.to_owned(),
             status: request.status,
+            user: request.user.map(str::to_owned),
             field_manager,
             body: (write && !request.body.is_empty()).then(|| request.body.clone()),
         });
@@ -113,6 +120,7 @@ impl Journal {
                 method: e.method.clone(),
                 path: e.path.clone(),
                 status: e.status,
+                user: e.user.clone(),
                 field_manager: e.field_manager.clone(),
                 body: e.body.as_ref().map(|b| {
                     serde_json::from_slice(b)
@@ -137,6 +145,7 @@ mod tests {
             method,
             path,
             status: 200,
+            user: Some("kubernetes-admin"),
             body,
         }
     }
@@ -156,6 +165,7 @@ mod tests {
         let entries = journal.since(0);
         assert_eq!(entries.iter().map(|e| e.index).collect::<Vec<_>>(), [1, 2]);
         assert_eq!(entries[0].field_manager.as_deref(), Some("fife"));
+        assert_eq!(entries[0].user.as_deref(), Some("kubernetes-admin"));
         assert_eq!(entries[0].body.as_ref().unwrap()["spec"]["replicas"], 3);
         assert_eq!(entries[1].body, None, "reads keep no body");
         assert_eq!(journal.since(2).len(), 1);

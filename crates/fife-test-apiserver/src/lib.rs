@@ -17,25 +17,54 @@
 //! `Conflict`), JSON merge, JSON and strategic merge patch, server-side apply with
 //! `managedFields` and conflicts, `status` and `scale` subresources, delete with
 //! finalizers and ownerReference garbage collection (background, foreground, orphan),
-//! `deletecollection`, CRD registration, `Table` responses with printer columns, and
-//! the built-in kinds Fife uses (namespaces, services, pods, events, configmaps, secrets,
-//! serviceaccounts, deployments, events.k8s.io events, leases, CRDs).
+//! `deletecollection`, CRD registration, `Table` responses with printer columns, the
+//! built-in kinds Fife uses (namespaces, services, pods, events, configmaps, secrets,
+//! serviceaccounts and their `token` subresource, deployments, events.k8s.io events,
+//! leases, CRDs, RBAC roles and bindings) and the authentication and authorization
+//! reviews, behind bearer-token authentication and RBAC (see below).
 //!
 //! # Differences from the real API server
 //!
 //! The stand-in is held to one rule: a controller bug a real cluster would catch must
 //! not pass here. Most differences below are looser only in things a controller must
-//! not rely on anyway. Two are real gaps, marked **gap**, with how Fife covers them.
+//! not rely on anyway. One is a real gap, marked **gap**, with how Fife covers it.
 //!
-//! - **gap — no authentication or authorization.** Any token is accepted and RBAC is
-//!   not evaluated, so a missing verb in Fife's ClusterRole would not fail here. Covered
-//!   by checking the install manifests' RBAC against the verbs the controller uses.
-//! - **gap — no value validation.** Built-ins are checked only for name, namespace, kind
-//!   and apiVersion; custom resources are pruned and defaulted by their CRD schema as the
-//!   real server does ([`schema`]: unknown fields dropped unless preserved, `default`
-//!   applied), but types, enums, patterns, required fields and CEL rules are not
-//!   enforced. Covered by Fife writing only typed structs whose schema is generated from
-//!   the same types, and by `fife-api`'s validation tests.
+//! - **Authentication** ([`authn`]): bearer tokens from a token file in
+//!   kube-apiserver's `--token-auth-file` format, the administrator's token of the
+//!   written kubeconfig (`kubernetes-admin`, group `system:masters`) and ServiceAccount
+//!   tokens the server mints ([`ApiServer::service_account_token`], `kubectl create
+//!   token`); unknown tokens get 401 `Unauthorized`. Tokens are opaque strings, not
+//!   signed JWTs, and never expire; no client certificates, OIDC, webhook tokens or
+//!   impersonation. Requests without credentials are `system:anonymous` while
+//!   [`Authentication::anonymous`] is on (the default, as kube-apiserver's
+//!   `--anonymous-auth`), else 401. `kubectl` sends a kubeconfig's token only over TLS,
+//!   so identity through `kubectl` needs [`Config::tls`] (a fixed test certificate,
+//!   [`tls`]); over plain HTTP kubectl is anonymous. The user is in the request
+//!   [`journal`].
+//! - **Authorization** ([`authz`]): `AlwaysAllow` (the default) or RBAC from the stored
+//!   Roles, ClusterRoles, RoleBindings and ClusterRoleBindings, with the real rules
+//!   (verbs and `*`, API groups, `resource/subresource` and `*/subresource`,
+//!   `resourceNames`, non-resource URLs with `*` suffixes, `system:masters` first), the
+//!   real verb of each request (`watch=true` → watch, a list by `metadata.name` field
+//!   selector is authorized as that name) and the real 403 body and message. Under RBAC
+//!   the server starts with `cluster-admin`, `system:discovery`, `system:basic-user` and
+//!   `system:public-info-viewer` and their bindings; not the other default roles
+//!   (`view`, `edit`, `admin`, controller roles). ClusterRole aggregation is evaluated
+//!   when a decision is made (the real controller writes the aggregated rules into the
+//!   role); escalation checks (`bind`, `escalate`) are not enforced, so any user allowed
+//!   to write RBAC objects may grant more than it has. Reviews ([`reviews`]):
+//!   `SelfSubjectReview`, `SelfSubjectAccessReview`, `SelfSubjectRulesReview`,
+//!   `SubjectAccessReview`; kubectl posts them in protobuf, which is decoded for these
+//!   kinds only ([`protobuf`]); any other protobuf body gets 415 (kubectl's typed
+//!   `create role|rolebinding|...` commands therefore fail: apply YAML instead).
+//! - **gap — no value validation or admission.** Built-ins are checked only for name,
+//!   namespace, kind and apiVersion; custom resources are pruned and defaulted by their
+//!   CRD schema as the real server does ([`schema`]: unknown fields dropped unless
+//!   preserved, `default` applied), but types, enums, patterns, required fields and the
+//!   CRDs' `x-kubernetes-validations` CEL rules are not enforced, and there is no
+//!   admission (no ValidatingAdmissionPolicy, no webhooks). Covered by Fife writing only
+//!   typed structs whose schema is generated from the same types, and by `fife-api`'s
+//!   validation tests.
 //! - **OpenAPI.** `/openapi/v3` lists every group-version and each document carries only
 //!   the PATCH operations with their query parameters, no schemas; `/openapi/v2` is not
 //!   served. `kubectl` therefore uses server-side field validation (which this server
@@ -80,7 +109,7 @@
 //!   events with the `k8s.io/initial-events-end` bookmark.
 //! - **Aggregated discovery** (`apidiscovery.k8s.io/v2`) is not offered; clients fall back
 //!   to the per-group documents, as they do against older servers.
-//! - **JSON only**: no protobuf or CBOR; dry-run (`dryRun=All`) is honoured for create,
+//! - **JSON only**: no protobuf (but for the reviews above) or CBOR; dry-run (`dryRun=All`) is honoured for create,
 //!   update, patch and delete without admission.
 //! - **Event history** is bounded by [`Config::history_limit`] changes across all kinds
 //!   (the real server keeps about five minutes of etcd history), so 410 Gone can be
@@ -99,19 +128,26 @@
 //! [`ApiServer`].
 
 pub mod apply;
+pub mod authn;
+pub mod authz;
 pub mod discovery;
 pub mod faults;
 mod handlers;
 pub mod journal;
 pub mod jsonpath;
 pub mod patch;
+pub mod protobuf;
+pub mod reviews;
 pub mod schema;
 pub mod selector;
 pub mod simulation;
 pub mod status;
 pub mod store;
 pub mod table;
+pub mod tls;
 
+pub use authn::{ADMIN_TOKEN, Authentication, UserInfo};
+pub use authz::AuthorizationMode;
 pub use faults::FaultPlan;
 
 use faults::Faults;
@@ -138,6 +174,16 @@ pub struct Config {
     pub faults: FaultPlan,
     /// Requests kept in the [`journal`] (the newest); 0 keeps none.
     pub journal_capacity: usize,
+    /// Who may call: static tokens (`--token-auth-file`), anonymous requests
+    /// (`--anonymous-auth`). The administrator's token always works.
+    pub authentication: Authentication,
+    /// `--authorization-mode`: everyone may do everything, or RBAC.
+    pub authorization_mode: AuthorizationMode,
+    /// Serve HTTPS with the fixed test certificate ([`tls`]). `kubectl` sends a
+    /// kubeconfig's token only over TLS, so tests of identity and RBAC through `kubectl`
+    /// need it; over plain HTTP only clients that send tokens anyway (kube-rs, reqwest)
+    /// are anyone but anonymous.
+    pub tls: bool,
 }
 
 impl Default for Config {
@@ -149,6 +195,9 @@ impl Default for Config {
             bookmark_interval: Duration::from_secs(5),
             faults: FaultPlan::default(),
             journal_capacity: 20_000,
+            authentication: Authentication::default(),
+            authorization_mode: AuthorizationMode::AlwaysAllow,
+            tls: false,
         }
     }
 }
@@ -165,6 +214,8 @@ pub struct State {
     /// Resource requests served, by `User-Agent` and verb; scale benchmarks divide them
     /// by the controller's reconciles.
     pub(crate) requests: Mutex<RequestCounts>,
+    /// Bearer tokens and their users, including minted ServiceAccount tokens.
+    pub(crate) tokens: Mutex<authn::Tokens>,
 }
 
 /// Requests by `User-Agent`, then by verb (`get`, `list`, `watch`, `create`, `update`,
@@ -201,6 +252,7 @@ pub enum StartError {
 #[derive(Debug)]
 pub struct ApiServer {
     address: SocketAddr,
+    tls: bool,
     state: Arc<State>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -219,8 +271,13 @@ impl ApiServer {
             source,
         })?;
         let (watch_cut, _) = broadcast::channel(16);
+        let mut store = Store::new(config.history_limit);
+        if config.authorization_mode == AuthorizationMode::Rbac {
+            store.add_bootstrap_policy();
+        }
         let state = Arc::new(State {
-            store: Mutex::new(Store::new(config.history_limit)),
+            tokens: Mutex::new(authn::Tokens::new(&config.authentication)),
+            store: Mutex::new(store),
             faults: Mutex::new(Faults::new(config.faults.clone())),
             journal: Mutex::new(journal::Journal::new(config.journal_capacity)),
             config,
@@ -228,17 +285,28 @@ impl ApiServer {
             watch_cut,
             requests: Mutex::default(),
         });
+        let tls = state.config.tls;
         let app = axum::Router::new()
             .fallback(handlers::serve)
             .with_state(state.clone());
+        let served = if tls {
+            let listener = tls::TlsListener::new(listener).map_err(|source| StartError::Bind {
+                address: listen,
+                source,
+            })?;
+            tokio::spawn(async move { axum::serve(listener, app).await })
+        } else {
+            tokio::spawn(async move { axum::serve(listener, app).await })
+        };
         let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            if let Ok(Err(e)) = served.await {
                 tracing::error!(error = %e, "the test API server stopped");
             }
         });
         let simulation = tokio::spawn(simulation::run(state.clone()));
         Ok(Self {
             address,
+            tls,
             state,
             tasks: vec![server, simulation],
         })
@@ -248,14 +316,31 @@ impl ApiServer {
         self.address
     }
 
-    /// The base URL clients use, e.g. `http://127.0.0.1:41234`.
+    /// The base URL clients use, e.g. `http://127.0.0.1:41234` (`https://` with
+    /// [`Config::tls`]).
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.address)
     }
 
-    /// A kubeconfig pointing at this server, with a token user and `default` namespace.
+    /// A kubeconfig pointing at this server, for the administrator (group
+    /// `system:masters`), with `default` namespace.
     pub fn kubeconfig(&self) -> String {
         kubeconfig_for(&self.url())
+    }
+
+    /// A kubeconfig pointing at this server that authenticates with `token`.
+    pub fn kubeconfig_with_token(&self, token: &str) -> String {
+        kubeconfig_with_token(&self.url(), token)
+    }
+
+    /// Mints a token for the ServiceAccount `namespace/name`, as a `TokenRequest`
+    /// (`kubectl create token`) does: it authenticates as
+    /// `system:serviceaccount:NAMESPACE:NAME` with the groups `system:serviceaccounts`,
+    /// `system:serviceaccounts:NAMESPACE` and `system:authenticated`. The
+    /// ServiceAccount need not exist yet (its uid is filled in when it does).
+    pub fn service_account_token(&self, namespace: &str, name: &str) -> String {
+        handlers::mint_service_account_token(&self.state, namespace, name)
     }
 
     pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
@@ -319,19 +404,33 @@ impl Drop for ApiServer {
     }
 }
 
-/// A kubeconfig for a server URL.
+/// The administrator's kubeconfig for a server URL.
 pub fn kubeconfig_for(url: &str) -> String {
+    kubeconfig_with_token(url, ADMIN_TOKEN)
+}
+
+/// A kubeconfig for a server URL and a bearer token; an `https://` URL trusts the test
+/// CA ([`tls::CA_CERTIFICATE`]).
+pub fn kubeconfig_with_token(url: &str, token: &str) -> String {
+    let ca = if url.starts_with("https://") {
+        format!(
+            "\n    certificate-authority-data: {}",
+            tls::base64(tls::CA_CERTIFICATE.as_bytes())
+        )
+    } else {
+        String::new()
+    };
     format!(
         "apiVersion: v1
 kind: Config
 clusters:
 - name: fife-testkit
   cluster:
-    server: {url}
+    server: {url}{ca}
 users:
 - name: fife-testkit
   user:
-    token: fife-testkit
+    token: {token}
 contexts:
 - name: fife-testkit
   context:

@@ -104,8 +104,16 @@ fn key_of(rt: &ResourceType) -> GroupResource {
     (rt.group.clone(), rt.plural.clone())
 }
 
-/// Lowercase RFC 1123 subdomain, as most kinds require for `metadata.name`.
-fn valid_name(name: &str) -> bool {
+/// Lowercase RFC 1123 subdomain, as most kinds require for `metadata.name`; RBAC kinds
+/// only need a valid path segment (`system:discovery`).
+fn valid_name(rt: &ResourceType, name: &str) -> bool {
+    if rt.group == "rbac.authorization.k8s.io" {
+        return !name.is_empty()
+            && name != "."
+            && name != ".."
+            && !name.contains('/')
+            && !name.contains('%');
+    }
     !name.is_empty()
         && name.len() <= 253
         && name.split('.').all(|part| {
@@ -163,6 +171,46 @@ impl Store {
                 .expect("fresh store accepts the default namespaces");
         }
         store
+    }
+
+    /// Stores the default roles and bindings of a cluster that authorizes with RBAC
+    /// ([`super::authz::bootstrap_policy`]).
+    pub fn add_bootstrap_policy(&mut self) {
+        for object in super::authz::bootstrap_policy() {
+            let plural = match object["kind"].as_str() {
+                Some("ClusterRole") => "clusterroles",
+                _ => "clusterrolebindings",
+            };
+            let rt = self
+                .catalogue
+                .get("rbac.authorization.k8s.io", "v1", plural)
+                .cloned()
+                .expect("RBAC kinds are built in");
+            self.create(&rt, "", object, "kube-apiserver")
+                .expect("a fresh store accepts the bootstrap policy");
+        }
+    }
+
+    /// The stored Roles, ClusterRoles, RoleBindings and ClusterRoleBindings.
+    pub fn rbac_policy(&self) -> super::authz::Policy {
+        let all = |plural: &str| -> Vec<Arc<Value>> {
+            self.catalogue
+                .get("rbac.authorization.k8s.io", "v1", plural)
+                .and_then(|rt| self.objects.get(&key_of(rt)))
+                .map(|objects| objects.values().cloned().collect())
+                .unwrap_or_default()
+        };
+        super::authz::Policy {
+            roles: all("roles"),
+            cluster_roles: all("clusterroles"),
+            role_bindings: all("rolebindings"),
+            cluster_role_bindings: all("clusterrolebindings"),
+        }
+    }
+
+    /// A new unique string (uid-shaped), for tokens.
+    pub(crate) fn fresh_id(&mut self) -> String {
+        self.next_uid()
     }
 
     pub fn revision(&self) -> u64 {
@@ -378,7 +426,7 @@ impl Store {
             let suffix = self.next_uid().replace('-', "");
             name = format!("{prefix}{}", &suffix[..5]);
         }
-        if !valid_name(&name) {
+        if !valid_name(rt, &name) {
             return Err(ApiError::invalid(
                 rt,
                 &name,

@@ -489,12 +489,15 @@ async fn injected_faults_reach_the_client_and_list_pages_hold_together() {
         seed: 1,
         ..Default::default()
     });
-    let raw = reqwest::get(format!(
-        "{}/api/v1/namespaces/default/configmaps/c00",
-        server.url()
-    ))
-    .await
-    .unwrap();
+    let raw = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/namespaces/default/configmaps/c00",
+            server.url()
+        ))
+        .bearer_auth(fife_test_apiserver::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(raw.status().as_u16(), 429);
     assert_eq!(raw.headers()["retry-after"], "1");
     let status: serde_json::Value = raw.json().await.unwrap();
@@ -696,8 +699,13 @@ async fn requests_are_counted_by_user_agent_and_verb() {
         "{}/api/v1/namespaces/default/configmaps/counted",
         server.url()
     );
-    http.get(&url).send().await.unwrap();
+    http.get(&url)
+        .bearer_auth(fife_test_apiserver::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
     http.get(format!("{}/version", server.url()))
+        .bearer_auth(fife_test_apiserver::ADMIN_TOKEN)
         .send()
         .await
         .unwrap();

@@ -456,8 +456,15 @@ async fn run_one(options: &Options, n: usize, concurrency: u16) -> anyhow::Resul
     let controller = start_controller(options, &dir, concurrency, port)?;
     let controller_pid = controller.0.id();
     let metrics = format!("http://127.0.0.1:{port}/metrics");
+    // The API test server refuses anonymous requests; the driver is its administrator.
+    let mut admin = reqwest::header::HeaderMap::new();
+    admin.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {}", fife_test_apiserver::ADMIN_TOKEN).parse()?,
+    );
     let http = reqwest::Client::builder()
         .user_agent(DRIVER_AGENT)
+        .default_headers(admin)
         .build()?;
     let ready = Instant::now();
     while !http

@@ -69,6 +69,22 @@ struct ApiserverArgs {
     /// How often watches that allow bookmarks get one.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     bookmark_interval: std::time::Duration,
+    /// Bearer tokens in kube-apiserver's format: `token,user,uid,"group1,group2"` per line.
+    /// The written kubeconfig's token is always the administrator's (`system:masters`).
+    #[arg(long)]
+    token_auth_file: Option<std::path::PathBuf>,
+    /// Serve requests without credentials as `system:anonymous`; `false` refuses them
+    /// (401). On by default, as kube-apiserver's: over plain HTTP kubectl sends no token.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    anonymous_auth: bool,
+    /// `AlwaysAllow` (everyone authenticated may do everything) or `RBAC` (Roles,
+    /// ClusterRoles and their bindings, stored in the server, decide).
+    #[arg(long, default_value = "AlwaysAllow")]
+    authorization_mode: fife_test_apiserver::AuthorizationMode,
+    /// Serve HTTPS with the fixed test certificate (the kubeconfig trusts its CA);
+    /// kubectl sends tokens only over TLS.
+    #[arg(long)]
+    tls: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -106,12 +122,22 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Command::Apiserver(args) => {
-            use fife_test_apiserver::{ApiServer, Config};
+            use fife_test_apiserver::{ApiServer, Authentication, Config};
+            let static_tokens = match &args.token_auth_file {
+                Some(path) => Authentication::read_token_file(path)?,
+                None => Vec::new(),
+            };
             let config = Config {
                 rollout_delay: args.rollout_delay,
                 never_ready: args.never_ready,
                 history_limit: args.history_limit,
                 bookmark_interval: args.bookmark_interval,
+                authentication: Authentication {
+                    static_tokens,
+                    anonymous: args.anonymous_auth,
+                },
+                authorization_mode: args.authorization_mode,
+                tls: args.tls,
                 ..Config::default()
             };
             let server = ApiServer::start(args.listen, config).await?;

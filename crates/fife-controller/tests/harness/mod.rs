@@ -65,9 +65,15 @@ impl Cluster {
 
     /// A cluster where Fife is not installed yet.
     pub async fn without_crds() -> Cluster {
+        Cluster::with_config(Config::default()).await
+    }
+
+    /// A cluster where Fife is not installed yet, with `config` (its `rollout_delay`
+    /// is the harness's), e.g. HTTPS and RBAC.
+    pub async fn with_config(config: Config) -> Cluster {
         let config = Config {
             rollout_delay: Duration::from_millis(100),
-            ..Config::default()
+            ..config
         };
         let api = ApiServer::start("127.0.0.1:0".parse().unwrap(), config)
             .await
@@ -204,6 +210,15 @@ impl Controller {
         options: ControllerOptions<'_>,
         extra: &[&str],
     ) -> Controller {
+        Controller::spawn(cluster, options, &cluster.kubeconfig, extra)
+    }
+
+    fn spawn(
+        cluster: &Cluster,
+        options: ControllerOptions<'_>,
+        kubeconfig: &Path,
+        extra: &[&str],
+    ) -> Controller {
         let port = free_port();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -214,7 +229,7 @@ impl Controller {
         command
             .arg("controller")
             .arg("--kubeconfig")
-            .arg(&cluster.kubeconfig)
+            .arg(kubeconfig)
             .arg("--metrics-addr")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--audit-log")
@@ -244,6 +259,17 @@ impl Controller {
             identity: options.identity.to_owned(),
             audit_log: options.audit_log,
         }
+    }
+
+    /// [`Controller::start_with_args`] with another kubeconfig than the cluster's
+    /// administrator's (e.g. a ServiceAccount token's).
+    pub fn start_with_kubeconfig(
+        cluster: &Cluster,
+        options: ControllerOptions<'_>,
+        kubeconfig: &Path,
+        extra: &[&str],
+    ) -> Controller {
+        Controller::spawn(cluster, options, kubeconfig, extra)
     }
 
     pub fn simple(cluster: &Cluster) -> Controller {

@@ -1,0 +1,189 @@
+//! End to end under least privilege: the real `fife controller` authenticates with a
+//! ServiceAccount token of `fife-system/fife-controller`, bound to the ClusterRole of
+//! `examples/install/rbac.yaml` exactly as installed, on an API server that evaluates
+//! RBAC. With the whole role a release goes through its steps and the HTTPRoute; with
+//! the Deployments rule removed, the controller reports the 403 (the refused verb and
+//! resource, in kube-apiserver's words) as a Warning Event on the Rollout instead of
+//! retrying silently.
+
+mod harness;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use fife_test_apiserver::{Authentication, AuthorizationMode, Config};
+use harness::{Cluster, Controller, ControllerOptions, image_patch, rollout, workspace};
+use serde_json::Value;
+
+const ROUTE: &str = r#"apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web, namespace: default}
+spec:
+  parentRefs: [{name: gateway}]
+  rules:
+    - matches: [{path: {type: PathPrefix, value: /}}]
+      backendRefs: [{name: web-stable, port: 8080}]
+"#;
+
+/// A cluster over HTTPS that refuses anonymous requests and authorizes with RBAC, Fife's
+/// CRDs installed.
+async fn rbac_cluster() -> Cluster {
+    let cluster = Cluster::with_config(Config {
+        tls: true,
+        authorization_mode: AuthorizationMode::Rbac,
+        authentication: Authentication {
+            anonymous: false,
+            ..Authentication::default()
+        },
+        ..Config::default()
+    })
+    .await;
+    cluster
+        .kubectl(&["apply", "-f", workspace().join("crds").to_str().unwrap()])
+        .await;
+    cluster
+}
+
+/// Installs the namespace, ServiceAccount and RBAC of `examples/install` (without the
+/// ClusterRole rule for `resource` in `group`, if given) and returns a kubeconfig with a
+/// token of the controller's ServiceAccount.
+async fn install(cluster: &Cluster, without: Option<(&str, &str)>) -> PathBuf {
+    let install = workspace().join("examples/install");
+    for file in ["namespace.yaml", "serviceaccount.yaml"] {
+        cluster
+            .kubectl(&["apply", "-f", install.join(file).to_str().unwrap()])
+            .await;
+    }
+    let text = std::fs::read_to_string(install.join("rbac.yaml")).unwrap();
+    let mut documents = Vec::new();
+    for document in text.split("\n---\n") {
+        let mut object: Value = serde_saphyr::from_str(document).unwrap();
+        if let (Some((group, resource)), "ClusterRole") =
+            (without, object["kind"].as_str().unwrap_or_default())
+        {
+            let rules = object["rules"].as_array_mut().unwrap();
+            let before = rules.len();
+            rules.retain(|rule| {
+                let has = |key: &str, wanted: &str| {
+                    rule[key]
+                        .as_array()
+                        .is_some_and(|l| l.iter().any(|v| v == wanted))
+                };
+                !(has("apiGroups", group) && has("resources", resource))
+            });
+            assert_eq!(
+                rules.len() + 1,
+                before,
+                "one rule grants {group}/{resource}"
+            );
+        }
+        documents.push(object.to_string());
+    }
+    let rbac = cluster.dir.path().join("rbac.yaml");
+    std::fs::write(&rbac, documents.join("\n---\n")).unwrap();
+    cluster
+        .kubectl(&["apply", "-n", "fife-system", "-f", rbac.to_str().unwrap()])
+        .await;
+    let token = cluster
+        .api
+        .service_account_token("fife-system", "fife-controller");
+    let kubeconfig = cluster.dir.path().join("fife-controller.kubeconfig");
+    std::fs::write(&kubeconfig, cluster.api.kubeconfig_with_token(&token)).unwrap();
+    kubeconfig
+}
+
+fn start(cluster: &Cluster, kubeconfig: &std::path::Path) -> Controller {
+    Controller::start_with_kubeconfig(
+        cluster,
+        ControllerOptions {
+            identity: "fife-rbac",
+            lease: None,
+            audit_log: cluster.dir.path().join("audit.log"),
+        },
+        kubeconfig,
+        &[],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_goes_through_under_the_installed_cluster_role() {
+    let cluster = rbac_cluster().await;
+    let kubeconfig = install(&cluster, None).await;
+    let _controller = start(&cluster, &kubeconfig);
+    cluster.apply(ROUTE).await;
+    let gateway = "      trafficRouting: {gatewayAPI: {httpRoute: web}}\n";
+    let steps = "        - setWeight: 50\n        - pause: {duration: 1s}\n";
+    cluster
+        .apply(&rollout("web", "web:1", 2, gateway, steps))
+        .await;
+    let first = cluster
+        .wait_phase("web", "Healthy", Duration::from_secs(30))
+        .await;
+    cluster
+        .merge_patch("rollout/web", &image_patch("web:2"))
+        .await;
+    cluster
+        .wait_for("the canary at 50%", Duration::from_secs(30), || async {
+            let s = cluster.rollout_status("web").await;
+            (s["weights"]["canary"] == 50).then_some(())
+        })
+        .await;
+    let route = cluster.get("httproute/web").await.unwrap();
+    assert!(
+        route.to_string().contains("web-canary"),
+        "the HTTPRoute carries the canary: {route}"
+    );
+    cluster
+        .wait_for(
+            "the new image promoted",
+            Duration::from_secs(30),
+            || async {
+                let s = cluster.rollout_status("web").await;
+                (s["phase"] == "Healthy" && s["stableRevision"] != first["stableRevision"])
+                    .then_some(())
+            },
+        )
+        .await;
+    let forbidden: Vec<_> = cluster
+        .api
+        .journal(0)
+        .into_iter()
+        .filter(|e| e.status == 403)
+        .map(|e| format!("{} {} by {:?}", e.method, e.path, e.user))
+        .collect();
+    assert!(forbidden.is_empty(), "refused requests: {forbidden:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_deployments_rule_the_403_is_reported_on_the_rollout() {
+    let cluster = rbac_cluster().await;
+    let kubeconfig = install(&cluster, Some(("apps", "deployments"))).await;
+    let _controller = start(&cluster, &kubeconfig);
+    cluster
+        .apply(&rollout("web", "web:1", 2, "", "        - setWeight: 50\n"))
+        .await;
+    let note = cluster
+        .wait_for(
+            "a Warning Event naming the 403",
+            Duration::from_secs(30),
+            || async {
+                let events = cluster.get("events.events.k8s.io").await?;
+                events["items"].as_array()?.iter().find_map(|e| {
+                    (e["type"] == "Warning" && e["note"].as_str()?.contains("forbidden")).then(
+                        || {
+                            let reason = e["reason"].as_str().unwrap_or_default();
+                            format!("{reason}: {}", e["note"].as_str().unwrap_or_default())
+                        },
+                    )
+                })
+            },
+        )
+        .await;
+    assert!(
+        note.contains("User \"system:serviceaccount:fife-system:fife-controller\" cannot")
+            && note.contains(
+                "resource \"deployments\" in API group \"apps\" in the namespace \"default\""
+            ),
+        "{note}"
+    );
+}
