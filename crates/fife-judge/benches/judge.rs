@@ -1,5 +1,6 @@
 //! Time of one full judgement (clean, U, p, shift, interval, classification) for
-//! n = m from 10² to 10⁶ on latency-like samples with a small canary regression, and of
+//! n = m from 10² to 10⁶ on latency-like samples with a small canary regression, at full
+//! precision (what Prometheus returns: no ties) and rounded to 0.01 ms (heavy ties), and of
 //! one pod test on 10 pods × 10⁴ points per side (plus 10 stable pods).
 
 use std::hint::black_box;
@@ -8,9 +9,9 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use fife_judge::{JudgeConfig, Look, PodSeries, judge, judge_pods};
 
-/// Deterministic log-normal-ish latencies (ms), rounded to 0.01 ms as exporters do, so
-/// the pooled sample has realistic ties.
-fn latencies(len: usize, seed: u64, scale: f64) -> Vec<f64> {
+/// Deterministic log-normal-ish latencies (ms), at full precision or rounded to 0.01 ms as
+/// some exporters report them (then the pooled sample has realistic ties).
+fn latencies(len: usize, seed: u64, scale: f64, rounded: bool) -> Vec<f64> {
     let mut state = seed;
     let mut uniform = move || {
         state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -23,27 +24,34 @@ fn latencies(len: usize, seed: u64, scale: f64) -> Vec<f64> {
         .map(|_| {
             let normal = (-2.0 * (1.0 - uniform()).ln()).sqrt()
                 * (2.0 * std::f64::consts::PI * uniform()).cos();
-            ((normal * 0.4).exp() * 100.0 * scale * 100.0).round() / 100.0
+            let ms = (normal * 0.4).exp() * 100.0 * scale;
+            if rounded {
+                (ms * 100.0).round() / 100.0
+            } else {
+                ms
+            }
         })
         .collect()
 }
 
 fn full_judgement(c: &mut Criterion) {
-    let mut group = c.benchmark_group("judge");
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(500));
     let config = JudgeConfig::default();
-    for size in [100usize, 1_000, 10_000, 100_000, 1_000_000] {
-        let canary = latencies(size, 1, 1.01);
-        let baseline = latencies(size, 2, 1.0);
-        group.measurement_time(Duration::from_secs(if size >= 1_000_000 { 8 } else { 2 }));
-        group.throughput(Throughput::Elements(2 * size as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, _| {
-            b.iter(|| judge(black_box(&canary), black_box(&baseline), &config))
-        });
+    for (name, rounded) in [("judge", true), ("judge-continuous", false)] {
+        let mut group = c.benchmark_group(name);
+        group
+            .sample_size(10)
+            .warm_up_time(Duration::from_millis(500));
+        for size in [100usize, 1_000, 10_000, 100_000, 1_000_000] {
+            let canary = latencies(size, 1, 1.01, rounded);
+            let baseline = latencies(size, 2, 1.0, rounded);
+            group.measurement_time(Duration::from_secs(if size >= 1_000_000 { 8 } else { 2 }));
+            group.throughput(Throughput::Elements(2 * size as u64));
+            group.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, _| {
+                b.iter(|| judge(black_box(&canary), black_box(&baseline), &config))
+            });
+        }
+        group.finish();
     }
-    group.finish();
 }
 
 fn pod_test(c: &mut Criterion) {
@@ -52,7 +60,7 @@ fn pod_test(c: &mut Criterion) {
     let side = |seed: u64, scale: f64| -> Vec<PodSeries> {
         (0..PODS)
             .map(|p| {
-                let values = latencies(POINTS, seed * 100 + p as u64, scale);
+                let values = latencies(POINTS, seed * 100 + p as u64, scale, false);
                 PodSeries::new(
                     format!("pod-{seed}-{p}"),
                     values

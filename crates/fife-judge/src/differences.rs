@@ -4,10 +4,12 @@
 //! With both samples sorted, the computed differences form a matrix sorted along rows and
 //! columns (floating-point subtraction is monotone in each argument), so "how many are
 //! ≤ t" is a staircase walk in O(n + m). Selection keeps, per row, the window of columns
-//! that may still hold the answer, and narrows it around two pivots drawn from a sample of
-//! the window (Floyd-Rivest over the implicit matrix) until the window is small enough to
-//! materialise. Every comparison is made on actual computed differences, so the result is
-//! bit-identical to sorting all n·m of them.
+//! that may still hold the wanted ranks, and narrows it around pivots drawn from a
+//! stratified sample of the window (Floyd-Rivest over the implicit matrix) until the window
+//! is small enough to materialise. All wanted ranks (both interval ends and the median
+//! pair) share one window while their pivots overlap, then split: on continuous data the
+//! four ranks cost about fourteen walks. Every comparison is made on actual computed
+//! differences, so the result is bit-identical to sorting all n·m of them.
 //!
 //! ```text
 //!            baseline, descending →
@@ -18,10 +20,35 @@
 
 /// Up to this many differences, selection just materialises them.
 const MATERIALISE_LIMIT: u64 = 1 << 16;
-/// Pivots are drawn from a sample of the window of this many elements at most.
-const MAX_SAMPLE_SIZE: usize = 4096;
-/// Pivots sit this many sample standard deviations either side of the expected rank.
-const PIVOT_SPREAD: f64 = 2.5;
+/// Pivots are drawn from a sample of the window of this many elements at most: choosing
+/// pivots in it costs less than one staircase walk over 10⁶ rows, and each pass then
+/// shrinks the window about a hundredfold.
+const MAX_SAMPLE_SIZE: usize = 1 << 16;
+/// Pivots sit this many standard deviations of the sample rank either side of the
+/// expected rank: a pass misses its target about once in 400, which costs one more pass.
+const PIVOT_SPREAD: f64 = 3.0;
+
+/// Columns lo[i]..hi[i] of every row i: the candidates that may still hold some wanted
+/// ranks. All differences left of a window are smaller than every candidate, all those
+/// right of it larger, so a rank in the whole multiset is `left` plus a rank in the window.
+#[derive(Debug)]
+struct Window {
+    lo: Vec<usize>,
+    hi: Vec<usize>,
+    /// Σ lo: the differences left of the window.
+    left: u64,
+    /// Σ (hi − lo): the candidates.
+    size: u64,
+}
+
+/// Where a pivot p cuts every row: how many of its differences are < p and ≤ p.
+#[derive(Debug)]
+struct Cut {
+    below: Vec<usize>,
+    through: Vec<usize>,
+    below_total: u64,
+    through_total: u64,
+}
 
 /// The multiset {canary_i − baseline_j}, both samples sorted ascending and finite.
 #[derive(Debug, Clone, Copy)]
@@ -49,68 +76,8 @@ impl<'a> PairwiseDifferences<'a> {
         self.canary[i] - self.baseline[self.baseline.len() - 1 - j]
     }
 
-    /// Walks the staircase for threshold t: calls `visit(row, b)` where b is the number of
-    /// columns of that row whose difference is < t (`strict`) or ≤ t; returns Σ b.
-    #[inline]
-    fn staircase(&self, t: f64, strict: bool, mut visit: impl FnMut(usize, usize)) -> u64 {
-        let m = self.baseline.len();
-        let mut b = m;
-        let mut total = 0u64;
-        for (i, &x) in self.canary.iter().enumerate() {
-            if strict {
-                while b > 0 && x - self.baseline[m - b] >= t {
-                    b -= 1;
-                }
-            } else {
-                while b > 0 && x - self.baseline[m - b] > t {
-                    b -= 1;
-                }
-            }
-            visit(i, b);
-            total += b as u64;
-        }
-        total
-    }
-
-    /// (#differences < t, #differences ≤ t) in one walk.
-    fn rank_of(&self, t: f64) -> (u64, u64) {
-        let m = self.baseline.len();
-        let (mut below, mut through) = (m, m);
-        let (mut below_total, mut through_total) = (0u64, 0u64);
-        for &x in self.canary {
-            while through > 0 && x - self.baseline[m - through] > t {
-                through -= 1;
-            }
-            below = below.min(through);
-            while below > 0 && x - self.baseline[m - below] >= t {
-                below -= 1;
-            }
-            below_total += below as u64;
-            through_total += through as u64;
-        }
-        (below_total, through_total)
-    }
-
-    /// (#differences ≤ t, the smallest difference > t if any) in one walk.
-    fn through_and_successor(&self, t: f64) -> (u64, Option<f64>) {
-        let m = self.baseline.len();
-        let mut through = m;
-        let mut total = 0u64;
-        let mut successor: Option<f64> = None;
-        for (i, &x) in self.canary.iter().enumerate() {
-            while through > 0 && x - self.baseline[m - through] > t {
-                through -= 1;
-            }
-            total += through as u64;
-            if through < m {
-                let next = self.at(i, through);
-                successor = Some(successor.map_or(next, |s: f64| s.min(next)));
-            }
-        }
-        (total, successor)
-    }
-
-    /// D(rank) for each 1-based rank (each in 1..=N), in the order given.
+    /// D(rank) for each 1-based rank (each in 1..=N), in the order given. All ranks are
+    /// found in one narrowing: they share the walks while their windows overlap.
     pub fn order_statistics(&self, ranks: &[u64]) -> Vec<f64> {
         for &rank in ranks {
             assert!(
@@ -119,115 +86,248 @@ impl<'a> PairwiseDifferences<'a> {
                 self.len()
             );
         }
-        let mut order: Vec<usize> = (0..ranks.len()).collect();
-        order.sort_by_key(|&i| ranks[i]);
-        let mut values = vec![0.0; ranks.len()];
+        let mut wanted: Vec<u64> = ranks.iter().map(|&rank| rank - 1).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let materialise_at = if self.len() <= MATERIALISE_LIMIT {
+            self.len()
+        } else {
+            (self.canary.len() + self.baseline.len()) as u64 + 1024
+        };
+        let found = self.select(&wanted, materialise_at);
+        ranks
+            .iter()
+            .map(|&rank| found[wanted.partition_point(|&k| k < rank - 1)])
+            .collect()
+    }
 
-        if self.len() <= MATERIALISE_LIMIT {
-            let mut all: Vec<f64> = Vec::with_capacity(self.len() as usize);
-            for &x in self.canary {
-                all.extend(self.baseline.iter().map(|&y| x - y));
-            }
-            // Ascending ranks: each selection only needs the part right of the last one.
-            let mut done = 0usize;
-            for &i in &order {
-                let k = (ranks[i] - 1) as usize;
-                let (_, v, _) = all[done..].select_nth_unstable_by(k - done, f64::total_cmp);
-                values[i] = *v;
-                done = k;
-            }
-            return values;
-        }
+    /// The k-th smallest difference, 0-based.
+    #[cfg(test)]
+    fn select_in_windows(&self, k: u64, materialise_at: u64) -> f64 {
+        self.select(&[k], materialise_at)[0]
+    }
 
-        let materialise_at = (self.canary.len() + self.baseline.len()) as u64 + 1024;
-        let mut previous: Option<(u64, f64)> = None;
-        for &i in &order {
-            let rank = ranks[i];
-            values[i] = match previous {
-                Some((r, v)) if r == rank => v,
-                // The median of an even count needs D(k+1) right after D(k): one walk.
-                Some((r, v)) if r + 1 == rank => {
-                    let (through, successor) = self.through_and_successor(v);
-                    if rank <= through {
-                        v
-                    } else {
-                        successor.expect("rank ≤ N has a value")
-                    }
+    /// The differences of 0-based ranks `wanted` (ascending, distinct). Narrows windows
+    /// until at most `materialise_at` candidates remain in each, then selects among them.
+    fn select(&self, wanted: &[u64], materialise_at: u64) -> Vec<f64> {
+        let (n, m) = (self.canary.len(), self.baseline.len());
+        let mut found = vec![0.0; wanted.len()];
+        let mut pending = vec![(
+            Window {
+                lo: vec![0; n],
+                hi: vec![m; n],
+                left: 0,
+                size: self.len(),
+            },
+            0..wanted.len(),
+        )];
+        let mut rng = SplitMix64(0x5eed_f1fe_0000_0001);
+        let mut sample = Vec::new();
+        while let Some((window, targets)) = pending.pop() {
+            if window.size <= materialise_at {
+                let mut values = self.materialise(&window);
+                // Ascending ranks: each selection only needs the part right of the last one.
+                let mut done = 0usize;
+                for t in targets {
+                    let k = (wanted[t] - window.left) as usize;
+                    let (_, v, _) = values[done..].select_nth_unstable_by(k - done, f64::total_cmp);
+                    found[t] = *v;
+                    done = k;
                 }
-                _ => self.select_in_windows(rank - 1, materialise_at),
-            };
-            previous = Some((rank, values[i]));
+                continue;
+            }
+
+            self.sample(&window, &mut rng, &mut sample);
+            let pivots = pivots(
+                &mut sample,
+                targets.clone().map(|t| wanted[t] - window.left),
+                window.size,
+            );
+            // Every pivot is a candidate, so every window pushed below is strictly smaller
+            // and the loop ends even on heavily tied data.
+            let Window {
+                lo: mut lower,
+                hi,
+                left,
+                size,
+            } = window;
+            let mut lower_total = left;
+            let mut t = targets.start;
+            for pivot in pivots {
+                let cut = self.cut(pivot);
+                let first = t;
+                while t < targets.end && wanted[t] < cut.below_total {
+                    t += 1;
+                }
+                if t > first {
+                    let below = Window {
+                        lo: lower,
+                        hi: cut.below,
+                        left: lower_total,
+                        size: cut.below_total - lower_total,
+                    };
+                    pending.push((below, first..t));
+                }
+                while t < targets.end && wanted[t] < cut.through_total {
+                    found[t] = pivot;
+                    t += 1;
+                }
+                lower = cut.through;
+                lower_total = cut.through_total;
+                if t == targets.end {
+                    break;
+                }
+            }
+            if t < targets.end {
+                let above = Window {
+                    lo: lower,
+                    hi,
+                    left: lower_total,
+                    size: left + size - lower_total,
+                };
+                pending.push((above, t..targets.end));
+            }
+        }
+        found
+    }
+
+    /// Where pivot p cuts every row. The strict walk is needed only when some difference
+    /// equals p, which one comparison per row tells.
+    fn cut(&self, p: f64) -> Cut {
+        let n = self.canary.len();
+        let mut through = vec![0usize; n];
+        let through_total = self.staircase::<false>(p, &mut through);
+        let any_equal = through
+            .iter()
+            .enumerate()
+            .any(|(i, &t)| t > 0 && self.at(i, t - 1) == p);
+        let (below, below_total) = if any_equal {
+            let mut below = vec![0usize; n];
+            let total = self.staircase::<true>(p, &mut below);
+            (below, total)
+        } else {
+            (through.clone(), through_total)
+        };
+        Cut {
+            below,
+            through,
+            below_total,
+            through_total,
+        }
+    }
+
+    /// Per row, how many columns hold a difference < p (`STRICT`) or ≤ p; returns their
+    /// sum. The walk along the staircase is split into `STREAMS` stretches of rows walked
+    /// in lockstep without data-dependent branches: the processor overlaps the stretches
+    /// instead of mispredicting, about once a row, where one walk turns.
+    fn staircase<const STRICT: bool>(&self, p: f64, counts: &mut [usize]) -> u64 {
+        const STREAMS: usize = 4;
+        let (n, m) = (self.canary.len(), self.baseline.len());
+        let outside = |d: f64| if STRICT { d >= p } else { d > p };
+        let mut row = [0usize; STREAMS];
+        let mut end = [0usize; STREAMS];
+        let mut columns = [0usize; STREAMS];
+        for s in 0..STREAMS {
+            row[s] = s * n / STREAMS;
+            end[s] = (s + 1) * n / STREAMS;
+            if row[s] < end[s] {
+                // Differences fall as the baseline value grows: those of the row's first
+                // canary value inside the cut are a suffix of the baseline.
+                let x = self.canary[row[s]];
+                columns[s] = m - self.baseline.partition_point(|&y| outside(x - y));
+            }
+        }
+        let mut total = 0u64;
+        loop {
+            let mut live = false;
+            for s in 0..STREAMS {
+                if row[s] < end[s] {
+                    live = true;
+                    let c = columns[s];
+                    let d = self.canary[row[s]] - self.baseline[(m - c).min(m - 1)];
+                    let step = (c > 0) & outside(d);
+                    let c = c - step as usize;
+                    counts[row[s]] = c;
+                    total += (!step) as u64 * c as u64;
+                    row[s] += (!step) as usize;
+                    columns[s] = c;
+                }
+            }
+            if !live {
+                return total;
+            }
+        }
+    }
+
+    /// A stratified sample of the window's candidates: the window, read row by row, is cut
+    /// into equal strata and one candidate is drawn uniformly from each. One pass over the
+    /// rows, and no aliasing with the row length as a fixed stride would have.
+    fn sample(&self, window: &Window, rng: &mut SplitMix64, sample: &mut Vec<f64>) {
+        let size = MAX_SAMPLE_SIZE
+            .min((self.canary.len() + self.baseline.len()) / 2)
+            .max(64) as u64;
+        let strata = size.min(window.size);
+        let stratum_start = |q: u64| (q as u128 * window.size as u128 / strata as u128) as u64;
+        let mut draw = |q: u64| {
+            let (start, end) = (stratum_start(q), stratum_start(q + 1));
+            start + rng.next() % (end - start)
+        };
+        sample.clear();
+        let mut q = 0u64;
+        let mut next = draw(q);
+        let mut row_start = 0u64;
+        for (i, (&lo, &hi)) in window.lo.iter().zip(&window.hi).enumerate() {
+            let row_end = row_start + (hi - lo) as u64;
+            while next < row_end {
+                sample.push(self.at(i, lo + (next - row_start) as usize));
+                q += 1;
+                if q == strata {
+                    return;
+                }
+                next = draw(q);
+            }
+            row_start = row_end;
+        }
+    }
+
+    /// Every candidate of the window.
+    fn materialise(&self, window: &Window) -> Vec<f64> {
+        let mut values = Vec::with_capacity(window.size as usize);
+        for (i, (&lo, &hi)) in window.lo.iter().zip(&window.hi).enumerate() {
+            values.extend((lo..hi).map(|j| self.at(i, j)));
         }
         values
     }
+}
 
-    /// Narrows per-row windows until at most `materialise_at` candidates remain, then
-    /// selects among them. Returns the k-th smallest difference, 0-based.
-    fn select_in_windows(&self, k: u64, materialise_at: u64) -> f64 {
-        let (n, m) = (self.canary.len(), self.baseline.len());
-        // Row i may still hold the answer in columns lo[i]..hi[i]; everything left of the
-        // window is smaller than the answer, everything right of it larger.
-        let mut lo = vec![0usize; n];
-        let mut hi = vec![m; n];
-        let mut window_ends = vec![0u64; n];
-        let mut rng = SplitMix64(0x5eed_f1fe_0000_0001);
-        let sample_size = ((n + m) / 4).clamp(64, MAX_SAMPLE_SIZE);
-        let mut sample = Vec::with_capacity(sample_size);
-        loop {
-            let mut left = 0u64;
-            let mut active = 0u64;
-            for i in 0..n {
-                left += lo[i] as u64;
-                active += (hi[i] - lo[i]) as u64;
-                window_ends[i] = active;
-            }
-            let rank_in_window = k - left;
-            if active <= materialise_at {
-                let mut window: Vec<f64> = Vec::with_capacity(active as usize);
-                for i in 0..n {
-                    window.extend((lo[i]..hi[i]).map(|j| self.at(i, j)));
-                }
-                return *window
-                    .select_nth_unstable_by(rank_in_window as usize, f64::total_cmp)
-                    .1;
-            }
-
-            sample.clear();
-            for _ in 0..sample_size {
-                let r = rng.next() % active;
-                let row = window_ends.partition_point(|&end| end <= r);
-                let start = window_ends[row] - (hi[row] - lo[row]) as u64;
-                sample.push(self.at(row, lo[row] + (r - start) as usize));
-            }
-            sample.sort_unstable_by(f64::total_cmp);
-            let expected = rank_in_window as f64 / active as f64 * sample_size as f64;
-            let spread = PIVOT_SPREAD * (sample_size as f64).sqrt();
-            let lo_index = (expected - spread).floor().max(0.0) as usize;
-            let hi_index = ((expected + spread).ceil() as usize).min(sample_size - 1);
-            let (pivot_lo, pivot_hi) = (sample[lo_index], sample[hi_index]);
-
-            // Each branch excludes at least one pivot (a window element), so the window
-            // strictly shrinks and the loop ends even on heavily tied data.
-            let (below_lo, through_lo) = self.rank_of(pivot_lo);
-            if k < below_lo {
-                self.staircase(pivot_lo, true, |i, b| hi[i] = hi[i].min(b));
-                continue;
-            }
-            if k < through_lo {
-                return pivot_lo;
-            }
-            let (below_hi, through_hi) = self.rank_of(pivot_hi);
-            if k >= through_hi {
-                self.staircase(pivot_hi, false, |i, b| lo[i] = lo[i].max(b));
-                continue;
-            }
-            if k >= below_hi {
-                return pivot_hi;
-            }
-            self.staircase(pivot_lo, false, |i, b| lo[i] = lo[i].max(b));
-            self.staircase(pivot_hi, true, |i, b| hi[i] = hi[i].min(b));
+/// Ascending, distinct pivot values that bracket each wanted rank (0-based, ascending,
+/// within a window of `size` candidates) with high probability, from a sample of the
+/// window: one pair around each group of ranks whose brackets overlap.
+fn pivots(sample: &mut [f64], ranks: impl Iterator<Item = u64>, size: u64) -> Vec<f64> {
+    let last = sample.len() - 1;
+    let s = sample.len() as f64;
+    let mut indices: Vec<usize> = Vec::new();
+    for rank in ranks {
+        let q = (rank as f64 + 0.5) / size as f64;
+        let expected = q * s;
+        let spread = PIVOT_SPREAD * (s * q * (1.0 - q)).sqrt() + 1.0;
+        let lo = ((expected - spread).floor().max(0.0) as usize).min(last);
+        let hi = ((expected + spread).ceil().max(0.0) as usize).min(last);
+        match indices.last_mut() {
+            Some(previous_hi) if lo <= *previous_hi => *previous_hi = hi,
+            _ => indices.extend([lo, hi]),
         }
     }
+    let mut values: Vec<f64> = Vec::with_capacity(indices.len());
+    let mut done = 0usize;
+    for index in indices {
+        let (_, v, _) = sample[done..].select_nth_unstable_by(index - done, f64::total_cmp);
+        if values.last() != Some(v) {
+            values.push(*v);
+        }
+        done = index;
+    }
+    values
 }
 
 /// A fixed-seed generator for pivot sampling: it only affects how fast selection narrows,
@@ -290,6 +390,95 @@ mod tests {
             let got = d.order_statistics(&ranks);
             for (rank, value) in ranks.iter().zip(got) {
                 prop_assert_eq!(value.to_bits(), all[*rank as usize - 1].to_bits());
+            }
+        }
+    }
+
+    /// Samples of the shapes that stress selection: full-precision values (no ties at all),
+    /// two far-apart clusters, a few huge outliers among ordinary values, heavy ties.
+    fn shaped(shape: u8, values: Vec<f64>) -> Vec<f64> {
+        let mut v: Vec<f64> = values
+            .iter()
+            .enumerate()
+            .map(|(i, &u)| match shape {
+                0 => u * 1000.0,
+                1 => u + if i % 3 == 0 { 1e6 } else { 0.0 },
+                2 if i % 17 == 5 => u.signum() * 1e300,
+                2 => u,
+                _ => (u * 3.0).round(),
+            })
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Selection equals sorting every difference on the shapes of `shaped`, for the
+        /// ranks the judge asks for (interval ends, the median pair) and the extremes,
+        /// both with the default materialisation and narrowed all the way down.
+        #[test]
+        fn selection_equals_brute_force_on_continuous_and_adversarial_shapes(
+            canary_shape in 0u8..4,
+            baseline_shape in 0u8..4,
+            canary in prop::collection::vec(-1.0f64..1.0, 1..400),
+            baseline in prop::collection::vec(-1.0f64..1.0, 1..400),
+            tail in 0.0f64..0.5,
+        ) {
+            let c = shaped(canary_shape, canary);
+            let b = shaped(baseline_shape, baseline);
+            let d = PairwiseDifferences::new(&c, &b);
+            let all = brute_force(&c, &b);
+            let n = d.len();
+            let ci = ((tail * n as f64) as u64).max(1);
+            let ranks = [ci, n.div_ceil(2), n / 2 + 1, n - ci + 1, 1, n];
+            let got = d.order_statistics(&ranks);
+            for (rank, value) in ranks.iter().zip(got) {
+                prop_assert_eq!(value.to_bits(), all[*rank as usize - 1].to_bits(), "rank {}", rank);
+            }
+            let mut wanted: Vec<u64> = ranks.iter().map(|r| r - 1).collect();
+            wanted.sort_unstable();
+            wanted.dedup();
+            let narrowed = d.select(&wanted, 0);
+            for (k, value) in wanted.iter().zip(narrowed) {
+                prop_assert_eq!(value.to_bits(), all[*k as usize].to_bits(), "rank {}", k + 1);
+            }
+        }
+    }
+
+    #[test]
+    fn degenerate_shapes_select_exactly() {
+        let constant = vec![4.25; 700];
+        let two_levels: Vec<f64> = (0..900).map(|i| f64::from(i % 2)).collect();
+        let mut far_apart: Vec<f64> = (0..800)
+            .map(|i| {
+                if i < 400 {
+                    f64::from(i) * 1e-9
+                } else {
+                    1e12 + f64::from(i)
+                }
+            })
+            .collect();
+        far_apart.sort_by(f64::total_cmp);
+        let mut two_levels_sorted = two_levels.clone();
+        two_levels_sorted.sort_by(f64::total_cmp);
+        for (c, b) in [
+            (&constant, &constant),
+            (&constant, &two_levels_sorted),
+            (&far_apart, &two_levels_sorted),
+            (&far_apart, &far_apart),
+        ] {
+            let d = PairwiseDifferences::new(c, b);
+            let all = brute_force(c, b);
+            let n = d.len();
+            let ranks = [1, n / 40, n / 2, n / 2 + 1, n - n / 40, n];
+            for (rank, value) in ranks.iter().zip(d.order_statistics(&ranks)) {
+                assert_eq!(
+                    value.to_bits(),
+                    all[*rank as usize - 1].to_bits(),
+                    "rank {rank}"
+                );
             }
         }
     }
