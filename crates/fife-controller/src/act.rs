@@ -21,12 +21,13 @@ use serde_json::json;
 
 use crate::children::{ExistingChildren, build_deployment, scaled_down, template_for_revision};
 use crate::context::Context;
+use crate::context::FIELD_MANAGER;
 use crate::error::ReconcileError;
 use crate::observe::Observation;
-use crate::roles::{FIELD_MANAGER, Role};
 use crate::runs::{RunContext, build_analysis_run};
 use crate::services::build_services;
 use crate::traffic::{current_weights, http_route_resource, route_rules, weighted_rules};
+use fife_api::labels::Role;
 
 /// Applies children, Services, traffic and analysis intents, in that order: pods exist
 /// before traffic is sent to them, and analyses start once their canary serves.
@@ -119,11 +120,7 @@ async fn apply_children(
 }
 
 fn role_of(d: &Deployment) -> Role {
-    match d.labels().get(crate::roles::ROLE_LABEL).map(String::as_str) {
-        Some("canary") => Role::Canary,
-        Some("baseline") => Role::Baseline,
-        _ => Role::Stable,
-    }
+    Role::of_labels(d.labels()).unwrap_or(Role::Stable)
 }
 
 /// True when applying `desired` would not change what `current` runs (saves a write per

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fife_api::wire::wire_name;
 use fife_api::{AnalysisRun, AnalysisRunStatus};
 use fife_audit::{Actor, AuditAction, AuditEntry, Evidence, RolloutRef};
 use fife_engine::MeasurementOutcome;
@@ -20,12 +21,11 @@ use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use crate::context::Context;
+use crate::context::{Context, FIELD_MANAGER};
 use crate::credentials;
 use crate::error::ReconcileError;
 use crate::measure::{TakenMeasurement, measure_metric, unmeasurable};
 use crate::record::append_all;
-use crate::roles::FIELD_MANAGER;
 
 /// The shortest sleep between two looks at a running analysis.
 const MIN_WAKEUP: Duration = Duration::from_millis(200);
@@ -139,8 +139,7 @@ async fn run_once(
             }
         }
         for (_, taken) in &measurements {
-            ctx.metrics
-                .measured(&format!("{:?}", taken.measurement.phase));
+            ctx.metrics.measured(&wire_name(&taken.measurement.phase));
         }
         let outcomes: Vec<MeasurementOutcome> = measurements
             .into_iter()
@@ -161,7 +160,7 @@ async fn run_once(
     }
     if completed {
         if let Some(phase) = status.phase {
-            ctx.metrics.analysis_completed(&format!("{phase:?}"));
+            ctx.metrics.analysis_completed(&wire_name(&phase));
         }
         return Ok(Action::await_change());
     }
@@ -195,9 +194,9 @@ async fn write_run_status(
 
 fn measurement_entry(identity: &str, run: &AnalysisRun, taken: &TakenMeasurement) -> AuditEntry {
     let reason = format!(
-        "{} measured {:?}{}",
+        "{} measured {}{}",
         taken.evidence.metric,
-        taken.measurement.phase,
+        wire_name(&taken.measurement.phase),
         taken
             .measurement
             .message

@@ -16,6 +16,8 @@ use crate::telemetry::Metrics;
 /// The first retry after a failed reconcile; doubles per failure up to [`MAX_BACKOFF`].
 pub const MIN_BACKOFF: Duration = Duration::from_millis(500);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// The field manager of every server-side apply the controller makes.
+pub const FIELD_MANAGER: &str = "fife";
 
 pub struct Context {
     pub client: Client,

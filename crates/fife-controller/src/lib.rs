@@ -27,7 +27,6 @@ pub mod observe;
 pub mod reconcile;
 pub mod record;
 pub mod report;
-pub mod roles;
 pub mod runs;
 pub mod server;
 pub mod services;
@@ -57,8 +56,8 @@ use kube::{Api, Client, ResourceExt};
 
 use crate::context::Context;
 use crate::leader::{Leadership, LeaseConfig};
-use crate::roles::ROLLOUT_LABEL;
 use crate::telemetry::Metrics;
+use fife_api::labels::ROLLOUT_LABEL;
 
 /// How the controller runs; the `fife controller` flags.
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@ use kube::{Api, ResourceExt};
 use crate::children::{ExistingChildren, deployment_revision, qualified_name};
 use crate::context::Context;
 use crate::error::ReconcileError;
-use crate::roles::Role;
+use fife_api::labels::Role;
 
 /// Everything observed for one reconcile.
 #[derive(Debug, Clone)]

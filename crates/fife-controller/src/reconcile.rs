@@ -107,7 +107,7 @@ async fn pipeline(ctx: &Context, namespace: &str, name: &str) -> Result<Action, 
     act(ctx, &observation, &decision).await?;
 
     // report
-    let written = write_status(ctx, rollout, &status_to_write(&observation, &decision)).await;
+    let written = write_status(ctx, rollout, &status_to_write(rollout, &decision)).await;
     // The records are written and acted on whatever happens to the status write, and a
     // retry does not record them again: their Events go out now or never.
     publish_events(ctx, rollout, &records).await;

@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 use crate::children::{BuildError, owner_reference};
-use crate::roles::{ROLE_LABEL, ROLLOUT_LABEL, Role};
+use fife_api::labels::{ROLE_LABEL, ROLLOUT_LABEL, Role};
 
 /// The Services a Rollout needs. Empty when its pods expose no container port: a Service
 /// without ports is invalid, and such a workload receives no traffic to split.
