@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
-use crate::children::{BuildError, owner_reference};
+use crate::build::children::{BuildError, owner_reference};
 use fife_api::labels::{ROLE_LABEL, ROLLOUT_LABEL, Role};
 
 /// The Services a Rollout needs. Empty when its pods expose no container port: a Service
@@ -133,7 +133,7 @@ fn service_ports(template: &PodTemplateSpec) -> Vec<ServicePort> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::children::tests::{mk_rollout, mk_template};
+    use crate::build::children::tests::{mk_rollout, mk_template};
     use fife_api::rollout::{GatewayApiRouting, TrafficRouting};
 
     fn selector(s: &Service) -> BTreeMap<String, String> {

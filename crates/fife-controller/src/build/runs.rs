@@ -15,7 +15,7 @@ use fife_api::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 
-use crate::children::{BuildError, owner_reference, qualified_name};
+use crate::build::children::{BuildError, owner_reference, qualified_name};
 use fife_api::labels::ROLLOUT_LABEL;
 
 /// Why a run could not be built from its templates.
@@ -252,7 +252,7 @@ pub fn substitute_args(text: &str, args: &BTreeMap<String, String>) -> Result<St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::children::tests::mk_rollout;
+    use crate::build::children::tests::mk_rollout;
     use fife_api::PrometheusProvider;
     use fife_api::analysis::FieldRef;
 

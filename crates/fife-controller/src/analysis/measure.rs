@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Only [`measure_metric`] does I/O; the classifications are pure and tested as such. The
-//! provider's credentials come already read from their Secrets ([`crate::credentials`]).
+//! provider's credentials come already read from their Secrets ([`crate::analysis::credentials`]).
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -30,7 +30,7 @@ use fife_metrics::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::credentials::ProviderCredentials;
+use crate::analysis::credentials::ProviderCredentials;
 
 /// The window of a comparison whose provider gives no `range`.
 pub const DEFAULT_LOOKBACK: std::time::Duration = std::time::Duration::from_secs(300);

@@ -12,9 +12,9 @@ use kube::runtime::events::{Event, EventType as KubeEventType};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
-use crate::context::{Context, FIELD_MANAGER};
-use crate::error::ReconcileError;
-use crate::status_diff::status_patch;
+use crate::build::status_diff::status_patch;
+use crate::reconcile::error::ReconcileError;
+use crate::runtime::context::{Context, FIELD_MANAGER};
 
 /// The condition type that says whether the audit log takes records.
 pub const AUDIT_CONDITION: &str = "AuditLogWritable";
@@ -59,7 +59,10 @@ pub async fn write_status(
     )
     .await
     .map_err(|source| ReconcileError::Report {
-        object: format!("Rollout {}", crate::observe::rollout_key(rollout)),
+        object: format!(
+            "Rollout {}",
+            crate::reconcile::observe::rollout_key(rollout)
+        ),
         source,
     })?;
     Ok(true)
@@ -110,7 +113,7 @@ pub async fn publish_events(ctx: &Context, rollout: &Rollout, records: &[SealedR
             )
             .await;
         if let Err(e) = published {
-            tracing::warn!(error = %e, rollout = %crate::observe::rollout_key(rollout), "cannot publish an Event");
+            tracing::warn!(error = %e, rollout = %crate::reconcile::observe::rollout_key(rollout), "cannot publish an Event");
         }
     }
 }
@@ -243,7 +246,7 @@ mod tests {
 
     #[test]
     fn the_status_written_is_the_decisions_with_the_audit_condition() {
-        let mut rollout = crate::children::tests::mk_rollout("web:1");
+        let mut rollout = crate::build::children::tests::mk_rollout("web:1");
         rollout.metadata.generation = Some(3);
         let child = |replicas, ready_replicas| ObservedChild {
             revision: "r1".into(),

@@ -16,7 +16,7 @@ use fife_audit::{
 use fife_engine::{Decision, EventAction, RolloutEvent};
 use kube::ResourceExt;
 
-use crate::observe::Observation;
+use crate::reconcile::observe::Observation;
 
 /// Annotations copied into every record as `source` (commit, pull request, pipeline run).
 pub const SOURCE_ANNOTATION_PREFIX: &str = "source.fife.dev/";
@@ -247,7 +247,7 @@ pub async fn append_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::children::tests::mk_rollout;
+    use crate::build::children::tests::mk_rollout;
     use fife_api::{RolloutStatus, TrafficWeights};
     use fife_engine::{DesiredChildren, ManualActor, Observed};
 
