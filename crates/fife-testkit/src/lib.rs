@@ -2,10 +2,9 @@
 //! server (`apiserver`), synthetic HTTP workloads that expose Prometheus metrics
 //! (`workload`), a real Prometheus scraping them (`prometheus`), and the seeded
 //! simulation that checks the judge's false-positive rate and power on such workloads
-//! (`calibration`). Used by integration tests, end-to-end tests, the demo and benchmarks;
-//! never shipped as a product.
+//! (`calibration`). Used by integration tests, end-to-end tests, the demo (`fife-demo`)
+//! and benchmarks; never shipped as a product.
 
 pub mod calibration;
-pub mod demo;
 pub mod prometheus;
 pub mod workload;

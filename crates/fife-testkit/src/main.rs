@@ -21,8 +21,6 @@ enum Command {
     Workload(WorkloadArgs),
     /// Serve the Kubernetes API test server until killed.
     Apiserver(ApiserverArgs),
-    /// Run Fife's demo: two releases of one Rollout, one promoted and one rolled back.
-    Demo(DemoArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -71,22 +69,6 @@ struct ApiserverArgs {
     bookmark_interval: std::time::Duration,
 }
 
-#[derive(Debug, clap::Args)]
-struct DemoArgs {
-    /// The `fife` binary (controller, `get rollout`, `audit verify`).
-    #[arg(long, default_value = "target/debug/fife")]
-    fife: std::path::PathBuf,
-    /// The repository root, for `crds/`.
-    #[arg(long, default_value = ".")]
-    repo: std::path::PathBuf,
-    /// Where the kubeconfig, manifests, controller log and audit log go.
-    #[arg(long, default_value = "target/demo")]
-    work_dir: std::path::PathBuf,
-    /// How long one release may take before the demo gives up.
-    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
-    release_timeout: std::time::Duration,
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -96,15 +78,6 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Workload(args) => run_workload(args).await,
-        Command::Demo(args) => {
-            fife_testkit::demo::run(fife_testkit::demo::DemoOptions {
-                fife: args.fife,
-                repo: args.repo,
-                work_dir: args.work_dir,
-                release_timeout: args.release_timeout,
-            })
-            .await
-        }
         Command::Apiserver(args) => {
             use fife_test_apiserver::{ApiServer, Config};
             let config = Config {

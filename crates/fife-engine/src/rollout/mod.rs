@@ -114,7 +114,7 @@ pub struct ManualActor {
     pub reason: Option<String>,
 }
 
-/// An audit event the decision implies (DESIGN §5); the controller records it before acting.
+/// An audit event the decision implies (docs/audit.md); the controller records it before acting.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RolloutEvent {
     pub action: EventAction,
