@@ -7,8 +7,8 @@ CARGO ?= cargo
 # The main job: the API test server, synthetic workloads, a real Prometheus and the real
 # controller ship one release that is promoted and one that is rolled back.
 demo: deps
-	$(CARGO) build -q --locked -p fife-cli -p fife-testkit
-	target/debug/fife-testkit demo --fife target/debug/fife --repo . --work-dir target/demo
+	$(CARGO) build -q --locked -p fife-cli -p fife-demo
+	target/debug/fife-demo --fife target/debug/fife --repo . --work-dir target/demo
 
 test: deps fmt-check clippy crds-check api-docs-check alerts-check validate-examples unit image-check
 

@@ -19,10 +19,13 @@ pub mod analysis_run;
 pub mod crd;
 pub mod credentials;
 pub mod duration;
+pub mod labels;
 pub mod manifest;
+pub mod placeholder;
 pub mod rollout;
 pub mod schema_check;
 pub mod validation;
+pub mod wire;
 
 pub use analysis::{
     AnalysisTemplate, AnalysisTemplateSpec, Argument, ClusterAnalysisTemplate,

@@ -14,6 +14,7 @@ use crate::analysis::{
     AnalysisTemplateSpec, Argument, Comparison, ComparisonTest, Metric, MetricProvider,
 };
 use crate::manifest::FifeObject;
+use crate::placeholder::{Piece, Placeholder, pieces, placeholders, uses_role};
 use crate::rollout::{CanaryStep, RolloutSpec, TemplateRef};
 use crate::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
 
@@ -529,7 +530,7 @@ fn validate_metric(
                 ));
             } else if !(prometheus.address.starts_with("http://")
                 || prometheus.address.starts_with("https://")
-                || prometheus.address.contains("{{"))
+                || placeholders(&prometheus.address).next().is_some())
             {
                 problems.push(Problem::error(
                     format!("{provider}.address"),
@@ -554,7 +555,7 @@ fn validate_metric(
                     problems,
                 );
             }
-            if metric.is_comparison() && !prometheus.query.contains("{{role}}") {
+            if metric.is_comparison() && !uses_role(&prometheus.query) {
                 problems.push(Problem::error(
                     format!("{provider}.query"),
                     "a comparison metric's query must contain {{role}} (e.g. fife_role=\"{{role}}\") so it selects the canary series and the baseline series in turn",
@@ -681,36 +682,12 @@ fn validate_condition(
 
 /// Replaces each `{{...}}` with `0` so the surrounding CEL can be compiled.
 fn render_placeholders_for_check(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        match rest[start..].find("}}") {
-            Some(end) => {
-                out.push('0');
-                rest = &rest[start + end + 2..];
-            }
-            None => {
-                out.push_str(&rest[start..]);
-                rest = "";
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// The placeholders (`{{args.x}}`, `{{role}}`) in a text, trimmed, in order.
-pub fn placeholders(text: &str) -> Vec<&str> {
-    let mut found = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else { break };
-        found.push(after[..end].trim());
-        rest = &after[end + 2..];
-    }
-    found
+    pieces(text)
+        .map(|piece| match piece {
+            Piece::Text(text) | Piece::Unclosed { rest: text, .. } => text,
+            Piece::Placeholder { .. } => "0",
+        })
+        .collect()
 }
 
 fn validate_placeholders(
@@ -720,22 +697,25 @@ fn validate_placeholders(
     comparison: bool,
     problems: &mut Vec<Problem>,
 ) {
-    if text.matches("{{").count() != text.matches("}}").count() {
+    let unbalanced = pieces(text).any(|piece| match piece {
+        Piece::Text(text) => text.contains("}}"),
+        Piece::Unclosed { .. } => true,
+        Piece::Placeholder { .. } => false,
+    });
+    if unbalanced {
         problems.push(Problem::error(
             path,
             "unbalanced {{ }}: close every placeholder, e.g. {{args.service-name}}",
         ));
     }
     for placeholder in placeholders(text) {
-        if placeholder == "role" {
-            if !comparison {
-                problems.push(Problem::error(
-                    path,
-                    "{{role}} only renders in comparison metrics (those with compare): add compare, or remove {{role}}",
-                ));
-            }
-        } else if let Some(arg) = placeholder.strip_prefix("args.") {
-            match declared {
+        match placeholder {
+            Placeholder::Role if !comparison => problems.push(Problem::error(
+                path,
+                "{{role}} only renders in comparison metrics (those with compare): add compare, or remove {{role}}",
+            )),
+            Placeholder::Role => {}
+            Placeholder::Arg(arg) => match declared {
                 Some(declared) if !declared.contains(arg) => problems.push(Problem::error(
                     path,
                     format!(
@@ -752,12 +732,11 @@ fn validate_placeholders(
                     format!("{{{{args.{arg}}}}} was not substituted: an AnalysisRun holds resolved arguments"),
                 )),
                 Some(_) => {}
-            }
-        } else {
-            problems.push(Problem::error(
+            },
+            Placeholder::Unknown(placeholder) => problems.push(Problem::error(
                 path,
                 format!("unknown placeholder {{{{{placeholder}}}}}: use {{{{args.<name>}}}} or {{{{role}}}}"),
-            ));
+            )),
         }
     }
 }
@@ -892,7 +871,10 @@ mod tests {
             "{p:?}"
         );
         assert!(has(&p, q, "unknown placeholder {{pod}}"), "{p:?}");
-        assert_eq!(placeholders("a {{ x }} b {{y}}"), vec!["x", "y"]);
+        assert_eq!(
+            placeholders("a {{ x }} b {{y}}").collect::<Vec<_>>(),
+            [Placeholder::Unknown("x"), Placeholder::Unknown("y")]
+        );
     }
 
     #[test]

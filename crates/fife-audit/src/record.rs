@@ -175,7 +175,7 @@ pub struct ImageRef {
     pub digest: Option<String>,
 }
 
-/// Phase of one measurement, of one metric, or of a whole analysis run (DESIGN.md §3).
+/// Phase of one measurement, of one metric, or of a whole analysis run (docs/analysis.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Phase {
     Successful,

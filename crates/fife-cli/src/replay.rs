@@ -1,7 +1,7 @@
 //! `fife replay`: backtests an analysis template on the past. Runs the template's metrics
 //! exactly as a step analysis started at `--from` would run (initialDelay, interval, count,
 //! limits, every phase rule) on a simulated clock, each query evaluated at the simulated
-//! time, through the controller's own look–measure–fold ([`fife_controller::analysis_step`]).
+//! time, through the controller's own look–measure–fold ([`fife_controller::analysis::step`]).
 //! Stops when the run completes or at `--to`. Exit 0 whatever the phase; 2 when the input
 //! is unusable or Prometheus cannot be reached.
 //!
@@ -17,9 +17,9 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use fife_api::manifest::FifeObject;
 use fife_api::{AnalysisRunSpec, Argument, Metric, MetricProvider};
-use fife_controller::analysis_step::{self, Replay};
-use fife_controller::measure::TakenMeasurement;
-use fife_controller::runs::substitute_metric_args;
+use fife_controller::analysis::measure::TakenMeasurement;
+use fife_controller::analysis::step::{self as analysis_step, Replay};
+use fife_controller::build::runs::substitute_metric_args;
 use fife_metrics::{ClientPool, ErrorClass, MetricProvider as _, PrometheusSource, Query};
 use serde_json::{Value, json};
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 async fn the_demo_promotes_one_release_rolls_back_the_other_and_verifies_the_audit_log() {
     let work_dir = tempfile::tempdir().unwrap();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    fife_testkit::demo::run(fife_testkit::demo::DemoOptions {
+    fife_demo::run(fife_demo::DemoOptions {
         fife: env!("CARGO_BIN_EXE_fife").into(),
         repo,
         work_dir: work_dir.path().to_owned(),

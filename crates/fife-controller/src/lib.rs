@@ -1,41 +1,25 @@
-//! Fife's controller: watches Rollouts and runs them.
+//! Fife's controller: watches Rollouts and runs them. The folders follow the pipeline:
 //!
 //! ```text
 //!   watch Rollouts ─┬─▶ reconcile: observe ─▶ decide ─▶ record ─▶ act ─▶ report
 //!   owns Deployments, Services, AnalysisRuns ┘        (engine)   (audit)  (SSA)   (status, Events, metrics)
 //!   watches AnalysisTemplates ─▶ Rollouts that use them
-//!   watch AnalysisRuns ─▶ analysis_runner: measure what is due ─▶ audit ─▶ run status
-//!   Lease ─▶ leader: only the leader reconciles     /healthz /readyz /metrics
+//!   watch AnalysisRuns ─▶ analysis::runner: measure what is due ─▶ audit ─▶ run status
+//!   Lease ─▶ runtime::leader: only the leader reconciles     /healthz /readyz /metrics
 //! ```
 //!
-//! Pure builders ([`children`], [`services`], [`traffic`], [`runs`], [`status_diff`]) do no
-//! I/O and are tested with plain tests; the pipeline steps ([`observe`], [`record`],
-//! [`act`], [`report`]) are the edges.
+//! - [`reconcile`]: the Rollout pipeline's steps, the edges that do I/O, and their errors.
+//! - [`build`]: pure builders of what `act` applies (children, Services, traffic,
+//!   AnalysisRuns, whether status or a child needs writing); plain tests.
+//! - [`analysis`]: the AnalysisRun loop: measure, record, write the run's status.
+//! - [`runtime`]: the shared context, leader election, `/metrics` and health endpoints.
 
 #![forbid(unsafe_code)]
 
-pub mod act;
-pub mod analysis_runner;
-pub mod analysis_step;
-pub mod audit_head;
-pub mod children;
-pub mod context;
-pub mod credentials;
-pub mod drift;
-pub mod error;
-pub mod leader;
-pub mod measure;
-pub mod observe;
+pub mod analysis;
+pub mod build;
 pub mod reconcile;
-pub mod record;
-pub mod report;
-pub mod roles;
-pub mod runs;
-pub mod server;
-pub mod services;
-pub mod status_diff;
-pub mod telemetry;
-pub mod traffic;
+pub mod runtime;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -43,6 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use fife_api::labels::ROLLOUT_LABEL;
 use fife_api::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
 use fife_audit::{
     Actor, AuditLog, ChainHead, SigningKey, TracingSink, WebhookConfig, WebhookNotifier,
@@ -57,10 +42,9 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, controller, watcher};
 use kube::{Api, Client, ResourceExt};
 
-use crate::context::Context;
-use crate::leader::{Leadership, LeaseConfig};
-use crate::roles::ROLLOUT_LABEL;
-use crate::telemetry::Metrics;
+use crate::runtime::context::Context;
+use crate::runtime::leader::{Leadership, LeaseConfig};
+use crate::runtime::telemetry::Metrics;
 
 /// How the controller runs; the `fife controller` flags.
 #[derive(Debug, Clone)]
@@ -126,7 +110,7 @@ pub enum StartError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Leader(#[from] leader::LeaderError),
+    Leader(#[from] runtime::leader::LeaderError),
 }
 
 /// Builds a client from `--kubeconfig`, or the environment.
@@ -245,12 +229,17 @@ fn open_audit(
     // A head is only worth publishing for a durable log.
     if let (Some(path), Some(namespace)) = (&config.audit_log, &config.audit_head_namespace) {
         let start = log.head().last().map(|(seq, hash)| (seq, hash.to_owned()));
-        let target = audit_head::HeadTarget {
+        let target = runtime::audit_head::HeadTarget {
             namespace: namespace.clone(),
             identity: config.identity.clone(),
             log: path.display().to_string(),
         };
-        log = log.with_notifier(audit_head::spawn(client.clone(), target, key, start));
+        log = log.with_notifier(runtime::audit_head::spawn(
+            client.clone(),
+            target,
+            key,
+            start,
+        ));
     }
     if let Some(url) = &config.webhook_url {
         let signing_key = match &config.webhook_hmac_key_file {
@@ -316,9 +305,9 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     let metrics = Arc::new(Metrics::new());
     let audit = Arc::new(open_audit(&config, &metrics, &client)?);
     let ready = Arc::new(AtomicBool::new(false));
-    let (bound, server_task) = server::serve(
+    let (bound, server_task) = runtime::server::serve(
         config.metrics_addr,
-        server::Health {
+        runtime::server::Health {
             metrics: Arc::clone(&metrics),
             ready: Arc::clone(&ready),
         },
@@ -421,8 +410,8 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     .with_config(controller_config)
     .shutdown_on_signal()
     .run(
-        analysis_runner::reconcile_run,
-        analysis_runner::run_error_policy,
+        analysis::runner::reconcile_run,
+        analysis::runner::run_error_policy,
         Arc::clone(&ctx),
     )
     .for_each(|result| async move {
@@ -441,4 +430,58 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     }
     server_task.abort();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::reflector::store;
+    use kube::runtime::watcher::Event;
+    use serde_json::json;
+
+    fn mk_rollout(namespace: &str, name: &str, step: &str, background: &str) -> Rollout {
+        serde_json::from_value(json!({
+            "apiVersion": fife_api::API_VERSION, "kind": "Rollout",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"replicas": 1, "strategy": {"canary": {
+                "steps": [{"analysis": {"templates": [
+                    {"templateName": step, "clusterScope": step.starts_with("cluster-")}]}}],
+                "analysis": {"templates": [
+                    {"templateName": background, "clusterScope": background.starts_with("cluster-")}]}
+            }}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_template_change_wakes_exactly_the_rollouts_that_name_it() {
+        let (reader, mut writer) = store::<DeserializeGuard<Rollout>>();
+        for rollout in [
+            mk_rollout("shop", "checkout", "latency", "errors"),
+            mk_rollout("shop", "cart", "errors", "cluster-latency"),
+            mk_rollout("blog", "posts", "latency", "other"),
+        ] {
+            writer.apply_watcher_event(&Event::Apply(DeserializeGuard(Ok(rollout))));
+        }
+        let names = |template: &str, namespace: Option<&str>| {
+            let mut names: Vec<_> = rollouts_using(&reader, template, namespace)
+                .into_iter()
+                .map(|r| format!("{}/{}", r.namespace.unwrap_or_default(), r.name))
+                .collect();
+            names.sort();
+            names
+        };
+        // By a step, in the template's namespace only.
+        assert_eq!(names("latency", Some("shop")), ["shop/checkout"]);
+        // By the background analysis.
+        assert_eq!(
+            names("errors", Some("shop")),
+            ["shop/cart", "shop/checkout"]
+        );
+        // A cluster template is named with clusterScope, from every namespace.
+        assert_eq!(names("cluster-latency", None), ["shop/cart"]);
+        // A namespaced template never matches a clusterScope reference of the same name.
+        assert!(names("cluster-latency", Some("shop")).is_empty());
+        assert!(names("missing", Some("shop")).is_empty());
+    }
 }

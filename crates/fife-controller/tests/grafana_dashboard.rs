@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use fife_controller::telemetry::Metrics;
+use fife_controller::runtime::telemetry::Metrics;
 use serde_json::Value;
 
 fn dashboard() -> Value {

@@ -243,7 +243,7 @@ fn last_reason(result: &MetricResult) -> String {
         .unwrap_or_default()
 }
 
-/// A metric's phase from its counters (DESIGN §3); `terminating` completes it with what it has.
+/// A metric's phase from its counters (docs/analysis.md); `terminating` completes it with what it has.
 fn assess_metric(metric: &Metric, result: &mut MetricResult, terminating: bool) {
     if result.phase.is_completed() {
         return;
@@ -358,7 +358,7 @@ fn assess_run(run: &AnalysisRunSpec, status: &mut AnalysisRunStatus, now: jiff::
     status.completed_at = Some(Time(now));
 }
 
-/// The phase of a threshold measurement (DESIGN §3). With both conditions: failure true →
+/// The phase of a threshold measurement (docs/analysis.md). With both conditions: failure true →
 /// Failed (failure wins), success true → Successful, neither → Inconclusive. With only a
 /// `successCondition`, false → Failed; with only a `failureCondition`, false → Successful.
 /// Error when it cannot be evaluated: empty result, NaN or infinity, a condition that does

@@ -28,5 +28,5 @@ pub use revision::pod_template_hash;
 pub use rollout::{
     AnalysisIntent, AnalysisKind, Decision, DesiredChild, DesiredChildren, EventAction,
     ManualActor, Observed, ObservedAnalysis, ObservedChild, RolloutEvent, analysis_run_name,
-    analysis_run_name_for_attempt, decide,
+    analysis_run_name_for_attempt, decide, summarize, weight_at,
 };

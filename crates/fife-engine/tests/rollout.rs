@@ -490,3 +490,37 @@ fn a_bake_window_read_back_from_the_api_server_never_ends_early() {
     let d = step(&mut r, &observe_applied(&d, None, None), ms(12_000));
     assert_eq!(d.status.current_step_index, Some(2));
 }
+
+#[test]
+fn summary_fields_count_every_child_and_name_the_step() {
+    let r = mk_rollout("app:1", 4, vec![set_weight(20), pause(None)]);
+    let child = |replicas, ready_replicas| ObservedChild {
+        revision: "r".into(),
+        replicas,
+        ready_replicas,
+        updated_replicas: replicas,
+        up_to_date: true,
+    };
+    let observed = Observed {
+        stable: Some(child(3, 3)),
+        canary: Some(child(1, 0)),
+        ..Observed::default()
+    };
+    let mut status = fife_api::RolloutStatus::default();
+    fife_engine::summarize(&mut status, &r.spec, &observed);
+    assert_eq!((status.replicas, status.ready_replicas), (4, 3));
+    assert_eq!(status.ready_label.as_deref(), Some("3/4"));
+    assert_eq!(
+        status.step_label, None,
+        "no stable revision, no current step"
+    );
+
+    status.current_step_index = Some(1);
+    fife_engine::summarize(&mut status, &r.spec, &observed);
+    assert_eq!(status.step_label.as_deref(), Some("2/2"));
+
+    status.current_step_index = None;
+    status.stable_revision = Some("r".into());
+    fife_engine::summarize(&mut status, &r.spec, &observed);
+    assert_eq!(status.step_label.as_deref(), Some("1/2"));
+}

@@ -1,11 +1,11 @@
 //! Metric providers for Fife's analysis: one trait, [`MetricProvider`], answered by the
-//! Prometheus HTTP API ([`prometheus`]) or by scraping pods' `/metrics` directly
-//! ([`scrape`]). A provider turns a rendered query into samples or a classified
-//! [`MetricError`]; it never turns a failure into a number.
+//! Prometheus HTTP API ([`prometheus`]), the one source Fife requires. A provider turns a
+//! rendered query into samples or a classified [`MetricError`]; it never turns a failure
+//! into a number.
 //!
 //! ```text
 //!  template ──render──▶ Query ──MetricProvider::measure──▶ Samples | MetricError
-//!  ({{args.x}}, {{role}})         (Prometheus, scrape)       (NoData vs SourceFailure)
+//!  ({{args.x}}, {{role}})         (Prometheus)               (NoData vs SourceFailure)
 //! ```
 
 use std::collections::BTreeMap;
@@ -16,7 +16,6 @@ use futures::future::BoxFuture;
 pub mod error;
 pub mod prometheus;
 pub mod roles;
-pub mod scrape;
 pub mod template;
 
 pub use error::{ErrorClass, FailureCause, MetricError, NoData};
@@ -24,7 +23,6 @@ pub use prometheus::{
     Auth, ClientPool, PrometheusProvider, PrometheusSource, RetryPolicy, TlsOptions,
 };
 pub use roles::{RoleQueries, RoleSamples, measure_roles};
-pub use scrape::{ScrapeProvider, ScrapeTarget};
 pub use template::{Role, TemplateError, TemplateValues, render};
 
 /// One rendered query and the time window it covers.

@@ -18,8 +18,8 @@ use std::time::Instant;
 
 use fife_api::AnalysisRunSpec;
 use fife_api::manifest::FifeObject;
-use fife_controller::analysis_step::{self, Replay};
-use fife_controller::runs::substitute_metric_args;
+use fife_controller::analysis::step::{self as analysis_step, Replay};
+use fife_controller::build::runs::substitute_metric_args;
 use fife_metrics::ClientPool;
 use fife_testkit::calibration::Proportion;
 use fife_testkit::cluster_model::{CanaryEffect, ClusterModel, PodCounts, ScrapeRange};

@@ -21,8 +21,6 @@ enum Command {
     Workload(WorkloadArgs),
     /// Serve the Kubernetes API test server until killed.
     Apiserver(ApiserverArgs),
-    /// Run Fife's demo: two releases of one Rollout, one promoted and one rolled back.
-    Demo(DemoArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -87,22 +85,6 @@ struct ApiserverArgs {
     tls: bool,
 }
 
-#[derive(Debug, clap::Args)]
-struct DemoArgs {
-    /// The `fife` binary (controller, `get rollout`, `audit verify`).
-    #[arg(long, default_value = "target/debug/fife")]
-    fife: std::path::PathBuf,
-    /// The repository root, for `crds/`.
-    #[arg(long, default_value = ".")]
-    repo: std::path::PathBuf,
-    /// Where the kubeconfig, manifests, controller log and audit log go.
-    #[arg(long, default_value = "target/demo")]
-    work_dir: std::path::PathBuf,
-    /// How long one release may take before the demo gives up.
-    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
-    release_timeout: std::time::Duration,
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -112,15 +94,6 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Workload(args) => run_workload(args).await,
-        Command::Demo(args) => {
-            fife_testkit::demo::run(fife_testkit::demo::DemoOptions {
-                fife: args.fife,
-                repo: args.repo,
-                work_dir: args.work_dir,
-                release_timeout: args.release_timeout,
-            })
-            .await
-        }
         Command::Apiserver(args) => {
             use fife_test_apiserver::{ApiServer, Authentication, Config};
             let static_tokens = match &args.token_auth_file {

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
+use fife_api::labels::ROLLOUT_LABEL;
 use fife_api::{AnalysisRun, Rollout};
-use fife_controller::roles::ROLLOUT_LABEL;
 use futures::stream::{self, BoxStream, Stream, StreamExt as _};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Event as KubeEvent;

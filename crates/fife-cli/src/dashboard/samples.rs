@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use fife_api::{AnalysisRun, Metric, MetricProvider};
-use fife_controller::measure::{DEFAULT_LOOKBACK, DEFAULT_STEP};
+use fife_controller::analysis::measure::{DEFAULT_LOOKBACK, DEFAULT_STEP};
 use fife_metrics::RoleQueries;
 use fife_metrics::roles::prometheus_role_samples;
 use kube::api::Api;

@@ -6,6 +6,7 @@
 use std::process::ExitCode;
 
 use clap::Args;
+use fife_api::labels::PAUSE_REQUESTED_BY;
 use fife_api::{ManualAction, Rollout};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
@@ -13,10 +14,6 @@ use serde_json::{Value, json};
 use super::connect::{Cluster, ClusterArgs};
 use super::error::{Attempt, OpsError};
 use super::{ROLLOUT_KIND, ROLLOUTS, block_on};
-
-/// Who last set `spec.paused`. The API has no pause/resume manual action, so the person is
-/// named on the object itself, in the same patch.
-pub const PAUSE_REQUESTED_BY: &str = "fife.dev/pause-requested-by";
 
 #[derive(Debug, Args)]
 pub struct ActionArgs {

@@ -6,6 +6,7 @@ use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use fife_api::labels::rollout_selector;
 use fife_api::{AnalysisRun, Rollout};
 use futures::{StreamExt as _, stream};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -17,9 +18,6 @@ use super::connect::{Cluster, ClusterArgs};
 use super::error::{Attempt, OpsError};
 use super::render::{Palette, rollout_table, rollout_tree};
 use super::{ROLLOUT_KIND, ROLLOUTS, block_on, palette};
-
-/// The label naming the Rollout its Deployments and AnalysisRuns belong to.
-const ROLLOUT_LABEL: &str = "fife.dev/rollout";
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
@@ -150,7 +148,7 @@ pub(crate) async fn get_rollout(cluster: &Cluster, name: &str) -> Result<Rollout
 async fn fetch(cluster: &Cluster, name: &str) -> Result<View, OpsError> {
     let rollout = get_rollout(cluster, name).await?;
     let deployments: Api<Deployment> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
-    let selector = format!("{ROLLOUT_LABEL}={name}");
+    let selector = rollout_selector(name);
     let deployments = deployments
         .list(&ListParams::default().labels(&selector))
         .await
@@ -198,7 +196,7 @@ async fn watch_rollout(cluster: &Cluster, name: &str) -> Result<(), OpsError> {
 
     let client = &cluster.client;
     let namespace = &cluster.namespace;
-    let selector = format!("{ROLLOUT_LABEL}={name}");
+    let selector = rollout_selector(name);
     let (rollouts, rollouts_writer) = reflector::store::<Rollout>();
     let (deployments, deployments_writer) = reflector::store::<Deployment>();
     let (runs, runs_writer) = reflector::store::<AnalysisRun>();

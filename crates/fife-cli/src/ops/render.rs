@@ -11,15 +11,11 @@
 use std::fmt::Write as _;
 
 use fife_api::analysis_run::{Classification, Judgement};
-use fife_api::rollout::{CanaryStep, PauseReason};
+use fife_api::labels::{REVISION_LABEL, Role};
+use fife_api::rollout::PauseReason;
 use fife_api::{AnalysisPhase, AnalysisRun, MeasurementPhase, MetricResult, Rollout, RolloutPhase};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
-
-/// The pod label saying which role a Deployment's pods play.
-pub const ROLE_LABEL: &str = "fife.dev/role";
-/// The label carrying the pod-template hash a Deployment runs.
-pub const REVISION_LABEL: &str = "fife.dev/revision";
 
 /// Whether to colour the output: only for a terminal, and never with `NO_COLOR` set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -99,21 +95,12 @@ pub fn set_weight(rollout: &Rollout) -> Option<i32> {
     if status.abort {
         return Some(0);
     }
-    let index = usize::try_from(status.current_step_index?).ok()?;
+    let index = status.current_step_index.filter(|i| *i >= 0)?;
     let steps = rollout.spec.steps();
-    if index >= steps.len() {
+    if usize::try_from(index).is_ok_and(|i| i >= steps.len()) {
         return Some(100);
     }
-    Some(
-        steps[..=index]
-            .iter()
-            .rev()
-            .find_map(|step| match step {
-                CanaryStep::SetWeight(w) => Some(*w),
-                _ => None,
-            })
-            .unwrap_or(0),
-    )
+    Some(fife_engine::weight_at(steps, index))
 }
 
 /// Where a Deployment stands, from its spec and status.
@@ -131,12 +118,9 @@ fn deployment_state(d: &Deployment) -> (&'static str, Tone, i32, i32) {
     }
 }
 
-fn role_of(rollout: &str, d: &Deployment) -> Option<&'static str> {
-    let by_label = d.labels().get(ROLE_LABEL).map(String::as_str);
-    let name = d.name_any();
-    ["stable", "canary", "baseline"]
-        .into_iter()
-        .find(|role| by_label == Some(role) || name == format!("{rollout}-{role}"))
+/// A Deployment's role: its role label, or else its name (a child made before the label).
+fn role_of(rollout: &str, d: &Deployment) -> Option<Role> {
+    Role::of_labels(d.labels()).or_else(|| Role::of_child_name(rollout, &d.name_any()))
 }
 
 /// The Rollout's Deployments in role order (stable, canary, baseline); others dropped.
@@ -148,13 +132,11 @@ fn by_role<'a>(
         .iter()
         .filter_map(|d| role_of(rollout, d).map(|role| (role, d)))
         .collect();
-    let rank = |role: &str| match role {
-        "stable" => 0,
-        "canary" => 1,
-        _ => 2,
-    };
-    found.sort_by_key(|(role, _)| rank(role));
+    found.sort_by_key(|(role, _)| *role);
     found
+        .into_iter()
+        .map(|(role, d)| (role.as_str(), d))
+        .collect()
 }
 
 fn images_of(d: &Deployment) -> Vec<String> {
@@ -552,6 +534,7 @@ pub fn age(seconds: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fife_api::labels::{ROLE_LABEL, ROLLOUT_LABEL};
     use serde_json::json;
 
     const STABLE_IMAGE: &str = "registry.example/checkout@sha256:1111111111111111111111111111111111111111111111111111111111111111";
@@ -586,7 +569,7 @@ mod tests {
     ) -> Deployment {
         serde_json::from_value(json!({
             "metadata": {"name": format!("checkout-{role}"), "namespace": "shop", "generation": 1,
-                         "labels": {"fife.dev/role": role, "fife.dev/revision": revision, "fife.dev/rollout": "checkout"}},
+                         "labels": {ROLE_LABEL: role, REVISION_LABEL: revision, ROLLOUT_LABEL: "checkout"}},
             "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "checkout"}},
                      "template": {"spec": {"containers": [{"name": "app", "image": image}]}}},
             "status": {"observedGeneration": 1, "readyReplicas": ready},

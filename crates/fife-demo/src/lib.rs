@@ -1,4 +1,4 @@
-//! `fife-testkit demo`: Fife's main job on one machine. It starts the Kubernetes API test
+//! `fife-demo` (`make demo`): Fife's main job on one machine. It starts the Kubernetes API test
 //! server, synthetic canary and baseline workloads, a real Prometheus scraping them, and the
 //! real `fife controller`; it then ships two releases of one Rollout — a healthy one that is
 //! promoted through its steps and a 30% slower one that the Mann-Whitney analysis rolls
@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-use crate::prometheus::{PrometheusServer, ScrapeJob};
-use crate::workload::{LatencyModel, Workload, WorkloadConfig, WorkloadRole};
 use fife_test_apiserver::{ApiServer, Config};
+use fife_testkit::prometheus::{PrometheusServer, ScrapeJob};
+use fife_testkit::workload::{LatencyModel, Workload, WorkloadConfig, WorkloadRole};
 
 /// Where the demo runs and what it runs.
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Only [`measure_metric`] does I/O; the verdicts live in `fife-engine`. The provider's
-//! credentials come already read from their Secrets ([`crate::credentials`]).
+//! credentials come already read from their Secrets ([`crate::analysis::credentials`]).
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -29,7 +29,7 @@ use fife_metrics::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::credentials::ProviderCredentials;
+use crate::analysis::credentials::ProviderCredentials;
 
 /// The window of a comparison whose provider gives no `range`.
 pub const DEFAULT_LOOKBACK: std::time::Duration = std::time::Duration::from_secs(300);
@@ -140,7 +140,7 @@ fn rendered(spec: &PrometheusProvider, role: Option<Role>, text: &str) -> Render
 }
 
 /// A threshold measurement from an instant query's outcome. "No data" is an Error: a
-/// condition over an empty result cannot be evaluated (DESIGN §3).
+/// condition over an empty result cannot be evaluated (docs/analysis.md).
 pub fn threshold_measurement(
     metric: &Metric,
     result: Result<Samples, MetricError>,

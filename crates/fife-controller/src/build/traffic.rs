@@ -12,7 +12,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::roles::Role;
+use fife_api::labels::Role;
 
 /// `gateway.networking.k8s.io/v1` `HTTPRoute`, for the dynamic API.
 pub fn http_route_resource() -> ApiResource {

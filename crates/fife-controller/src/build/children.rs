@@ -24,7 +24,7 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
 
-use crate::roles::{REVISION_LABEL, ROLE_LABEL, ROLLOUT_LABEL, Role};
+use fife_api::labels::{REVISION_LABEL, ROLE_LABEL, ROLLOUT_LABEL, Role};
 
 /// Why a child could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

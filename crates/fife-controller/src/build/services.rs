@@ -15,8 +15,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
-use crate::children::{BuildError, owner_reference};
-use crate::roles::{ROLE_LABEL, ROLLOUT_LABEL, Role};
+use crate::build::children::{BuildError, owner_reference};
+use fife_api::labels::{ROLE_LABEL, ROLLOUT_LABEL, Role};
 
 /// The Services a Rollout needs. Empty when its pods expose no container port: a Service
 /// without ports is invalid, and such a workload receives no traffic to split.
@@ -133,7 +133,7 @@ fn service_ports(template: &PodTemplateSpec) -> Vec<ServicePort> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::children::tests::{mk_rollout, mk_template};
+    use crate::build::children::tests::{mk_rollout, mk_template};
     use fife_api::rollout::{GatewayApiRouting, TrafficRouting};
 
     fn selector(s: &Service) -> BTreeMap<String, String> {

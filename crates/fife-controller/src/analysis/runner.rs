@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use fife_api::wire::wire_name;
 use fife_api::{AnalysisRun, AnalysisRunStatus};
 use fife_audit::{Actor, AuditAction, AuditEntry, Evidence, RolloutRef};
 use kube::api::{Patch, PatchParams};
@@ -20,13 +21,12 @@ use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use crate::analysis_step;
-use crate::context::Context;
-use crate::credentials;
-use crate::error::ReconcileError;
-use crate::measure::TakenMeasurement;
-use crate::record::append_all;
-use crate::roles::FIELD_MANAGER;
+use crate::analysis::credentials;
+use crate::analysis::error::AnalysisRunError;
+use crate::analysis::measure::TakenMeasurement;
+use crate::analysis::step as analysis_step;
+use crate::reconcile::record::append_all;
+use crate::runtime::context::{Context, FIELD_MANAGER};
 
 /// The shortest sleep between two looks at a running analysis.
 const MIN_WAKEUP: Duration = Duration::from_millis(200);
@@ -35,7 +35,7 @@ const MIN_WAKEUP: Duration = Duration::from_millis(200);
 pub async fn reconcile_run(
     guard: Arc<DeserializeGuard<AnalysisRun>>,
     ctx: Arc<Context>,
-) -> Result<Action, ReconcileError> {
+) -> Result<Action, AnalysisRunError> {
     let result = run_once(&guard, &ctx).await;
     if result.is_ok()
         && let Ok(run) = &guard.0
@@ -56,7 +56,7 @@ fn run_key(run: &AnalysisRun) -> String {
 async fn run_once(
     guard: &DeserializeGuard<AnalysisRun>,
     ctx: &Context,
-) -> Result<Action, ReconcileError> {
+) -> Result<Action, AnalysisRunError> {
     let Ok(cached) = &guard.0 else {
         return Ok(Action::await_change());
     };
@@ -65,16 +65,17 @@ async fn run_once(
     }
     let namespace = cached.namespace().unwrap_or_default();
     let name = cached.name_any();
-    let object = format!("AnalysisRun {namespace}/{name}");
+    let object = format!("{namespace}/{name}");
     let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &namespace);
     let Some(run) = api
         .get_opt(&name)
         .await
-        .map_err(|source| ReconcileError::Observe {
-            rollout: object.clone(),
+        .map_err(|source| AnalysisRunError::Read {
+            run: object.clone(),
             source,
         })?
     else {
+        ctx.forget(&run_key(cached));
         return Ok(Action::await_change());
     };
     let was_completed = run
@@ -119,15 +120,14 @@ async fn run_once(
             Ok(records) => records.iter().for_each(|_| ctx.metrics.audit_written()),
             Err(message) => {
                 ctx.metrics.audit_failed();
-                return Err(ReconcileError::Record {
-                    rollout: object,
+                return Err(AnalysisRunError::Record {
+                    run: object,
                     message,
                 });
             }
         }
         for (_, taken) in &measurements {
-            ctx.metrics
-                .measured(&format!("{:?}", taken.measurement.phase));
+            ctx.metrics.measured(&wire_name(&taken.measurement.phase));
         }
         let after = analysis_step::fold(&run.spec, &status, &measurements, now);
         status = after.status;
@@ -140,7 +140,7 @@ async fn run_once(
     }
     if completed {
         if let Some(phase) = status.phase {
-            ctx.metrics.analysis_completed(&format!("{phase:?}"));
+            ctx.metrics.analysis_completed(&wire_name(&phase));
         }
         return Ok(Action::await_change());
     }
@@ -156,7 +156,7 @@ async fn write_run_status(
     name: &str,
     status: &AnalysisRunStatus,
     object: &str,
-) -> Result<(), ReconcileError> {
+) -> Result<(), AnalysisRunError> {
     let patch =
         json!({ "apiVersion": fife_api::API_VERSION, "kind": "AnalysisRun", "status": status });
     api.patch_status(
@@ -165,8 +165,8 @@ async fn write_run_status(
         &Patch::Apply(&patch),
     )
     .await
-    .map_err(|source| ReconcileError::Report {
-        object: object.to_owned(),
+    .map_err(|source| AnalysisRunError::WriteStatus {
+        run: object.to_owned(),
         source,
     })?;
     Ok(())
@@ -174,9 +174,9 @@ async fn write_run_status(
 
 fn measurement_entry(identity: &str, run: &AnalysisRun, taken: &TakenMeasurement) -> AuditEntry {
     let reason = format!(
-        "{} measured {:?}{}",
+        "{} measured {}{}",
         taken.evidence.metric,
-        taken.measurement.phase,
+        wire_name(&taken.measurement.phase),
         taken
             .measurement
             .message
@@ -209,7 +209,7 @@ fn measurement_entry(identity: &str, run: &AnalysisRun, taken: &TakenMeasurement
 /// Failed run reconciles back off like Rollouts do.
 pub fn run_error_policy(
     guard: Arc<DeserializeGuard<AnalysisRun>>,
-    error: &ReconcileError,
+    error: &AnalysisRunError,
     ctx: Arc<Context>,
 ) -> Action {
     ctx.metrics.reconcile_failed(error.step());

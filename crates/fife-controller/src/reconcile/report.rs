@@ -2,8 +2,8 @@
 //! from timestamps), publishes an Event per audit record (reason from `fife-audit`), and
 //! updates the rollout metrics.
 
-use fife_api::rollout::{ready_label, step_label};
-use fife_api::{Rollout, RolloutPhase, RolloutStatus};
+use fife_api::wire::wire_name;
+use fife_api::{Rollout, RolloutStatus};
 use fife_audit::{EventType, SealedRecord, rollout_event};
 use fife_engine::{Decision, EventAction};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -12,17 +12,13 @@ use kube::runtime::events::{Event, EventType as KubeEventType};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
-use crate::context::Context;
-use crate::error::ReconcileError;
-use crate::observe::Observation;
-use crate::roles::FIELD_MANAGER;
-use crate::status_diff::status_patch;
+use crate::build::status_diff::status_patch;
+use crate::reconcile::error::ReconcileError;
+use crate::runtime::context::{Context, FIELD_MANAGER};
 
 /// The condition type that says whether the audit log takes records.
 pub const AUDIT_CONDITION: &str = "AuditLogWritable";
 
-/// The status to write: the engine's, plus what only observation knows (replica counts,
-/// the selector for the scale subresource, `kubectl get` labels).
 /// `status.lastAuditRecord`: the newest of `records` (this reconcile's), else the one the
 /// status already names. Pure.
 pub fn last_audit_record(
@@ -41,25 +37,11 @@ pub fn last_audit_record(
     }
 }
 
-pub fn status_to_write(observation: &Observation, decision: &Decision) -> RolloutStatus {
-    let rollout = &observation.rollout;
+/// The status to write: the engine's (which carries the summary fields, see
+/// [`fife_engine::summarize`]), plus the condition that says the audit log takes records,
+/// which only a reconcile that got past the record step knows.
+pub fn status_to_write(rollout: &Rollout, decision: &Decision) -> RolloutStatus {
     let mut status = decision.status.clone();
-    let children = [
-        observation.engine.stable.as_ref(),
-        observation.engine.canary.as_ref(),
-        observation.engine.baseline.as_ref(),
-    ];
-    status.replicas = children.iter().flatten().map(|c| c.replicas).sum();
-    status.ready_replicas = children.iter().flatten().map(|c| c.ready_replicas).sum();
-    status.ready_label = Some(ready_label(status.ready_replicas, rollout.spec.replicas));
-    if status.step_label.is_none() {
-        status.step_label = status
-            .current_step_index
-            .map(|i| step_label(i, rollout.spec.steps().len()));
-    }
-    if status.selector.is_none() {
-        status.selector = selector_string(rollout);
-    }
     set_condition(
         &mut status.conditions,
         AUDIT_CONDITION,
@@ -95,7 +77,10 @@ pub async fn write_status(
     )
     .await
     .map_err(|source| ReconcileError::Report {
-        object: format!("Rollout {}", crate::observe::rollout_key(rollout)),
+        object: format!(
+            "Rollout {}",
+            crate::reconcile::observe::rollout_key(rollout)
+        ),
         source,
     })?;
     Ok(true)
@@ -146,7 +131,7 @@ pub async fn publish_events(ctx: &Context, rollout: &Rollout, records: &[SealedR
             )
             .await;
         if let Err(e) = published {
-            tracing::warn!(error = %e, rollout = %crate::observe::rollout_key(rollout), "cannot publish an Event");
+            tracing::warn!(error = %e, rollout = %crate::reconcile::observe::rollout_key(rollout), "cannot publish an Event");
         }
     }
 }
@@ -179,12 +164,14 @@ pub async fn publish_warning(ctx: &Context, rollout: &Rollout, reason: &str, not
 /// Rollout gauges and outcome counters.
 pub fn update_metrics(ctx: &Context, rollout: &Rollout, decision: &Decision) {
     let status = &decision.status;
-    let phase = status.phase.map_or("Unknown", phase_name);
+    let phase = status
+        .phase
+        .map_or_else(|| "Unknown".to_owned(), |p| wire_name(&p));
     let (namespace, name) = (rollout.namespace().unwrap_or_default(), rollout.name_any());
     ctx.metrics.set_rollout(
         &namespace,
         &name,
-        phase,
+        &phase,
         decision.weights.canary,
         status.current_step_index.unwrap_or(0),
     );
@@ -240,26 +227,6 @@ pub fn outcomes(events: &[fife_engine::RolloutEvent], was_promote_full: bool) ->
         .collect()
 }
 
-pub fn phase_name(phase: RolloutPhase) -> &'static str {
-    match phase {
-        RolloutPhase::Progressing => "Progressing",
-        RolloutPhase::Paused => "Paused",
-        RolloutPhase::Healthy => "Healthy",
-        RolloutPhase::Degraded => "Degraded",
-    }
-}
-
-fn selector_string(rollout: &Rollout) -> Option<String> {
-    let labels = rollout.spec.selector.as_ref()?.match_labels.as_ref()?;
-    Some(
-        labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(","),
-    )
-}
-
 /// Sets a condition; its transition time changes only when its status does.
 fn set_condition(
     conditions: &mut Vec<Condition>,
@@ -293,7 +260,45 @@ fn set_condition(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fife_engine::RolloutEvent;
+    use fife_engine::{Observed, ObservedChild, RolloutEvent};
+
+    #[test]
+    fn the_status_written_is_the_decisions_with_the_audit_condition() {
+        let mut rollout = crate::build::children::tests::mk_rollout("web:1");
+        rollout.metadata.generation = Some(3);
+        let child = |replicas, ready_replicas| ObservedChild {
+            revision: "r1".into(),
+            replicas,
+            ready_replicas,
+            updated_replicas: replicas,
+            up_to_date: true,
+        };
+        let observed = Observed {
+            stable: Some(child(3, 2)),
+            baseline: Some(child(1, 1)),
+            ..Observed::default()
+        };
+        let decision = fife_engine::decide(&rollout, &observed, jiff::Timestamp::UNIX_EPOCH);
+        let status = status_to_write(&rollout, &decision);
+
+        let audit: Vec<_> = status
+            .conditions
+            .iter()
+            .filter(|c| c.type_ == AUDIT_CONDITION)
+            .collect();
+        assert_eq!(audit.len(), 1, "{:?}", status.conditions);
+        assert_eq!(
+            (audit[0].status.as_str(), audit[0].observed_generation),
+            ("True", Some(3))
+        );
+        // The summary fields are the engine's, not derived a second time here.
+        assert_eq!((status.replicas, status.ready_replicas), (4, 3));
+        let mut without_audit = status.clone();
+        without_audit
+            .conditions
+            .retain(|c| c.type_ != AUDIT_CONDITION);
+        assert_eq!(without_audit, decision.status);
+    }
 
     fn events(actions: &[EventAction]) -> Vec<RolloutEvent> {
         actions

@@ -1,9 +1,9 @@
 //! The ways one reconcile can fail, one variant per pipeline step. The step names the
 //! metric label (`fife_reconcile_errors_total{step}`) and the Event reason.
 
-use crate::children::BuildError;
-use crate::runs::RunError;
-use crate::traffic::TrafficError;
+use crate::build::children::BuildError;
+use crate::build::runs::RunError;
+use crate::build::traffic::TrafficError;
 
 /// Why a reconcile stopped.
 #[derive(Debug, thiserror::Error)]

@@ -19,14 +19,17 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::children::{ExistingChildren, build_deployment, scaled_down, template_for_revision};
-use crate::context::Context;
-use crate::error::ReconcileError;
-use crate::observe::Observation;
-use crate::roles::{FIELD_MANAGER, Role};
-use crate::runs::{RunContext, build_analysis_run};
-use crate::services::build_services;
-use crate::traffic::{current_weights, http_route_resource, route_rules, weighted_rules};
+use crate::build::children::{
+    ExistingChildren, build_deployment, scaled_down, template_for_revision,
+};
+use crate::build::runs::{RunContext, build_analysis_run};
+use crate::build::services::build_services;
+use crate::build::traffic::{current_weights, http_route_resource, route_rules, weighted_rules};
+use crate::reconcile::error::ReconcileError;
+use crate::reconcile::observe::Observation;
+use crate::runtime::context::Context;
+use crate::runtime::context::FIELD_MANAGER;
+use fife_api::labels::Role;
 
 /// Applies children, Services, traffic and analysis intents, in that order: pods exist
 /// before traffic is sent to them, and analyses start once their canary serves.
@@ -36,7 +39,7 @@ pub async fn act(
     decision: &Decision,
 ) -> Result<(), ReconcileError> {
     let rollout = &observation.rollout;
-    let key = crate::observe::rollout_key(rollout);
+    let key = crate::reconcile::observe::rollout_key(rollout);
     apply_children(ctx, rollout, &observation.children, decision, &key).await?;
     apply_services(ctx, rollout, &key).await?;
     apply_traffic(ctx, rollout, decision, &key).await?;
@@ -51,7 +54,7 @@ pub fn desired_deployments(
     rollout: &Rollout,
     existing: &ExistingChildren,
     decision: &Decision,
-) -> Result<Vec<Deployment>, crate::children::BuildError> {
+) -> Result<Vec<Deployment>, crate::build::children::BuildError> {
     let spec_revision = rollout
         .spec
         .template
@@ -119,11 +122,7 @@ async fn apply_children(
 }
 
 fn role_of(d: &Deployment) -> Role {
-    match d.labels().get(crate::roles::ROLE_LABEL).map(String::as_str) {
-        Some("canary") => Role::Canary,
-        Some("baseline") => Role::Baseline,
-        _ => Role::Stable,
-    }
+    Role::of_labels(d.labels()).unwrap_or(Role::Stable)
 }
 
 /// True when applying `desired` would not change what `current` runs (saves a write per
@@ -131,7 +130,7 @@ fn role_of(d: &Deployment) -> Role {
 /// Every field Fife applies is still as Fife applied it (a hand edit of an image or a
 /// replica count is not), so the apply can be skipped.
 fn same_spec(current: &Deployment, desired: &Deployment) -> bool {
-    crate::drift::carries(current, desired)
+    crate::build::drift::carries(current, desired)
 }
 
 async fn apply_services(ctx: &Context, rollout: &Rollout, key: &str) -> Result<(), ReconcileError> {
@@ -429,5 +428,84 @@ fn act_error(key: &str, what: &str, source: kube::Error) -> ReconcileError {
         rollout: key.to_owned(),
         what: what.to_owned(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::children::tests::mk_rollout;
+    use fife_engine::DesiredChildren;
+
+    fn decision(children: DesiredChildren) -> Decision {
+        let none = fife_engine::decide(
+            &mk_rollout("web:1"),
+            &fife_engine::Observed::default(),
+            jiff::Timestamp::UNIX_EPOCH,
+        );
+        Decision { children, ..none }
+    }
+
+    fn replicas(d: &Deployment) -> Option<i32> {
+        d.spec.as_ref().and_then(|s| s.replicas)
+    }
+
+    #[test]
+    fn desired_children_are_built_and_dropped_ones_scaled_down_once() {
+        let rollout = mk_rollout("web:1");
+        let template = rollout.spec.template.clone().unwrap();
+        let revision = fife_engine::pod_template_hash(&template);
+        let mut existing = ExistingChildren::default();
+        let running = build_deployment(&rollout, Role::Canary, "old", 2, &template).unwrap();
+        existing.set(Role::Canary, running);
+        let stopped = build_deployment(&rollout, Role::Baseline, "old", 0, &template).unwrap();
+        existing.set(Role::Baseline, stopped);
+
+        let out = desired_deployments(
+            &rollout,
+            &existing,
+            &decision(DesiredChildren {
+                stable: Some(DesiredChild {
+                    revision: revision.clone(),
+                    replicas: 3,
+                }),
+                canary: None,
+                baseline: None,
+            }),
+        )
+        .unwrap();
+        let names: Vec<_> = out.iter().map(|d| d.name_any()).collect();
+        // The baseline already runs no pods: nothing to apply for it.
+        assert_eq!(names, ["web-stable", "web-canary"]);
+        assert_eq!(replicas(&out[0]), Some(3));
+        assert_eq!(
+            crate::build::children::deployment_revision(&out[0]),
+            Some(revision.as_str())
+        );
+        assert_eq!(replicas(&out[1]), Some(0));
+        assert_eq!(
+            crate::build::children::deployment_revision(&out[1]),
+            Some("old"),
+            "scaled down at the revision it ran"
+        );
+    }
+
+    #[test]
+    fn a_revision_with_no_template_to_build_from_is_an_error() {
+        let rollout = mk_rollout("web:2");
+        let err = desired_deployments(
+            &rollout,
+            &ExistingChildren::default(),
+            &decision(DesiredChildren {
+                stable: Some(DesiredChild {
+                    revision: "gone".into(),
+                    replicas: 3,
+                }),
+                canary: None,
+                baseline: None,
+            }),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("gone"), "{err}");
     }
 }

@@ -15,8 +15,8 @@ use fife_api::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 
-use crate::children::{BuildError, owner_reference, qualified_name};
-use crate::roles::ROLLOUT_LABEL;
+use crate::build::children::{BuildError, owner_reference, qualified_name};
+use fife_api::labels::ROLLOUT_LABEL;
 
 /// Why a run could not be built from its templates.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -253,29 +253,13 @@ pub fn substitute_metric_args(
 /// Replaces every `{{args.<name>}}` (whitespace inside the braces allowed) and leaves all
 /// other placeholders as written. `Err` names an argument that has no value.
 pub fn substitute_args(text: &str, args: &BTreeMap<String, String>) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else {
-            break;
-        };
-        out.push_str(&rest[..start]);
-        let inner = after[..end].trim();
-        match inner.strip_prefix("args.") {
-            Some(name) => out.push_str(args.get(name).ok_or_else(|| name.to_owned())?),
-            None => out.push_str(&rest[start..start + 2 + end + 2]),
-        }
-        rest = &after[end + 2..];
-    }
-    out.push_str(rest);
-    Ok(out)
+    fife_api::placeholder::substitute_args(text, |name| args.get(name).map(String::as_str))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::children::tests::mk_rollout;
+    use crate::build::children::tests::mk_rollout;
     use fife_api::PrometheusProvider;
     use fife_api::analysis::FieldRef;
 

@@ -22,7 +22,7 @@ use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::telemetry::Metrics;
+use crate::runtime::telemetry::Metrics;
 
 /// Stop acting this long before the lease could expire.
 const SAFETY_MARGIN: Duration = Duration::from_secs(1);

@@ -6,6 +6,12 @@
 //!   children, runs                             no record, no act       traffic, runs   Events, metrics
 //! ```
 
+pub mod act;
+pub mod error;
+pub mod observe;
+pub mod record;
+pub mod report;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,15 +20,15 @@ use kube::ResourceExt;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 
-use crate::act::act;
-use crate::context::Context;
-use crate::error::ReconcileError;
-use crate::observe::observe;
-use crate::record::{append_all, decision_entries};
-use crate::report::{
+use crate::reconcile::act::act;
+use crate::reconcile::error::ReconcileError;
+use crate::reconcile::observe::observe;
+use crate::reconcile::record::{append_all, decision_entries};
+use crate::reconcile::report::{
     last_audit_record, publish_events, publish_warning, report_audit_failure, status_to_write,
     update_metrics, write_status,
 };
+use crate::runtime::context::Context;
 
 /// How often a settled Rollout is looked at again without any change.
 pub const RESYNC: Duration = Duration::from_secs(300);
@@ -59,7 +65,9 @@ pub async fn reconcile(
 async fn pipeline(ctx: &Context, namespace: &str, name: &str) -> Result<Action, ReconcileError> {
     // observe
     let Some(observation) = observe(ctx, namespace, name).await? else {
+        // Deleted: nothing about it is worth remembering.
         ctx.metrics.forget_rollout(namespace, name);
+        ctx.forget(&format!("{namespace}/{name}"));
         return Ok(Action::await_change());
     };
     let rollout = &observation.rollout;
@@ -107,7 +115,7 @@ async fn pipeline(ctx: &Context, namespace: &str, name: &str) -> Result<Action, 
     act(ctx, &observation, &decision).await?;
 
     // report
-    let mut status = status_to_write(&observation, &decision);
+    let mut status = status_to_write(rollout, &decision);
     status.last_audit_record = last_audit_record(&records, rollout);
     let written = write_status(ctx, rollout, &status).await;
     // The records are written and acted on whatever happens to the status write, and a
@@ -142,7 +150,7 @@ pub fn error_policy(
     let Ok(rollout) = &guard.0 else {
         return Action::await_change();
     };
-    let key = crate::observe::rollout_key(rollout);
+    let key = crate::reconcile::observe::rollout_key(rollout);
     let delay = ctx.backoff(&key);
     tracing::warn!(rollout = %key, step = error.step(), retry_in = ?delay, error = %error, "reconcile failed");
     // Events are published off the error path: error_policy itself cannot wait.
@@ -150,4 +158,101 @@ pub fn error_policy(
     let (reason, note) = (error.reason(), error.to_string());
     tokio::spawn(async move { publish_warning(&ctx, &rollout, reason, &note).await });
     Action::requeue(delay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fife_engine::{EventAction, RolloutEvent};
+
+    fn decision(events: &[(EventAction, Option<i32>, &str)]) -> fife_engine::Decision {
+        let none = fife_engine::decide(
+            &crate::build::children::tests::mk_rollout("web:1"),
+            &fife_engine::Observed::default(),
+            jiff::Timestamp::UNIX_EPOCH,
+        );
+        let events = events
+            .iter()
+            .map(|&(action, step_index, message)| RolloutEvent {
+                action,
+                message: message.into(),
+                step_index,
+                revision: Some("r1".into()),
+                manual: None,
+            })
+            .collect();
+        fife_engine::Decision { events, ..none }
+    }
+
+    #[test]
+    fn the_events_digest_tells_decisions_apart_by_action_step_and_message() {
+        use EventAction::*;
+        let base = events_digest(&decision(&[(StepStarted, Some(1), "step 2")]));
+        assert_eq!(
+            base,
+            events_digest(&decision(&[(StepStarted, Some(1), "step 2")]))
+        );
+        for other in [
+            decision(&[(PauseStarted, Some(1), "step 2")]),
+            decision(&[(StepStarted, Some(2), "step 2")]),
+            decision(&[(StepStarted, None, "step 2")]),
+            decision(&[(StepStarted, Some(1), "step 3")]),
+            decision(&[(StepStarted, Some(1), "step 2"), (Promoted, None, "")]),
+            decision(&[]),
+        ] {
+            assert_ne!(base, events_digest(&other), "{:?}", other.events);
+        }
+    }
+
+    #[test]
+    fn every_failing_step_is_a_documented_metric_label() {
+        use crate::analysis::error::AnalysisRunError;
+        use crate::runtime::telemetry::RECONCILE_STEPS;
+        let kube_error = || kube::Error::LinesCodecMaxLineLengthExceeded;
+        let rollout_errors = [
+            ReconcileError::Observe {
+                rollout: "r".into(),
+                source: kube_error(),
+            },
+            ReconcileError::Record {
+                rollout: "r".into(),
+                message: "m".into(),
+            },
+            ReconcileError::Act {
+                rollout: "r".into(),
+                what: "w".into(),
+                source: kube_error(),
+            },
+            ReconcileError::Report {
+                object: "r".into(),
+                source: kube_error(),
+            },
+        ];
+        let run_errors = [
+            AnalysisRunError::Read {
+                run: "r".into(),
+                source: kube_error(),
+            },
+            AnalysisRunError::Record {
+                run: "r".into(),
+                message: "m".into(),
+            },
+            AnalysisRunError::WriteStatus {
+                run: "r".into(),
+                source: kube_error(),
+            },
+        ];
+        let steps = rollout_errors
+            .iter()
+            .map(ReconcileError::step)
+            .chain(run_errors.iter().map(AnalysisRunError::step));
+        for step in steps {
+            assert!(RECONCILE_STEPS.contains(&step), "{step} is not documented");
+        }
+        assert!(
+            run_errors[0]
+                .to_string()
+                .starts_with("reading AnalysisRun r failed")
+        );
+    }
 }

@@ -10,12 +10,14 @@ use fife_metrics::ClientPool;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 
-use crate::leader::Leadership;
-use crate::telemetry::Metrics;
+use crate::runtime::leader::Leadership;
+use crate::runtime::telemetry::Metrics;
 
 /// The first retry after a failed reconcile; doubles per failure up to [`MAX_BACKOFF`].
 pub const MIN_BACKOFF: Duration = Duration::from_millis(500);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// The field manager of every server-side apply the controller makes.
+pub const FIELD_MANAGER: &str = "fife";
 
 pub struct Context {
     pub client: Client,
@@ -26,9 +28,17 @@ pub struct Context {
     pub leadership: Leadership,
     /// Who acts, as written in audit records and Events.
     pub identity: String,
+    memory: ObjectMemory,
+}
+
+/// What the controller remembers per object between reconciles, forgotten when the
+/// object is deleted so the maps do not grow with every Rollout that ever existed.
+#[derive(Debug, Default)]
+pub struct ObjectMemory {
+    /// Consecutive failed reconciles, per Rollout (`ns/name`) or AnalysisRun (`run:ns/name`).
     failures: Mutex<HashMap<String, u32>>,
     /// Per Rollout: the resourceVersion a decision was taken from and a digest of the
-    /// events recorded for it. See [`Context::already_recorded`].
+    /// events recorded for it. See [`ObjectMemory::already_recorded`].
     recorded: Mutex<HashMap<String, (String, String)>>,
 }
 
@@ -64,11 +74,38 @@ impl Context {
             metrics,
             leadership,
             identity,
-            failures: Mutex::default(),
-            recorded: Mutex::default(),
+            memory: ObjectMemory::default(),
         }
     }
 
+    /// The delay before retrying `key` after another failure.
+    pub fn backoff(&self, key: &str) -> Duration {
+        self.memory.backoff(key)
+    }
+
+    /// Forgets the failures of `key` after a reconcile that succeeded.
+    pub fn succeeded(&self, key: &str) {
+        self.memory.succeeded(key)
+    }
+
+    /// See [`ObjectMemory::already_recorded`].
+    pub fn already_recorded(&self, key: &str, resource_version: &str, events: &str) -> bool {
+        self.memory.already_recorded(key, resource_version, events)
+    }
+
+    pub fn remember_recorded(&self, key: &str, resource_version: &str, events: String) {
+        self.memory.remember_recorded(key, resource_version, events)
+    }
+
+    /// Forgets everything remembered about `key`: its object was deleted.
+    pub fn forget(&self, key: &str) {
+        self.memory.forget(key)
+    }
+}
+
+// === impl ObjectMemory ===
+
+impl ObjectMemory {
     /// The delay before retrying `key` after another failure.
     pub fn backoff(&self, key: &str) -> Duration {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
@@ -84,9 +121,7 @@ impl Context {
             .unwrap_or_else(|e| e.into_inner())
             .remove(key);
     }
-}
 
-impl Context {
     /// True when the same events were already recorded for the same version of the
     /// Rollout: an earlier attempt wrote the records, then failed before its status write
     /// landed, and is now being retried. Appending again would record one transition
@@ -104,6 +139,27 @@ impl Context {
             .unwrap_or_else(|e| e.into_inner())
             .insert(key.to_owned(), (resource_version.to_owned(), events));
     }
+
+    /// Forgets `key`'s failures and recorded decision.
+    pub fn forget(&self, key: &str) {
+        self.succeeded(key);
+        self.recorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+
+    /// How many objects are remembered.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let recorded = self.recorded.lock().unwrap_or_else(|e| e.into_inner());
+        failures
+            .keys()
+            .chain(recorded.keys())
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+    }
 }
 
 /// `MIN_BACKOFF · 2^(failures − 1)`, at most `MAX_BACKOFF`.
@@ -115,6 +171,28 @@ pub fn backoff_delay(failures: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deleted_object_is_forgotten() {
+        let memory = ObjectMemory::default();
+        memory.backoff("shop/checkout");
+        memory.backoff("shop/checkout");
+        memory.remember_recorded("shop/checkout", "41", "Promoted".into());
+        memory.remember_recorded("shop/cart", "7", "StepStarted".into());
+        assert!(memory.already_recorded("shop/checkout", "41", "Promoted"));
+        assert_eq!(memory.len(), 2);
+
+        memory.forget("shop/checkout");
+        assert!(!memory.already_recorded("shop/checkout", "41", "Promoted"));
+        assert_eq!(
+            memory.backoff("shop/checkout"),
+            MIN_BACKOFF,
+            "failures start again"
+        );
+        memory.forget("shop/checkout");
+        assert_eq!(memory.len(), 1, "only the other Rollout is remembered");
+        assert!(memory.already_recorded("shop/cart", "7", "StepStarted"));
+    }
 
     #[test]
     fn backoff_doubles_and_is_bounded() {

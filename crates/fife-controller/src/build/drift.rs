@@ -36,13 +36,14 @@ pub fn covers(current: &Value, desired: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fife_api::labels::ROLE_LABEL;
     use serde_json::json;
 
     fn mk_desired() -> Value {
         json!({
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": {"name": "api-stable", "labels": {"fife.dev/role": "stable"}},
+            "metadata": {"name": "api-stable", "labels": {ROLE_LABEL: "stable"}},
             "spec": {
                 "replicas": 4,
                 "template": {"spec": {"containers": [
@@ -59,7 +60,7 @@ mod tests {
             "kind": "Deployment",
             "metadata": {
                 "name": "api-stable", "uid": "u-1", "resourceVersion": "42",
-                "labels": {"fife.dev/role": "stable", "team": "shop"},
+                "labels": {ROLE_LABEL: "stable", "team": "shop"},
                 "managedFields": [{"manager": "fife"}]
             },
             "spec": {
@@ -99,7 +100,7 @@ mod tests {
         current["metadata"]["labels"]
             .as_object_mut()
             .unwrap()
-            .remove("fife.dev/role");
+            .remove(ROLE_LABEL);
         assert!(!covers(&current, &mk_desired()));
 
         let mut current = mk_current();

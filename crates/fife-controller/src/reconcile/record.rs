@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use fife_api::labels::PAUSE_REQUESTED_BY;
 use fife_api::{AnalysisPhase, AnalysisRun, Rollout};
 use fife_audit::{
     Actor, AuditAction, AuditEntry, AuditLog, Evidence, ImageRef, MetricOutcome, Phase, RolloutRef,
@@ -15,14 +16,10 @@ use fife_audit::{
 use fife_engine::{Decision, EventAction, RolloutEvent};
 use kube::ResourceExt;
 
-use crate::observe::Observation;
+use crate::reconcile::observe::Observation;
 
 /// Annotations copied into every record as `source` (commit, pull request, pipeline run).
 pub const SOURCE_ANNOTATION_PREFIX: &str = "source.fife.dev/";
-
-/// Who last set `spec.paused`, written by `kubectl fife pause|resume` in the same patch.
-/// The API has no pause manual action, so this is where a pause names its person.
-pub const PAUSE_REQUESTED_BY: &str = "fife.dev/pause-requested-by";
 
 /// The audit action an engine event is recorded as.
 pub fn audit_action(action: EventAction) -> AuditAction {
@@ -250,7 +247,7 @@ pub async fn append_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::children::tests::mk_rollout;
+    use crate::build::children::tests::mk_rollout;
     use fife_api::{RolloutStatus, TrafficWeights};
     use fife_engine::{DesiredChildren, ManualActor, Observed};
 

@@ -7,10 +7,10 @@ use fife_engine::{Observed, ObservedAnalysis, ObservedChild};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::{Api, ResourceExt};
 
-use crate::children::{ExistingChildren, deployment_revision, qualified_name};
-use crate::context::Context;
-use crate::error::ReconcileError;
-use crate::roles::Role;
+use crate::build::children::{ExistingChildren, deployment_revision, qualified_name};
+use crate::reconcile::error::ReconcileError;
+use crate::runtime::context::Context;
+use fife_api::labels::Role;
 
 /// Everything observed for one reconcile.
 #[derive(Debug, Clone)]
@@ -116,8 +116,8 @@ pub fn rollout_key(rollout: &Rollout) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::children::build_deployment;
-    use crate::children::tests::mk_rollout;
+    use crate::build::children::build_deployment;
+    use crate::build::children::tests::mk_rollout;
     use k8s_openapi::api::apps::v1::DeploymentStatus;
 
     #[test]

@@ -20,8 +20,8 @@ use fife_api::{AnalysisRunSpec, AnalysisRunStatus, MetricProvider};
 use fife_engine::{AnalysisProgress, MeasurementOutcome};
 use fife_metrics::ClientPool;
 
-use crate::credentials::ProviderCredentials;
-use crate::measure::{TakenMeasurement, measure_metric, unmeasurable};
+use crate::analysis::credentials::ProviderCredentials;
+use crate::analysis::measure::{TakenMeasurement, measure_metric, unmeasurable};
 
 /// The run's progress at `now`: started (every metric Pending) when it has no status yet.
 pub fn look(

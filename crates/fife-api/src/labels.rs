@@ -1,0 +1,100 @@
+//! The labels, annotations and names by which Fife finds its objects in the cluster: the
+//! three roles a Rollout's pods play, the child names built from them, and the label and
+//! annotation keys. The controller writes them, the CLI reads them, Prometheus relabels
+//! them; this module is their only spelling.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The pod label that says which role a pod plays; Prometheus relabels it to `fife_role`.
+pub const ROLE_LABEL: &str = "fife.dev/role";
+/// The pod label carrying the pod-template hash of the revision a pod runs.
+pub const REVISION_LABEL: &str = "fife.dev/revision";
+/// The label naming the Rollout an object belongs to (children and AnalysisRuns).
+pub const ROLLOUT_LABEL: &str = "fife.dev/rollout";
+/// Who last set `spec.paused`, written by `kubectl fife pause|resume` in the same patch.
+/// The API has no pause manual action, so this annotation is where a pause names its
+/// person, and the audit record's actor comes from it.
+pub const PAUSE_REQUESTED_BY: &str = "fife.dev/pause-requested-by";
+
+/// Which role a Deployment or Service serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// The revision that receives the traffic the canary and baseline do not.
+    Stable,
+    /// The revision being rolled out.
+    Canary,
+    /// A fresh copy of the stable revision, sized like the canary, to compare against.
+    Baseline,
+}
+
+impl Role {
+    /// In the order a person reads them: stable, canary, baseline.
+    pub const ALL: [Role; 3] = [Role::Stable, Role::Canary, Role::Baseline];
+
+    /// The value of [`ROLE_LABEL`] (and of the `fife_role` series label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Stable => "stable",
+            Role::Canary => "canary",
+            Role::Baseline => "baseline",
+        }
+    }
+
+    /// The role a [`ROLE_LABEL`] value names; `None` for any other text.
+    pub fn from_label(value: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|role| role.as_str() == value)
+    }
+
+    /// The role an object's labels give it, if they carry [`ROLE_LABEL`].
+    pub fn of_labels(labels: &BTreeMap<String, String>) -> Option<Role> {
+        labels
+            .get(ROLE_LABEL)
+            .and_then(|value| Role::from_label(value))
+    }
+
+    /// `<rollout>-stable`, `<rollout>-canary`, `<rollout>-baseline`: the Deployment and
+    /// (with Gateway API routing) the Service of this role.
+    pub fn child_name(self, rollout: &str) -> String {
+        format!("{rollout}-{}", self.as_str())
+    }
+
+    /// The role whose child of `rollout` is called `name`.
+    pub fn of_child_name(rollout: &str, name: &str) -> Option<Role> {
+        let suffix = name.strip_prefix(rollout)?.strip_prefix('-')?;
+        Role::from_label(suffix)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `fife.dev/rollout=<name>`: the label selector of a Rollout's children and AnalysisRuns.
+pub fn rollout_selector(rollout: &str) -> String {
+    format!("{ROLLOUT_LABEL}={rollout}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_names_round_trip_through_labels_and_child_names() {
+        for role in Role::ALL {
+            assert_eq!(Role::from_label(role.as_str()), Some(role));
+            assert_eq!(
+                Role::of_child_name("checkout", &role.child_name("checkout")),
+                Some(role)
+            );
+        }
+        assert_eq!(Role::from_label("preview"), None);
+        assert_eq!(Role::of_child_name("checkout", "checkout-api-stable"), None);
+        assert_eq!(Role::of_child_name("checkout", "checkoutcanary"), None);
+        let labels = BTreeMap::from([(ROLE_LABEL.to_owned(), "baseline".to_owned())]);
+        assert_eq!(Role::of_labels(&labels), Some(Role::Baseline));
+        assert_eq!(rollout_selector("checkout"), "fife.dev/rollout=checkout");
+    }
+}

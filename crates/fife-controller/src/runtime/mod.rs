@@ -1,0 +1,8 @@
+//! What the two loops run inside: the shared context, leader election, the operations
+//! endpoint and the controller's own metrics.
+
+pub mod audit_head;
+pub mod context;
+pub mod leader;
+pub mod server;
+pub mod telemetry;
