@@ -8,6 +8,7 @@
 //! and both sides' distributions from a stand-in Prometheus. Each page's screenshot is
 //! saved under target/dashboard-screenshots/.
 
+use fife_test_apiserver::authn::ADMIN_USER;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -528,13 +529,13 @@ async fn the_pages_follow_the_cluster_and_the_promote_button_acts_as_the_cli_doe
         result
             .as_str()
             .unwrap()
-            .contains("promote requested by fife-testkit"),
+            .contains(&format!("promote requested by {ADMIN_USER}")),
         "result: {result}"
     );
     browser.screenshot("rollout").await;
     let action = cluster.get("rollouts.fife.dev", "checkout").await["spec"]["manualAction"].clone();
     assert_eq!(action["action"], "Promote");
-    assert_eq!(action["requestedBy"], "fife-testkit");
+    assert_eq!(action["requestedBy"], ADMIN_USER);
     assert_eq!(action["reason"], "bake looked fine");
     assert!(action["id"].as_str().unwrap().starts_with("promote-"));
 

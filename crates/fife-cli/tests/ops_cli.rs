@@ -4,6 +4,7 @@
 //! and missing rollouts or CRDs are reported as sentences. The 403 path runs against a
 //! small local stub, because the test server does not authorize.
 
+use fife_test_apiserver::authn::ADMIN_USER;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -134,21 +135,22 @@ fn fife_with(kubeconfig: &Path, args: &[&str]) -> tokio::process::Command {
 }
 
 #[tokio::test]
-async fn promote_writes_one_manual_action_naming_the_kubeconfig_user() {
+async fn promote_writes_one_manual_action_naming_the_authenticated_user() {
     let cluster = Cluster::start().await.with_rollout().await;
     let (code, stdout, stderr) = cluster
         .run(&["promote", "checkout", "--reason", "bake looked fine"])
         .await;
     assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
     assert!(
-        stdout.contains("promote requested by fife-testkit"),
+        stdout.contains(&format!("promote requested by {ADMIN_USER}")),
         "{stdout}"
     );
 
     let rollout = cluster.rollout_json().await;
     let action = &rollout["spec"]["manualAction"];
     assert_eq!(action["action"], "Promote");
-    assert_eq!(action["requestedBy"], "fife-testkit");
+    // The name comes from the API server's SelfSubjectReview, not from the kubeconfig.
+    assert_eq!(action["requestedBy"], ADMIN_USER);
     assert_eq!(action["reason"], "bake looked fine");
     let first_id = action["id"].as_str().unwrap().to_owned();
     assert!(first_id.starts_with("promote-"), "{first_id}");
@@ -182,7 +184,7 @@ async fn abort_retry_pause_and_resume_each_land_on_the_rollout() {
     assert_eq!(rollout["spec"]["paused"], true);
     assert_eq!(
         rollout["metadata"]["annotations"]["fife.dev/pause-requested-by"],
-        "fife-testkit"
+        ADMIN_USER
     );
     let (code, _, stderr) = cluster.run(&["resume", "checkout"]).await;
     assert_eq!(code, 0, "{stderr}");
