@@ -9,7 +9,7 @@ pub const ROLE: &str = "{{role}}";
 /// What a placeholder names, from the text between its braces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placeholder<'a> {
-    /// `{{role}}`: `canary` or `baseline`, in comparison metrics only.
+    /// `{{role}}`: `canary`, `baseline` or `stable`, in comparison metrics only.
     Role,
     /// `{{args.<name>}}`: an analysis argument's value.
     Arg(&'a str),

@@ -96,7 +96,14 @@ fn replays_a_template_over_backfilled_data_as_the_controller_would() {
         "3 pods × 21 points"
     );
     let queries = first["queries"].as_array().unwrap();
-    assert_eq!(queries.len(), 2);
+    // canary, baseline, and stable (more pods of the baseline's version).
+    assert_eq!(queries.len(), 3, "{queries:#?}");
+    assert!(
+        queries[2]["query"]
+            .as_str()
+            .unwrap()
+            .contains("service=\"slow\",fife_role=\"stable\"")
+    );
     assert_eq!(queries[0]["address"], prometheus.address());
     assert!(
         queries[0]["query"]

@@ -207,7 +207,7 @@ fn comparison_settings_out_of_range() {
         16,
         "AnalysisTemplate/gate",
         &at("allowedIncrease"),
-        "at least 1.0",
+        "of at least 1 ",
     );
     assert_reports(
         name,

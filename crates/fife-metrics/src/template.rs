@@ -2,33 +2,13 @@
 //! the text sent to a provider. Pure: no I/O, every failure names the placeholder.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 /// Which pods a query measures; `{{role}}` renders as its name, which is also the value of
 /// the `fife_role` series label. A comparison measures the canary and the baseline, and the
 /// stable pods as more pods of the baseline's version (how pods of one version differ).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Role {
-    Canary,
-    Baseline,
-    Stable,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Canary => "canary",
-            Role::Baseline => "baseline",
-            Role::Stable => "stable",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Owned by `fife_api::labels`, with the pod label it mirrors.
+pub use fife_api::labels::Role;
+use fife_api::placeholder::{Piece, Placeholder, pieces};
 
 /// The values a template may refer to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,45 +56,43 @@ pub enum TemplateError {
 }
 
 /// Renders every placeholder of `template`. Whitespace inside the braces is allowed
-/// (`{{ role }}`), so templates copied from Argo Rollouts keep working.
+/// (`{{ role }}`), so templates copied from Argo Rollouts keep working. The syntax is read
+/// by `fife_api::placeholder`, the one scanner validation also uses.
 pub fn render(template: &str, values: &TemplateValues) -> Result<String, TemplateError> {
     let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after_open = &rest[start + 2..];
-        let Some(end) = after_open.find("}}") else {
-            return Err(TemplateError::Unclosed {
-                offset: template.len() - rest.len() + start,
-            });
-        };
-        let placeholder = after_open[..end].trim();
-        out.push_str(resolve(placeholder, values)?);
-        rest = &after_open[end + 2..];
+    for piece in pieces(template) {
+        match piece {
+            Piece::Text(text) => out.push_str(text),
+            Piece::Placeholder { placeholder, .. } => out.push_str(resolve(placeholder, values)?),
+            Piece::Unclosed { offset, .. } => return Err(TemplateError::Unclosed { offset }),
+        }
     }
-    out.push_str(rest);
     Ok(out)
 }
 
-fn resolve<'v>(placeholder: &str, values: &'v TemplateValues) -> Result<&'v str, TemplateError> {
-    if placeholder == "role" {
-        return values
+fn resolve<'v>(
+    placeholder: Placeholder<'_>,
+    values: &'v TemplateValues,
+) -> Result<&'v str, TemplateError> {
+    match placeholder {
+        Placeholder::Role => values
             .role
             .map(Role::as_str)
-            .ok_or(TemplateError::MissingRole);
+            .ok_or(TemplateError::MissingRole),
+        Placeholder::Arg(name) => {
+            values
+                .args
+                .get(name)
+                .map(String::as_str)
+                .ok_or_else(|| TemplateError::MissingArg {
+                    name: name.to_owned(),
+                })
+        }
+        Placeholder::Unknown(placeholder) => Err(TemplateError::UnknownPlaceholder {
+            placeholder: placeholder.to_owned(),
+        }),
     }
-    if let Some(name) = placeholder.strip_prefix("args.") {
-        return values.args.get(name).map(String::as_str).ok_or_else(|| {
-            TemplateError::MissingArg {
-                name: name.to_owned(),
-            }
-        });
-    }
-    Err(TemplateError::UnknownPlaceholder {
-        placeholder: placeholder.to_owned(),
-    })
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
