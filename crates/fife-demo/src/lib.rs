@@ -106,6 +106,20 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         .spawn()
         .with_context(|| format!("cannot start {} controller", options.fife.display()))?;
     say(started, "fife controller started");
+    // A person can watch the demo in a browser; the demo does not depend on it.
+    let _dashboard = match start_dashboard(&options.fife, &kubeconfig, &audit_log).await {
+        Ok((child, url)) => {
+            say(
+                started,
+                &format!("dashboard at {url} (live while the demo runs)"),
+            );
+            Some(child)
+        }
+        Err(e) => {
+            say(started, &format!("no dashboard this time: {e:#}"));
+            None
+        }
+    };
 
     let manifests = options.work_dir.join("manifests");
     std::fs::create_dir_all(&manifests)?;
@@ -513,4 +527,39 @@ spec:
         - setWeight: 100
 "#
     )
+}
+
+/// `fife dashboard` on a free loopback port with the demo's kubeconfig and audit log;
+/// returns the process (killed on drop) and the URL it printed.
+async fn start_dashboard(
+    fife: &Path,
+    kubeconfig: &Path,
+    audit_log: &Path,
+) -> anyhow::Result<(tokio::process::Child, String)> {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(fife)
+        .args(["dashboard", "--listen", "127.0.0.1:0", "--kubeconfig"])
+        .arg(kubeconfig)
+        .arg("--audit-log")
+        .arg(audit_log)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {} dashboard", fife.display()))?;
+    let stdout = child
+        .stdout
+        .take()
+        .context("the dashboard's output is not readable")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .context("the dashboard printed no address within 10 s")??
+        .context("the dashboard exited before printing its address")?;
+    let url = line
+        .split_whitespace()
+        .find(|word| word.starts_with("http://"))
+        .with_context(|| format!("the dashboard printed no URL: {line}"))?
+        .to_owned();
+    Ok((child, url))
 }
