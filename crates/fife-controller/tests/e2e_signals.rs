@@ -133,10 +133,16 @@ async fn every_transition_is_recorded_before_its_write_and_reaches_webhook_metri
     // Prometheus only answers `vector(..)` here; the scrape target need not exist.
     let prometheus = Prometheus::start(&[(
         "none",
-        vec![format!("127.0.0.1:{}", free_port()).parse().unwrap()],
+        vec![
+            format!("127.0.0.1:{}", free_port().unwrap())
+                .parse()
+                .unwrap(),
+        ],
     )]);
     let received: Received = Arc::default();
-    let hook: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let hook: SocketAddr = format!("127.0.0.1:{}", free_port().unwrap())
+        .parse()
+        .unwrap();
     let stop_receiver = receiver(hook, Arc::clone(&received)).await;
     let cluster = Cluster::start().await;
     let key_file = cluster.dir.path().join("webhook-key");

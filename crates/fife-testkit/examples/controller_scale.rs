@@ -352,12 +352,6 @@ fn delta(after: &HashMap<String, u64>, before: &HashMap<String, u64>) -> String 
         .join(", ")
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 fn start_api_server(options: &Options, dir: &Path) -> anyhow::Result<(Process, String)> {
     let kubeconfig = dir.join("kubeconfig");
     let mut child = Command::new(&options.testkit)
@@ -452,7 +446,7 @@ async fn run_one(options: &Options, n: usize, concurrency: u16) -> anyhow::Resul
     std::fs::create_dir_all(&dir)?;
     let (server, base) = start_api_server(options, &dir)?;
     let server_pid = server.0.id();
-    let port = free_port()?;
+    let port = fife_testkit::prometheus::free_port()?;
     let controller = start_controller(options, &dir, concurrency, port)?;
     let controller_pid = controller.0.id();
     let metrics = format!("http://127.0.0.1:{port}/metrics");

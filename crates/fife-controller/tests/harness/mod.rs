@@ -42,10 +42,8 @@ pub fn fife_binary() -> PathBuf {
         .clone()
 }
 
-pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
+/// The one free-port helper of the test kit.
+pub use fife_testkit::prometheus::free_port;
 
 /// A test cluster: API server, kubeconfig, CRDs installed.
 pub struct Cluster {
@@ -107,7 +105,10 @@ impl Cluster {
 
     /// `kubectl apply` of a manifest given as text.
     pub async fn apply(&self, manifest: &str) {
-        let path = self.dir.path().join(format!("m-{}.yaml", free_port()));
+        let path = self
+            .dir
+            .path()
+            .join(format!("m-{}.yaml", free_port().unwrap()));
         std::fs::write(&path, manifest).unwrap();
         self.kubectl(&["apply", "-f", path.to_str().unwrap()]).await;
     }
@@ -219,7 +220,7 @@ impl Controller {
         kubeconfig: &Path,
         extra: &[&str],
     ) -> Controller {
-        let port = free_port();
+        let port = free_port().unwrap();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -352,7 +353,7 @@ impl Prometheus {
         }
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, config).unwrap();
-        let port = free_port();
+        let port = free_port().unwrap();
         let child = Command::new("/usr/bin/prometheus")
             .arg(format!("--config.file={}", config_path.display()))
             .arg(format!(
