@@ -194,10 +194,10 @@ fn evidence_summary(r: &AuditRecord) -> String {
         parts.push(format!("run={run}"));
     }
     if let Some(phase) = e.analysis_phase {
-        parts.push(format!("phase={phase:?}"));
+        parts.push(format!("phase={phase}"));
     }
     for m in &e.measurements {
-        let mut text = format!("{}={:?}", m.metric, m.phase);
+        let mut text = format!("{}={}", m.metric, m.phase);
         if let Some(c) = &m.comparison {
             if let Some(p) = c.p_value {
                 text.push_str(&format!(" p={p:.4}"));
@@ -207,7 +207,7 @@ fn evidence_summary(r: &AuditRecord) -> String {
         parts.push(text);
     }
     for m in &e.metrics {
-        parts.push(format!("{}={:?}", m.metric, m.phase));
+        parts.push(format!("{}={}", m.metric, m.phase));
     }
     if let Some(t) = &e.torn_tail {
         parts.push(format!("torn={}B->{}", t.bytes, t.moved_to));

@@ -184,6 +184,17 @@ pub enum Phase {
     Error,
 }
 
+/// The phase as the record spells it (its serde name), so the table `fife audit query`
+/// prints cannot drift from the JSON when a variant is renamed in Rust.
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::String(name)) => f.write_str(&name),
+            _ => Err(fmt::Error),
+        }
+    }
+}
+
 /// A query as it was sent, after templating, so a reviewer can run it again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -471,6 +482,21 @@ pub(crate) mod rfc3339_millis {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_phase_prints_as_the_record_spells_it() {
+        for phase in [
+            Phase::Successful,
+            Phase::Failed,
+            Phase::Inconclusive,
+            Phase::Error,
+        ] {
+            assert_eq!(
+                serde_json::to_value(phase).unwrap(),
+                serde_json::Value::String(phase.to_string())
+            );
+        }
+    }
 
     #[test]
     fn action_names_round_trip_case_insensitively() {
