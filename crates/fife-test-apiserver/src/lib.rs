@@ -127,10 +127,12 @@
 //! by `User-Agent` and verb, for scale benchmarks. The same controls exist as methods on
 //! [`ApiServer`].
 
+pub mod admission;
 pub mod apply;
 pub mod authn;
 pub mod authz;
 pub mod discovery;
+pub mod expression;
 pub mod faults;
 mod handlers;
 pub mod journal;

@@ -3,6 +3,7 @@
 //! every verb shares (uid, creationTimestamp, generation, optimistic concurrency,
 //! finalizers, deletion with ownerReference garbage collection).
 
+use super::admission::{Admission, Attempt, Operation};
 use super::discovery::{Catalogue, ResourceType};
 use super::selector::Selector;
 use super::status::ApiError;
@@ -189,6 +190,14 @@ impl Store {
             self.create(&rt, "", object, "kube-apiserver")
                 .expect("a fresh store accepts the bootstrap policy");
         }
+    }
+
+    /// Every stored object of a type, across namespaces, shared with the store.
+    pub fn objects_of(&self, rt: &ResourceType) -> Vec<Arc<Value>> {
+        self.objects
+            .get(&key_of(rt))
+            .map(|objects| objects.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The stored Roles, ClusterRoles, RoleBindings and ClusterRoleBindings.
@@ -385,11 +394,12 @@ impl Store {
         object: Value,
         manager: &str,
     ) -> Result<Value, ApiError> {
-        self.create_or_check(rt, namespace, object, manager, false)
+        self.create_or_check(rt, namespace, object, manager, false, None)
     }
 
     /// Creates an object, or with `dry_run` only checks that it could be and returns it
-    /// as it would be stored.
+    /// as it would be stored. With `admission`, the validating admission policies judge
+    /// the object as it would be stored ([`super::admission`]).
     pub fn create_or_check(
         &mut self,
         rt: &ResourceType,
@@ -397,6 +407,7 @@ impl Store {
         mut object: Value,
         manager: &str,
         dry_run: bool,
+        admission: Option<&mut Admission>,
     ) -> Result<Value, ApiError> {
         if !object.is_object() {
             return Err(ApiError::bad_request(
@@ -501,6 +512,20 @@ impl Store {
         if rt.group == "apiextensions.k8s.io" {
             accept_crd(&mut object);
         }
+        if let Some(admission) = admission {
+            super::admission::admit(
+                self,
+                admission,
+                Attempt {
+                    rt,
+                    operation: Operation::Create,
+                    namespace: &key.0,
+                    name: &name,
+                    object: Some(&object),
+                    old_object: None,
+                },
+            )?;
+        }
         if dry_run {
             return Ok(with_version(rt, &object));
         }
@@ -527,7 +552,20 @@ impl Store {
         rt: &ResourceType,
         namespace: &str,
         name: &str,
+        object: Value,
+    ) -> Result<Value, ApiError> {
+        self.update_admitted(rt, namespace, name, object, None)
+    }
+
+    /// [`Store::update`], judged by the validating admission policies when `admission`
+    /// is given.
+    pub fn update_admitted(
+        &mut self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
         mut object: Value,
+        admission: Option<&mut Admission>,
     ) -> Result<Value, ApiError> {
         check_kind(rt, &object)?;
         if let Some(schema) = &rt.schema {
@@ -623,6 +661,20 @@ impl Store {
         if spec_view(rt, &old) != spec_view(rt, &object) {
             let generation = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
             object["metadata"]["generation"] = json!(generation);
+        }
+        if let Some(admission) = admission {
+            super::admission::admit(
+                self,
+                admission,
+                Attempt {
+                    rt,
+                    operation: Operation::Update,
+                    namespace: &ns,
+                    name,
+                    object: Some(&object),
+                    old_object: Some(&old),
+                },
+            )?;
         }
         let unchanged = {
             let mut a = old.clone();
