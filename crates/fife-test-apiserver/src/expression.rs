@@ -50,6 +50,12 @@ impl Expression {
         &self.source
     }
 
+    /// Does the expression read the variable `name` (e.g. `oldSelf`, which makes a CRD
+    /// rule a transition rule)?
+    pub fn uses(&self, name: &str) -> bool {
+        self.program.references().has_variable(name)
+    }
+
     /// Evaluates with the named variables bound.
     pub fn evaluate(&self, variables: &[(&str, cel::Value)]) -> Result<cel::Value, String> {
         let mut context = cel::Context::with_env(Arc::clone(&ENVIRONMENT));
@@ -83,6 +89,39 @@ impl Expression {
             )),
         }
     }
+}
+
+/// `optional.of(value)`, or `optional.none()` without one, as CEL's optional library
+/// builds them (for `oldSelf` of rules with `optionalOldSelf`).
+pub fn optional(value: Option<cel::Value>) -> Result<cel::Value, String> {
+    static SOME: LazyLock<Expression> =
+        LazyLock::new(|| Expression::compile("optional.of(v)").expect("a valid expression"));
+    static NONE: LazyLock<Expression> =
+        LazyLock::new(|| Expression::compile("optional.none()").expect("a valid expression"));
+    match value {
+        Some(v) => SOME.evaluate(&[("v", v)]),
+        None => NONE.evaluate(&[]),
+    }
+}
+
+/// Does `text` match the regular expression `pattern`? CEL's `matches` (RE2 syntax, as
+/// the real server's OpenAPI `pattern` in practice); the error is the pattern's fault.
+pub fn matches_pattern(text: &str, pattern: &str) -> Result<bool, String> {
+    static MATCHES: LazyLock<Expression> =
+        LazyLock::new(|| Expression::compile("s.matches(p)").expect("a valid expression"));
+    MATCHES.check(&[
+        ("s", cel::Value::String(Arc::new(text.to_owned()))),
+        ("p", cel::Value::String(Arc::new(pattern.to_owned()))),
+    ])
+}
+
+/// Is `text` a duration CEL's `duration()` reads (`1h30m`, `250ms`)?
+pub fn is_duration(text: &str) -> bool {
+    static DURATION: LazyLock<Expression> =
+        LazyLock::new(|| Expression::compile("duration(s)").expect("a valid expression"));
+    DURATION
+        .evaluate(&[("s", cel::Value::String(Arc::new(text.to_owned())))])
+        .is_ok()
 }
 
 /// A JSON value as CEL sees it without a schema (built-in objects, `request`, params).

@@ -147,6 +147,7 @@ pub mod status;
 pub mod store;
 pub mod table;
 pub mod tls;
+pub mod validation;
 
 pub use authn::{ADMIN_TOKEN, Authentication, UserInfo};
 pub use authz::AuthorizationMode;

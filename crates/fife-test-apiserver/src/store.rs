@@ -512,6 +512,7 @@ impl Store {
         if rt.group == "apiextensions.k8s.io" {
             accept_crd(&mut object);
         }
+        check_schema(rt, &name, &object, None)?;
         if let Some(admission) = admission {
             super::admission::admit(
                 self,
@@ -662,6 +663,7 @@ impl Store {
             let generation = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
             object["metadata"]["generation"] = json!(generation);
         }
+        check_schema(rt, name, &object, Some(&old))?;
         if let Some(admission) = admission {
             super::admission::admit(
                 self,
@@ -1003,6 +1005,25 @@ fn strip_managed_times(object: &mut Value) {
                 m.remove("time");
             }
         }
+    }
+}
+
+/// A custom resource's structural-schema validation and CEL rules
+/// ([`super::validation`]); other kinds have no schema here.
+fn check_schema(
+    rt: &ResourceType,
+    name: &str,
+    object: &Value,
+    old: Option<&Value>,
+) -> Result<(), ApiError> {
+    let Some(schema) = &rt.schema else {
+        return Ok(());
+    };
+    let errors = super::validation::validate(object, old, schema);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(super::validation::invalid(rt, name, &errors))
     }
 }
 
