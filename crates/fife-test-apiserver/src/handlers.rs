@@ -775,9 +775,7 @@ impl Request<'_> {
                 &now_rfc3339(),
             );
         }
-        if self.dry_run() {
-            return Ok((200, with_version(rt, &next)));
-        }
+        // Under dry run the store validates and admits, and stores nothing.
         let updated = self.admitted(|admission| {
             store.update_admitted(rt, self.ns(), self.name(), next, Some(admission))
         })?;

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //!  kubectl / kube client ──HTTP──▶ handlers ──▶ store (objects, revisions, history)
+//!                                    │   │          │ each write: schema → validation → admission
 //!                                    │   │          │ changes (broadcast)
 //!                   discovery ◀──────┘   │          ├──▶ watch streams (NDJSON, chunked)
 //!                   apply / patch ◀──────┘          └──▶ simulation (Deployment status)
@@ -20,8 +21,9 @@
 //! `deletecollection`, CRD registration, `Table` responses with printer columns, the
 //! built-in kinds Fife uses (namespaces, services, pods, events, configmaps, secrets,
 //! serviceaccounts and their `token` subresource, deployments, events.k8s.io events,
-//! leases, CRDs, RBAC roles and bindings) and the authentication and authorization
-//! reviews, behind bearer-token authentication and RBAC (see below).
+//! leases, CRDs, RBAC roles and bindings, ValidatingAdmissionPolicies and their bindings)
+//! and the authentication and authorization reviews, behind bearer-token authentication,
+//! RBAC, custom-resource validation and validating admission (see below).
 //!
 //! # Differences from the real API server
 //!
@@ -57,18 +59,39 @@
 //!   `SubjectAccessReview`; kubectl posts them in protobuf, which is decoded for these
 //!   kinds only ([`protobuf`]); any other protobuf body gets 415 (kubectl's typed
 //!   `create role|rolebinding|...` commands therefore fail: apply YAML instead).
-//! - **gap — no value validation or admission.** Built-ins are checked only for name,
-//!   namespace, kind and apiVersion; custom resources are pruned and defaulted by their
-//!   CRD schema as the real server does ([`schema`]: unknown fields dropped unless
-//!   preserved, `default` applied), but types, enums, patterns, required fields and the
-//!   CRDs' `x-kubernetes-validations` CEL rules are not enforced, and there is no
-//!   admission (no ValidatingAdmissionPolicy, no webhooks). Covered by Fife writing only
-//!   typed structs whose schema is generated from the same types, and by `fife-api`'s
-//!   validation tests.
+//! - **Custom resources are validated** ([`validation`]) as the real server does after
+//!   pruning and defaulting ([`schema`]; nulls of fields that are not `nullable` are
+//!   dropped first): types (`nullable`, `x-kubernetes-int-or-string`), enums, the
+//!   formats `int32`, `int64`, `uint64`, `date-time` and `duration`, bounds, lengths,
+//!   patterns (CEL's RE2 `matches`), item and property counts, `required`,
+//!   `additionalProperties`, `allOf`/`anyOf`/`oneOf`/`not`, and the CRDs'
+//!   `x-kubernetes-validations` CEL rules (`self`, `oldSelf` transition rules on update
+//!   when the old value exists, `optionalOldSelf`, `message`, `messageExpression`,
+//!   `fieldPath`, `reason`). All errors of a write come back in one 422 `Invalid` Status
+//!   with the real field paths and messages (kubectl prints `The Rollout "x" is invalid:
+//!   spec: Invalid value: "object": ...`). Not checked: other string formats,
+//!   `uniqueItems` and list-type uniqueness, CEL cost limits, the CRD's own validity when
+//!   it is created (a rule that does not compile fails each write instead), and
+//!   ratcheting (an update must be valid as a whole, where the real server lets unchanged
+//!   invalid fields stand). The order of several causes may differ.
+//! - **Admission** ([`admission`]): `ValidatingAdmissionPolicy` and its bindings
+//!   (`admissionregistration.k8s.io/v1`) judge every create, update (subresources too,
+//!   when a rule names them), patch, apply and delete, dry runs included, with
+//!   `matchConstraints`, `matchConditions`, `variables`, `paramKind`/`paramRef`,
+//!   `failurePolicy` and the `Deny` and `Warn` actions (a `Warning` header); refusals carry
+//!   the real Status (`... is forbidden: ValidatingAdmissionPolicy 'P' with binding 'B'
+//!   denied request: MSG`, 422 `Invalid` or the validation's reason). `Audit`, audit
+//!   annotations, `authorizer`, expression type checking and policy `status` are not
+//!   offered; no mutating policies and no webhooks. Requests the server makes itself
+//!   (garbage collection, finalizer removal, the Deployment simulation) are not admitted.
+//! - **gap — built-in kinds are not validated**: they are checked only for name,
+//!   namespace, kind and apiVersion, so a Deployment or Service a real server would refuse
+//!   is stored. Covered by Fife building them from `k8s-openapi`'s typed structs.
 //! - **OpenAPI.** `/openapi/v3` lists every group-version and each document carries only
 //!   the PATCH operations with their query parameters, no schemas; `/openapi/v2` is not
-//!   served. `kubectl` therefore uses server-side field validation (which this server
-//!   does not enforce, see above) and computes client-side apply patches from its
+//!   served. `kubectl` therefore uses server-side field validation (`fieldValidation`;
+//!   unknown fields are pruned silently, as with `Ignore`) and computes client-side
+//!   apply patches from its
 //!   compiled-in types (built-ins) or as JSON merge patches (custom resources), as it
 //!   does against a real server for custom resources.
 //! - **No conversion.** Every served version of a CRD returns the stored object with its
@@ -109,8 +132,9 @@
 //!   events with the `k8s.io/initial-events-end` bookmark.
 //! - **Aggregated discovery** (`apidiscovery.k8s.io/v2`) is not offered; clients fall back
 //!   to the per-group documents, as they do against older servers.
-//! - **JSON only**: no protobuf (but for the reviews above) or CBOR; dry-run (`dryRun=All`) is honoured for create,
-//!   update, patch and delete without admission.
+//! - **JSON only**: no protobuf (but for the reviews above) or CBOR; dry-run
+//!   (`dryRun=All`) is honoured for create, update, patch and delete, validated and
+//!   admitted like a real write.
 //! - **Event history** is bounded by [`Config::history_limit`] changes across all kinds
 //!   (the real server keeps about five minutes of etcd history), so 410 Gone can be
 //!   provoked on purpose (`POST /testkit/compact`).

@@ -559,7 +559,8 @@ impl Store {
     }
 
     /// [`Store::update`], judged by the validating admission policies when `admission`
-    /// is given.
+    /// is given; a dry-run admission stops there and returns the object as it would be
+    /// stored.
     pub fn update_admitted(
         &mut self,
         rt: &ResourceType,
@@ -677,6 +678,9 @@ impl Store {
                     old_object: Some(&old),
                 },
             )?;
+            if admission.dry_run {
+                return Ok(with_version(rt, &object));
+            }
         }
         let unchanged = {
             let mut a = old.clone();

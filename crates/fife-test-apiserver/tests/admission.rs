@@ -183,6 +183,36 @@ async fn an_approval_names_the_authenticated_user_or_is_forbidden() {
         .await;
     assert_eq!(takeover.code, 403, "{}", takeover.body);
 
+    // Dry runs are judged too, and store nothing.
+    let dry = format!("{approvals}/mine?dryRun=All");
+    let forged_dry = s
+        .send(
+            "PATCH",
+            "bob-token",
+            &dry,
+            Some(json!({ "spec": { "approver": "alice" } })),
+        )
+        .await;
+    assert_eq!(forged_dry.code, 403, "{}", forged_dry.body);
+    let own_dry = s
+        .send(
+            "PATCH",
+            "alice-token",
+            &dry,
+            Some(json!({ "metadata": { "labels": { "checked": "yes" } } })),
+        )
+        .await;
+    assert_eq!(own_dry.code, 200, "{}", own_dry.body);
+    assert_eq!(own_dry.body["metadata"]["labels"]["checked"], "yes");
+    let stored = s
+        .send("GET", "alice-token", &format!("{approvals}/mine"), None)
+        .await;
+    assert!(
+        stored.body["metadata"].get("labels").is_none(),
+        "{}",
+        stored.body
+    );
+
     // The match condition exempts the administrator.
     let admin = s
         .send(
