@@ -49,6 +49,7 @@ pub async fn serve(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     body: Bytes,
 ) -> Response {
     let arrived = chrono::Utc::now();
@@ -58,12 +59,19 @@ pub async fn serve(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let user = state
-        .tokens
-        .lock()
-        .expect("token lock poisoned")
-        .authenticate(authorization)
-        .ok();
+    // A verified client certificate wins over a token, as the x509 authenticator comes
+    // first in kube-apiserver.
+    let certificate_user = extensions
+        .get::<axum::extract::ConnectInfo<super::tls::Peer>>()
+        .and_then(|peer| peer.0.certificate_user.clone());
+    let user = certificate_user.or_else(|| {
+        state
+            .tokens
+            .lock()
+            .expect("token lock poisoned")
+            .authenticate(authorization)
+            .ok()
+    });
     let response = match &user {
         Some(user) => answer(&state, method.clone(), &uri, headers, &body, user).await,
         None => unauthorized(),

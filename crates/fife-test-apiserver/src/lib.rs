@@ -36,8 +36,11 @@
 //!   written kubeconfig (`kubernetes-admin`, group `system:masters`) and ServiceAccount
 //!   tokens the server mints ([`ApiServer::service_account_token`], `kubectl create
 //!   token`); unknown tokens get 401 `Unauthorized`. Tokens are opaque strings, not
-//!   signed JWTs, and never expire; no client certificates, OIDC, webhook tokens or
-//!   impersonation. Requests without credentials are `system:anonymous` while
+//!   signed JWTs, and never expire. Over TLS, a client certificate signed by the fixed
+//!   client CA is the user of its common name with its organizations as groups (checked
+//!   before tokens, as kube-apiserver's x509 authenticator); the one such certificate is
+//!   `jane` in `approvers` and `dev` ([`ApiServer::kubeconfig_with_client_certificate`]).
+//!   No OIDC, webhook tokens or impersonation. Requests without credentials are `system:anonymous` while
 //!   [`Authentication::anonymous`] is on (the default, as kube-apiserver's
 //!   `--anonymous-auth`), else 401. `kubectl` sends a kubeconfig's token only over TLS,
 //!   so identity through `kubectl` needs [`Config::tls`] (a fixed test certificate,
@@ -321,6 +324,7 @@ impl ApiServer {
                 address: listen,
                 source,
             })?;
+            let app = app.into_make_service_with_connect_info::<tls::Peer>();
             tokio::spawn(async move { axum::serve(listener, app).await })
         } else {
             tokio::spawn(async move { axum::serve(listener, app).await })
@@ -359,6 +363,13 @@ impl ApiServer {
     /// A kubeconfig pointing at this server that authenticates with `token`.
     pub fn kubeconfig_with_token(&self, token: &str) -> String {
         kubeconfig_with_token(&self.url(), token)
+    }
+
+    /// A kubeconfig pointing at this server (which needs [`Config::tls`]) that
+    /// authenticates with the test client certificate: the user `jane` in the groups
+    /// `approvers` and `dev`.
+    pub fn kubeconfig_with_client_certificate(&self) -> String {
+        kubeconfig_with_client_certificate(&self.url(), tls::CLIENT_CERTIFICATE, tls::CLIENT_KEY)
     }
 
     /// Mints a token for the ServiceAccount `namespace/name`, as a `TokenRequest`
@@ -439,6 +450,24 @@ pub fn kubeconfig_for(url: &str) -> String {
 /// A kubeconfig for a server URL and a bearer token; an `https://` URL trusts the test
 /// CA ([`tls::CA_CERTIFICATE`]).
 pub fn kubeconfig_with_token(url: &str, token: &str) -> String {
+    kubeconfig_with_user(url, &format!("token: {token}"))
+}
+
+/// A kubeconfig for an `https://` server URL that authenticates with a client
+/// certificate and key (PEM), e.g. [`tls::CLIENT_CERTIFICATE`] and [`tls::CLIENT_KEY`].
+pub fn kubeconfig_with_client_certificate(url: &str, certificate: &str, key: &str) -> String {
+    kubeconfig_with_user(
+        url,
+        &format!(
+            "client-certificate-data: {}\n    client-key-data: {}",
+            tls::base64(certificate.as_bytes()),
+            tls::base64(key.as_bytes())
+        ),
+    )
+}
+
+/// A kubeconfig whose user entry is `user` (YAML at the indentation of `token:`).
+fn kubeconfig_with_user(url: &str, user: &str) -> String {
     let ca = if url.starts_with("https://") {
         format!(
             "\n    certificate-authority-data: {}",
@@ -457,7 +486,7 @@ clusters:
 users:
 - name: fife-testkit
   user:
-    token: {token}
+    {user}
 contexts:
 - name: fife-testkit
   context:

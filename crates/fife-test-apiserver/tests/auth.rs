@@ -373,3 +373,26 @@ async fn admission_policies_and_crd_rules_refuse_with_the_real_servers_message()
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_client_certificate_is_the_user_and_groups_of_its_subject() {
+    let cluster = Cluster::start().await;
+    std::fs::write(
+        cluster.dir.path().join("jane"),
+        cluster.server.kubeconfig_with_client_certificate(),
+    )
+    .unwrap();
+    let (ok, out, err) = cluster.kubectl("jane", &["auth", "whoami"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("jane"), "{out}");
+    assert!(
+        out.contains("[approvers dev system:authenticated]"),
+        "{out}"
+    );
+    let (ok, _, err) = cluster.kubectl("jane", &["get", "pods"]).await;
+    assert!(!ok);
+    assert!(
+        err.contains("pods is forbidden: User \"jane\" cannot list resource \"pods\""),
+        "{err}"
+    );
+}
