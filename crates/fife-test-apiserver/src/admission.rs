@@ -14,7 +14,8 @@
 //!
 //! CEL sees `object`, `oldObject` (null on create, `object` null on delete), `request`
 //! (`operation`, `userInfo`, `name`, `namespace`, `resource`, `subResource`, `kind`,
-//! `dryRun`...), `params`, `namespaceObject` and `variables`. Not offered: `authorizer`,
+//! `dryRun`...), `params`, `namespaceObject` and `variables`. Policies and bindings are
+//! checked when written ([`check_definition`]). Not offered: `authorizer`,
 //! `auditAnnotations` and the `Audit` action (accepted and ignored: the server keeps no
 //! audit log), type checking of expressions against the matched kinds (a wrong field is
 //! a runtime error, handled by `failurePolicy`), the policies' `status`, and
@@ -26,6 +27,7 @@ use super::expression::{Expression, from_json};
 use super::selector::label_selector_matches;
 use super::status::ApiError;
 use super::store::Store;
+use super::validation::FieldError;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -181,6 +183,89 @@ pub fn admit(
         }
     }
     Ok(())
+}
+
+/// What the real server refuses in a policy or binding itself: expressions that do not
+/// compile, a policy without validations, a binding without a policy name or actions,
+/// unknown enum values. Empty for every other kind.
+pub fn check_definition(rt: &ResourceType, object: &Value) -> Vec<FieldError> {
+    if rt.group != GROUP {
+        return Vec::new();
+    }
+    let spec = &object["spec"];
+    let mut errors = Vec::new();
+    match rt.plural.as_str() {
+        "validatingadmissionpolicies" => {
+            errors.extend(one_of(
+                "spec.failurePolicy",
+                &spec["failurePolicy"],
+                &["Fail", "Ignore"],
+            ));
+            let expressions = [
+                ("matchConditions", "expression"),
+                ("variables", "expression"),
+                ("validations", "expression"),
+                ("validations", "messageExpression"),
+            ];
+            for (list, field) in expressions {
+                for (i, item) in spec[list].as_array().into_iter().flatten().enumerate() {
+                    if let Some(source) = item[field].as_str()
+                        && let Err(why) = Expression::compile(source)
+                    {
+                        errors.push(FieldError::invalid(
+                            &format!("spec.{list}[{i}].{field}"),
+                            &json!(source),
+                            &why,
+                        ));
+                    }
+                }
+            }
+            let empty = |list: &str| spec[list].as_array().is_none_or(Vec::is_empty);
+            if empty("validations") && empty("auditAnnotations") {
+                errors.push(FieldError::required(
+                    "spec.validations",
+                    "validations or auditAnnotations must contain at least one item",
+                ));
+            }
+        }
+        "validatingadmissionpolicybindings" => {
+            if spec["policyName"].as_str().is_none_or(str::is_empty) {
+                errors.push(FieldError::required("spec.policyName", ""));
+            }
+            let actions = spec["validationActions"].as_array();
+            if actions.is_none_or(Vec::is_empty) {
+                errors.push(FieldError::required(
+                    "spec.validationActions",
+                    "at least one validation action is required",
+                ));
+            }
+            for (i, action) in actions.into_iter().flatten().enumerate() {
+                errors.extend(one_of(
+                    &format!("spec.validationActions[{i}]"),
+                    action,
+                    &["Deny", "Warn", "Audit"],
+                ));
+            }
+        }
+        _ => {}
+    }
+    errors
+}
+
+fn one_of(field: &str, value: &Value, allowed: &[&str]) -> Option<FieldError> {
+    let v = value.as_str()?;
+    if allowed.contains(&v) {
+        return None;
+    }
+    let supported: Vec<String> = allowed.iter().map(|a| format!("{a:?}")).collect();
+    Some(FieldError {
+        reason: "FieldValueNotSupported",
+        field: field.to_owned(),
+        message: format!(
+            "Unsupported value: {v:?}: supported values: {}",
+            supported.join(", ")
+        ),
+    })
 }
 
 /// The real server's refusal: `admission.NewForbidden`'s message and details, with the

@@ -83,7 +83,9 @@
 //!   `matchConstraints`, `matchConditions`, `variables`, `paramKind`/`paramRef`,
 //!   `failurePolicy` and the `Deny` and `Warn` actions (a `Warning` header); refusals carry
 //!   the real Status (`... is forbidden: ValidatingAdmissionPolicy 'P' with binding 'B'
-//!   denied request: MSG`, 422 `Invalid` or the validation's reason). `Audit`, audit
+//!   denied request: MSG`, 422 `Invalid` or the validation's reason). Policies and
+//!   bindings are refused when written if an expression does not compile, a required
+//!   field is missing or an enum value is unknown. `Audit`, audit
 //!   annotations, `authorizer`, expression type checking and policy `status` are not
 //!   offered; no mutating policies and no webhooks. Requests the server makes itself
 //!   (garbage collection, finalizer removal, the Deployment simulation) are not admitted.

@@ -1013,17 +1013,18 @@ fn strip_managed_times(object: &mut Value) {
 }
 
 /// A custom resource's structural-schema validation and CEL rules
-/// ([`super::validation`]); other kinds have no schema here.
+/// ([`super::validation`]), or an admission policy's own checks
+/// ([`super::admission::check_definition`]); other kinds are not validated here.
 fn check_schema(
     rt: &ResourceType,
     name: &str,
     object: &Value,
     old: Option<&Value>,
 ) -> Result<(), ApiError> {
-    let Some(schema) = &rt.schema else {
-        return Ok(());
+    let errors = match &rt.schema {
+        Some(schema) => super::validation::validate(object, old, schema),
+        None => super::admission::check_definition(rt, object),
     };
-    let errors = super::validation::validate(object, old, schema);
     if errors.is_empty() {
         Ok(())
     } else {

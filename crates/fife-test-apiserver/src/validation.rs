@@ -30,7 +30,7 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    fn invalid(field: &str, value: &Value, detail: &str) -> Self {
+    pub fn invalid(field: &str, value: &Value, detail: &str) -> Self {
         Self {
             reason: "FieldValueInvalid",
             field: field.to_owned(),
@@ -46,7 +46,7 @@ impl FieldError {
         }
     }
 
-    fn required(field: &str, detail: &str) -> Self {
+    pub fn required(field: &str, detail: &str) -> Self {
         Self {
             reason: "FieldValueRequired",
             field: field.to_owned(),

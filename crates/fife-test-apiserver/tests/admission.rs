@@ -495,3 +495,60 @@ async fn an_expression_that_fails_follows_the_failure_policy() {
         other.body
     );
 }
+
+#[tokio::test]
+async fn policies_and_bindings_that_cannot_work_are_refused() {
+    let s = Server::start().await;
+    let base = "/apis/admissionregistration.k8s.io/v1";
+    let policy = s
+        .send(
+            "POST",
+            ADMIN_TOKEN,
+            &format!("{base}/validatingadmissionpolicies"),
+            Some(json!({ "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+                "metadata": { "name": "broken" },
+                "spec": { "failurePolicy": "Sometimes",
+                    "matchConditions": [{ "name": "c", "expression": "request.(" }],
+                    "validations": [] } })),
+        )
+        .await;
+    assert_eq!(policy.code, 422, "{}", policy.body);
+    let causes: Vec<&str> = policy.body["details"]["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        causes,
+        [
+            "spec.failurePolicy",
+            "spec.matchConditions[0].expression",
+            "spec.validations"
+        ]
+    );
+    let message = policy.body["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "ValidatingAdmissionPolicy.admissionregistration.k8s.io \"broken\" is invalid: [spec.failurePolicy: Unsupported value: \"Sometimes\": supported values: \"Fail\", \"Ignore\", spec.matchConditions[0].expression: Invalid value: \"request.(\": compilation failed: "
+        ) && message.ends_with(
+            "spec.validations: Required value: validations or auditAnnotations must contain at least one item]"
+        ),
+        "{message}"
+    );
+
+    let binding = s
+        .send(
+            "POST",
+            ADMIN_TOKEN,
+            &format!("{base}/validatingadmissionpolicybindings"),
+            Some(json!({ "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+                "metadata": { "name": "broken" }, "spec": { "validationActions": ["Block"] } })),
+        )
+        .await;
+    assert_eq!(binding.code, 422, "{}", binding.body);
+    assert_eq!(
+        binding.body["message"],
+        "ValidatingAdmissionPolicyBinding.admissionregistration.k8s.io \"broken\" is invalid: [spec.policyName: Required value, spec.validationActions[0]: Unsupported value: \"Block\": supported values: \"Deny\", \"Warn\", \"Audit\"]"
+    );
+}
