@@ -28,7 +28,6 @@ use super::selector::label_selector_matches;
 use super::status::ApiError;
 use super::store::Store;
 use super::validation::FieldError;
-use serde::Serialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -36,8 +35,7 @@ use std::sync::Arc;
 pub const GROUP: &str = "admissionregistration.k8s.io";
 
 /// The admission operation, with the names rules and `request.operation` use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
     Create,
     Update,
@@ -45,7 +43,8 @@ pub enum Operation {
 }
 
 impl Operation {
-    fn wire(self) -> &'static str {
+    /// The name rules list and `request.operation` carries.
+    pub fn wire(self) -> &'static str {
         match self {
             Self::Create => "CREATE",
             Self::Update => "UPDATE",
@@ -111,7 +110,9 @@ pub fn admit(
     admission: &mut Admission,
     attempt: Attempt<'_>,
 ) -> Result<(), ApiError> {
-    if attempt.rt.review {
+    // Policies never judge reviews, nor policies and bindings themselves (so a broad
+    // policy cannot lock its own fix out), as in the real server.
+    if attempt.rt.review || attempt.rt.group == GROUP {
         return Ok(());
     }
     let Some(policy_type) = store
@@ -532,7 +533,7 @@ fn evaluate(
     for variable in spec["variables"].as_array().into_iter().flatten() {
         let name = variable["name"].as_str().unwrap_or_default();
         let source = variable["expression"].as_str().unwrap_or_default();
-        let with_variables = with(&bound, &variables);
+        let with_variables = bound_with_variables(&bound, &variables);
         // A variable that fails is left out: only expressions that use it fail.
         if let Ok(value) = Expression::compile(source).and_then(|e| e.evaluate(&with_variables)) {
             variables.insert(cel::objects::Key::from(name.to_owned()), value);
@@ -569,7 +570,8 @@ fn evaluate(
     refusals
 }
 
-fn with<'a>(
+/// `bound` plus the variables evaluated so far, for the next variable's expression.
+fn bound_with_variables<'a>(
     bound: &[(&'a str, cel::Value)],
     variables: &std::collections::HashMap<cel::objects::Key, cel::Value>,
 ) -> Vec<(&'a str, cel::Value)> {

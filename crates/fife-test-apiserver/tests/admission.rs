@@ -552,3 +552,34 @@ async fn policies_and_bindings_that_cannot_work_are_refused() {
         "ValidatingAdmissionPolicyBinding.admissionregistration.k8s.io \"broken\" is invalid: [spec.policyName: Required value, spec.validationActions[0]: Unsupported value: \"Block\": supported values: \"Deny\", \"Warn\", \"Audit\"]"
     );
 }
+
+#[tokio::test]
+async fn a_policy_over_everything_never_locks_out_its_own_removal() {
+    let s = Server::start().await;
+    s.policy(
+        json!({ "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+            "metadata": { "name": "freeze" },
+            "spec": { "matchConstraints": { "resourceRules": [{ "apiGroups": ["*"], "apiVersions": ["*"],
+                    "operations": ["*"], "resources": ["*"] }] },
+                "validations": [{ "expression": "false", "message": "the cluster is frozen" }] } }),
+        json!({ "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": { "name": "freeze" },
+            "spec": { "policyName": "freeze", "validationActions": ["Deny"] } }),
+    )
+    .await;
+    let cm = json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "c" } });
+    let path = "/api/v1/namespaces/default/configmaps";
+    let frozen = s.send("POST", ADMIN_TOKEN, path, Some(cm.clone())).await;
+    assert_eq!(frozen.code, 422, "{}", frozen.body);
+    let unbound = s
+        .send(
+            "DELETE",
+            ADMIN_TOKEN,
+            "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings/freeze",
+            None,
+        )
+        .await;
+    assert_eq!(unbound.code, 200, "{}", unbound.body);
+    let thawed = s.send("POST", ADMIN_TOKEN, path, Some(cm)).await;
+    assert_eq!(thawed.code, 201, "{}", thawed.body);
+}
