@@ -40,9 +40,9 @@
 //!   client CA is the user of its common name with its organizations as groups (checked
 //!   before tokens, as kube-apiserver's x509 authenticator); the one such certificate is
 //!   `jane` in `approvers` and `dev` ([`ApiServer::kubeconfig_with_client_certificate`]).
-//!   No OIDC, webhook tokens or impersonation. Requests without credentials are `system:anonymous` while
-//!   [`Authentication::anonymous`] is on (the default, as kube-apiserver's
-//!   `--anonymous-auth`), else 401. `kubectl` sends a kubeconfig's token only over TLS,
+//!   No OIDC, webhook tokens or impersonation. Requests without credentials are
+//!   `system:anonymous` while [`Authentication::anonymous`] is on (the default, as
+//!   kube-apiserver's `--anonymous-auth`), else 401. `kubectl` sends a kubeconfig's token only over TLS,
 //!   so identity through `kubectl` needs [`Config::tls`] (a fixed test certificate,
 //!   [`tls`]); over plain HTTP kubectl is anonymous. The user is in the request
 //!   [`journal`].
@@ -85,20 +85,19 @@
 //!   the real Status (`... is forbidden: ValidatingAdmissionPolicy 'P' with binding 'B'
 //!   denied request: MSG`, 422 `Invalid` or the validation's reason). Policies and
 //!   bindings are refused when written if an expression does not compile, a required
-//!   field is missing or an enum value is unknown. `Audit`, audit
-//!   annotations, `authorizer`, expression type checking and policy `status` are not
-//!   offered; no mutating policies and no webhooks. Requests the server makes itself
+//!   field is missing or an enum value is unknown. The `Audit` action is accepted and
+//!   ignored (there is no audit log); audit annotations, `authorizer`, expression type
+//!   checking and policy `status` are not offered; no mutating policies, no webhooks. Requests the server makes itself
 //!   (garbage collection, finalizer removal, the Deployment simulation) are not admitted.
-//! - **gap — built-in kinds are not validated**: they are checked only for name,
-//!   namespace, kind and apiVersion, so a Deployment or Service a real server would refuse
+//! - **gap — built-in kinds are not validated** (but for admission policies and
+//!   bindings): they are checked only for name, namespace, kind and apiVersion, so a Deployment or Service a real server would refuse
 //!   is stored. Covered by Fife building them from `k8s-openapi`'s typed structs.
 //! - **OpenAPI.** `/openapi/v3` lists every group-version and each document carries only
 //!   the PATCH operations with their query parameters, no schemas; `/openapi/v2` is not
 //!   served. `kubectl` therefore uses server-side field validation (`fieldValidation`;
 //!   unknown fields are pruned silently, as with `Ignore`) and computes client-side
-//!   apply patches from its
-//!   compiled-in types (built-ins) or as JSON merge patches (custom resources), as it
-//!   does against a real server for custom resources.
+//!   apply patches from its compiled-in types (built-ins) or as JSON merge patches
+//!   (custom resources), as it does against a real server for custom resources.
 //! - **No conversion.** Every served version of a CRD returns the stored object with its
 //!   `apiVersion` rewritten; there are no conversion webhooks.
 //! - **Strategic merge patch** knows merge keys by field name (see [`patch`]), not by
