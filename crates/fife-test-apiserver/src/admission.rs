@@ -133,7 +133,21 @@ pub fn admit(
     }
     let policies = store.objects_of(policy_type);
     let namespace_object = namespace_object(store, attempt);
-    let request = request_of(admission, attempt);
+    // What every policy sees but its params, converted to CEL once per request.
+    let request = [
+        ("object", attempt.object.map_or(cel::Value::Null, from_json)),
+        (
+            "oldObject",
+            attempt.old_object.map_or(cel::Value::Null, from_json),
+        ),
+        ("request", from_json(&request_of(admission, attempt))),
+        (
+            "namespaceObject",
+            namespace_object
+                .as_ref()
+                .map_or(cel::Value::Null, from_json),
+        ),
+    ];
     for binding in &bindings {
         let policy_name = binding["spec"]["policyName"].as_str().unwrap_or_default();
         let Some(policy) = policies
@@ -159,7 +173,7 @@ pub fn admit(
         let refusals = match params_for(store, spec, &binding["spec"], attempt) {
             Ok(params) => params
                 .iter()
-                .flat_map(|p| evaluate(spec, attempt, &request, p, namespace_object.as_ref()))
+                .flat_map(|p| evaluate(spec, &request, p))
                 .collect::<Vec<_>>(),
             Err(refusal) => vec![refusal],
         };
@@ -211,7 +225,7 @@ pub fn check_definition(rt: &ResourceType, object: &Value) -> Vec<FieldError> {
             for (list, field) in expressions {
                 for (i, item) in spec[list].as_array().into_iter().flatten().enumerate() {
                     if let Some(source) = item[field].as_str()
-                        && let Err(why) = Expression::compile(source)
+                        && let Err(why) = Expression::cached(source)
                     {
                         errors.push(FieldError::invalid(
                             &format!("spec.{list}[{i}].{field}"),
@@ -494,35 +508,19 @@ fn params_for(
     Ok(found)
 }
 
-/// Runs one policy against one params object: the failed validations, in order.
-fn evaluate(
-    spec: &Value,
-    attempt: Attempt<'_>,
-    request: &Value,
-    params: &Value,
-    namespace: Option<&Value>,
-) -> Vec<Refusal> {
+/// Runs one policy against one params object, with `request` the other variables:
+/// the failed validations, in order.
+fn evaluate(spec: &Value, request: &[(&'static str, cel::Value)], params: &Value) -> Vec<Refusal> {
     let ignore_errors = spec["failurePolicy"].as_str() == Some("Ignore");
     let error = |source: &str, why: String| Refusal {
         message: format!("expression '{source}' resulted in error: {why}"),
         reason: "Invalid".into(),
     };
-    let mut bound: Vec<(&str, cel::Value)> = vec![
-        ("object", attempt.object.map_or(cel::Value::Null, from_json)),
-        (
-            "oldObject",
-            attempt.old_object.map_or(cel::Value::Null, from_json),
-        ),
-        ("request", from_json(request)),
-        ("params", from_json(params)),
-        (
-            "namespaceObject",
-            namespace.map_or(cel::Value::Null, from_json),
-        ),
-    ];
+    let mut bound = request.to_vec();
+    bound.push(("params", from_json(params)));
     for condition in spec["matchConditions"].as_array().into_iter().flatten() {
         let source = condition["expression"].as_str().unwrap_or_default();
-        match Expression::compile(source).and_then(|e| e.check(&bound)) {
+        match Expression::cached(source).and_then(|e| e.check(&bound)) {
             Ok(true) => {}
             Ok(false) => return Vec::new(),
             Err(_) if ignore_errors => return Vec::new(),
@@ -535,7 +533,7 @@ fn evaluate(
         let source = variable["expression"].as_str().unwrap_or_default();
         let with_variables = bound_with_variables(&bound, &variables);
         // A variable that fails is left out: only expressions that use it fail.
-        if let Ok(value) = Expression::compile(source).and_then(|e| e.evaluate(&with_variables)) {
+        if let Ok(value) = Expression::cached(source).and_then(|e| e.evaluate(&with_variables)) {
             variables.insert(cel::objects::Key::from(name.to_owned()), value);
         }
     }
@@ -552,12 +550,12 @@ fn evaluate(
             .as_str()
             .unwrap_or("Invalid")
             .to_owned();
-        match Expression::compile(source).and_then(|e| e.check(&bound)) {
+        match Expression::cached(source).and_then(|e| e.check(&bound)) {
             Ok(true) => {}
             Ok(false) => {
                 let message = validation["messageExpression"]
                     .as_str()
-                    .and_then(|m| Expression::compile(m).and_then(|e| e.message(&bound)).ok())
+                    .and_then(|m| Expression::cached(m).and_then(|e| e.message(&bound)).ok())
                     .filter(|m| !m.trim().is_empty())
                     .or_else(|| validation["message"].as_str().map(str::to_owned))
                     .unwrap_or_else(|| format!("failed expression: {source}"));

@@ -11,7 +11,7 @@
 
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 
 static ENVIRONMENT: LazyLock<Arc<cel::Env>> = LazyLock::new(|| {
     let mut env = cel::Env::stdlib();
@@ -34,7 +34,31 @@ impl std::fmt::Debug for Expression {
     }
 }
 
+/// Compiled expressions by source: policies and CRD rules are evaluated on every write,
+/// and parsing costs more than evaluating. Bounded: emptied when it grows past this.
+const CACHED_EXPRESSIONS: usize = 4096;
+
+static CACHE: LazyLock<Mutex<HashMap<String, Arc<Expression>>>> = LazyLock::new(Mutex::default);
+
 impl Expression {
+    /// The compiled `source`, from the cache when it was compiled before.
+    pub fn cached(source: &str) -> Result<Arc<Self>, String> {
+        if let Some(hit) = CACHE
+            .lock()
+            .expect("expression cache lock poisoned")
+            .get(source)
+        {
+            return Ok(Arc::clone(hit));
+        }
+        let compiled = Arc::new(Self::compile(source)?);
+        let mut cache = CACHE.lock().expect("expression cache lock poisoned");
+        if cache.len() >= CACHED_EXPRESSIONS {
+            cache.clear();
+        }
+        cache.insert(source.to_owned(), Arc::clone(&compiled));
+        Ok(compiled)
+    }
+
     /// Compiles `source`; the error is the parser's, as a sentence.
     pub fn compile(source: &str) -> Result<Self, String> {
         ENVIRONMENT
@@ -236,6 +260,14 @@ mod tests {
         assert_eq!(rule.check(&[("self", value)]), Ok(true));
         let untyped = from_json(&json!({ "confidence": 1 }));
         assert_eq!(rule.check(&[("self", untyped)]), Ok(false));
+    }
+
+    #[test]
+    fn cached_expressions_are_compiled_once() {
+        let a = Expression::cached("self.x == 1").unwrap();
+        let b = Expression::cached("self.x == 1").unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(Expression::cached("self.(").is_err());
     }
 
     #[test]

@@ -455,7 +455,7 @@ impl Walk<'_> {
                     .to_owned(),
                 None => path.to_owned(),
             };
-            let compiled = match Expression::compile(source) {
+            let compiled = match Expression::cached(source) {
                 Ok(c) => c,
                 Err(why) => {
                     self.errors.push(FieldError {
@@ -493,7 +493,7 @@ impl Walk<'_> {
                 Ok(false) => {
                     let message = rule["messageExpression"]
                         .as_str()
-                        .and_then(|m| Expression::compile(m).and_then(|e| e.message(&bound)).ok())
+                        .and_then(|m| Expression::cached(m).and_then(|e| e.message(&bound)).ok())
                         .filter(|m| !m.trim().is_empty())
                         .or_else(|| rule["message"].as_str().map(str::to_owned))
                         .unwrap_or_else(|| format!("failed rule: {source}"));
