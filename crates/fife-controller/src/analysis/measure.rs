@@ -5,6 +5,7 @@
 //! ```text
 //!  threshold:  instant query ─▶ Samples ─▶ fife_engine::threshold_verdict ─▶ phase
 //!  comparison: range query × {canary, baseline, stable} ─▶ series per pod
+//!              (counts: errors and requests queries, errors absent = none)
 //!              ─▶ fife_engine::comparison_verdict (look k of the run) ─▶ phase
 //!  any query failure ─▶ Error; "no data" ─▶ Error (threshold) or Inconclusive (comparison)
 //! ```
@@ -24,8 +25,8 @@ use fife_audit::{
 };
 use fife_engine::{ComparisonSides, ComparisonStatistics};
 use fife_metrics::{
-    ClientPool, ErrorClass, MetricError, MetricProvider, PrometheusSource, Query, Role,
-    RoleQueries, RoleSamples, Samples, Series, TemplateValues, Window, measure_roles, render,
+    ClientPool, ErrorClass, FailureCause, MetricError, MetricProvider, PrometheusSource, Query,
+    Role, RoleQueries, RoleSamples, Samples, Series, TemplateValues, Window, measure_roles, render,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -82,35 +83,88 @@ pub async fn measure_metric(
                     (r.lookback.as_std(), r.step.as_std())
                 });
             let look = fife_engine::comparison_look(metric, status, lookback, now);
-            // The pod test accumulates evidence from the run's start; the pooled test
-            // keeps its fixed window.
+            // The pod and counts tests accumulate evidence from the run's start; the
+            // pooled test keeps its fixed window.
             let lookback = match comparison.test {
-                ComparisonTest::Pods => now.duration_since(look.since).unsigned_abs().max(lookback),
+                ComparisonTest::Pods | ComparisonTest::Counts => {
+                    now.duration_since(look.since).unsigned_abs().max(lookback)
+                }
                 ComparisonTest::MannWhitney => lookback,
             };
-            let queries = [Role::Canary, Role::Baseline, Role::Stable]
-                .into_iter()
-                .filter_map(|role| {
-                    let values = TemplateValues {
-                        args: args.clone(),
-                        role: Some(role),
-                    };
-                    render(&spec.query, &values)
-                        .ok()
-                        .map(|text| rendered(spec, Some(role), &text))
+            let window = Window::Range { lookback, step };
+            let templates = std::iter::once(&spec.query).chain(comparison.requests.as_ref());
+            let queries = templates
+                .flat_map(|template| {
+                    [Role::Canary, Role::Baseline, Role::Stable]
+                        .into_iter()
+                        .filter_map(move |role| {
+                            let values = TemplateValues {
+                                args: args.clone(),
+                                role: Some(role),
+                            };
+                            render(template, &values)
+                                .ok()
+                                .map(|text| rendered(spec, Some(role), &text))
+                        })
                 })
                 .collect();
-            let result = measure_roles(
-                &provider,
-                &RoleQueries::PerRole(spec.query.clone()),
-                args,
-                Window::Range { lookback, step },
-                at,
+            let (result, requests) = match (comparison.test, &comparison.requests) {
+                (ComparisonTest::Counts, Some(requests)) => {
+                    let requests = RoleQueries::PerRole(requests.clone());
+                    match measure_roles(&provider, &requests, args, window, at).await {
+                        Ok(requests) => (
+                            measure_errors(&provider, &spec.query, args, window, at).await,
+                            Some(requests),
+                        ),
+                        Err(e) => (Err(e), None),
+                    }
+                }
+                _ => {
+                    let errors_or_values = RoleQueries::PerRole(spec.query.clone());
+                    let result = measure_roles(&provider, &errors_or_values, args, window, at);
+                    (result.await, None)
+                }
+            };
+            comparison_measurement(
+                metric, comparison, result, requests, queries, look.look, now,
             )
-            .await;
-            comparison_measurement(metric, comparison, result, queries, look.look, now)
         }
     }
+}
+
+/// `counts`: each role's errors series. A role whose errors query finds no series had no
+/// errors (an error counter often appears only with the first error); the requests query
+/// decides whether a side has data.
+async fn measure_errors(
+    provider: &dyn MetricProvider,
+    template: &str,
+    args: &BTreeMap<String, String>,
+    window: Window,
+    at: SystemTime,
+) -> Result<RoleSamples, MetricError> {
+    let mut sides = Vec::with_capacity(3);
+    for role in [Role::Canary, Role::Baseline, Role::Stable] {
+        let values = TemplateValues {
+            args: args.clone(),
+            role: Some(role),
+        };
+        let text = render(template, &values).map_err(|e| {
+            MetricError::new(provider.endpoint(), template, FailureCause::Template(e))
+        })?;
+        match provider.measure(&Query { text, window, at }).await {
+            Ok(samples) => sides.push(samples),
+            Err(e) if e.class() == ErrorClass::NoData => sides.push(Samples::default()),
+            Err(e) => return Err(e),
+        }
+    }
+    let stable = sides.pop();
+    let baseline = sides.pop().unwrap_or_default();
+    let canary = sides.pop().unwrap_or_default();
+    Ok(RoleSamples {
+        canary,
+        baseline,
+        stable,
+    })
 }
 
 fn source(spec: &PrometheusProvider, credentials: ProviderCredentials) -> PrometheusSource {
@@ -205,10 +259,12 @@ fn wire_name(value: impl serde::Serialize) -> String {
 
 /// A comparison measurement from the sides' samples at `look`: the engine's verdict, a
 /// failed query an Error, a query that found no canary or baseline series Inconclusive.
+/// `counts` passes the errors as `result` and the requests per side as `requests`.
 pub fn comparison_measurement(
     metric: &Metric,
     comparison: &Comparison,
     result: Result<RoleSamples, MetricError>,
+    requests: Option<RoleSamples>,
     queries: Vec<RenderedQuery>,
     look: fife_judge::Look,
     now: jiff::Timestamp,
@@ -223,15 +279,23 @@ pub fn comparison_measurement(
         }
         Err(e) => return error_measurement(metric, now, queries, e.to_string()),
     };
-    let sides = ComparisonSides {
+    let sides_of = |samples: &RoleSamples| ComparisonSides {
         canary: pods(&samples.canary),
         baseline: pods(&samples.baseline),
         stable: samples.stable.as_ref().map(pods).unwrap_or_default(),
+        requests: None,
+    };
+    let sides = ComparisonSides {
+        requests: requests.as_ref().map(|r| Box::new(sides_of(r))),
+        ..sides_of(&samples)
     };
     let verdict = fife_engine::comparison_verdict(comparison, &sides, look);
     let judgement = &verdict.judgement;
     let (u, p_method, pods_evidence) = match &verdict.statistics {
         ComparisonStatistics::Pods(j) => {
+            (None, judgement.method.clone(), serde_json::to_value(j).ok())
+        }
+        ComparisonStatistics::Counts(j) => {
             (None, judgement.method.clone(), serde_json::to_value(j).ok())
         }
         ComparisonStatistics::MannWhitney(_) => (judgement.u, judgement.method.clone(), None),
@@ -315,7 +379,7 @@ pub fn audit_phase(phase: MeasurementPhase) -> Phase {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fife_metrics::{FailureCause, NoData};
+    use fife_metrics::NoData;
 
     fn comparison_metric(min_samples: i32, test: ComparisonTest) -> (Metric, Comparison) {
         let comparison = Comparison {
@@ -381,6 +445,7 @@ mod tests {
             metric,
             c,
             result,
+            None,
             Vec::new(),
             fife_judge::Look::SINGLE,
             now(),
@@ -476,10 +541,12 @@ mod tests {
             "q",
             FailureCause::NoData(NoData::EmptyResult),
         );
-        let taken = comparison_measurement(&metric, &c, Err(no_data), Vec::new(), look, now());
+        let taken =
+            comparison_measurement(&metric, &c, Err(no_data), None, Vec::new(), look, now());
         assert_eq!(taken.measurement.phase, MeasurementPhase::Inconclusive);
         let refused = MetricError::new("http://prom", "q", FailureCause::ConnectionRefused);
-        let taken = comparison_measurement(&metric, &c, Err(refused), Vec::new(), look, now());
+        let taken =
+            comparison_measurement(&metric, &c, Err(refused), None, Vec::new(), look, now());
         assert_eq!(taken.measurement.phase, MeasurementPhase::Error);
         assert!(
             taken
