@@ -36,6 +36,64 @@ use crate::analysis::credentials::ProviderCredentials;
 pub const DEFAULT_LOOKBACK: std::time::Duration = std::time::Duration::from_secs(300);
 pub const DEFAULT_STEP: std::time::Duration = std::time::Duration::from_secs(15);
 
+/// The most points Prometheus returns per series of one range query; it refuses a longer
+/// range at the same step.
+pub const PROMETHEUS_MAX_POINTS: u64 = 11_000;
+
+/// The range a comparison metric queries at its last look of a run lasting at most `run`
+/// (sooner when `count` ends it): the pod and counts tests accumulate evidence from the
+/// run's start, the pooled test keeps its lookback. None for a threshold metric.
+pub fn longest_range(
+    metric: &Metric,
+    run: std::time::Duration,
+) -> Option<(std::time::Duration, std::time::Duration)> {
+    let comparison = metric.compare.as_ref()?;
+    let ProviderSpec::Prometheus(spec) = &metric.provider;
+    let (lookback, step) = spec
+        .range
+        .as_ref()
+        .map_or((DEFAULT_LOOKBACK, DEFAULT_STEP), |r| {
+            (r.lookback.as_std(), r.step.as_std())
+        });
+    let planned = metric.count.filter(|c| *c >= 1).map(|count| {
+        let interval = metric
+            .interval
+            .map_or(std::time::Duration::ZERO, |i| i.as_std());
+        let delay = metric
+            .initial_delay
+            .map_or(std::time::Duration::ZERO, |d| d.as_std());
+        delay + interval * (count.unsigned_abs() - 1)
+    });
+    let run = planned.map_or(run, |planned| planned.min(run));
+    Some(match comparison.test {
+        ComparisonTest::Pods | ComparisonTest::Counts => (run + lookback, step),
+        ComparisonTest::MannWhitney => (lookback, step),
+    })
+}
+
+/// A sentence naming the step to use when a range of `lookback` at `step` returns more
+/// than [`PROMETHEUS_MAX_POINTS`] points per series; None when it fits.
+pub fn too_many_points(
+    metric: &str,
+    lookback: std::time::Duration,
+    step: std::time::Duration,
+) -> Option<String> {
+    let step_ms = step.as_millis().max(1);
+    let points = lookback.as_millis() / step_ms + 1;
+    if points <= u128::from(PROMETHEUS_MAX_POINTS) {
+        return None;
+    }
+    let fitting = lookback
+        .as_millis()
+        .div_ceil(u128::from(PROMETHEUS_MAX_POINTS - 1))
+        .div_ceil(1000);
+    Some(format!(
+        "metric {metric}: its range query spans {}s at step {}s, {points} points per series, more than the {PROMETHEUS_MAX_POINTS} Prometheus returns, so Prometheus will refuse it: set range.step to {fitting}s or more",
+        lookback.as_secs(),
+        step.as_secs_f64(),
+    ))
+}
+
 /// One measurement and its audit evidence.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TakenMeasurement {
@@ -91,6 +149,9 @@ pub async fn measure_metric(
                 }
                 ComparisonTest::MannWhitney => lookback,
             };
+            if let Some(warning) = too_many_points(&metric.name, lookback, step) {
+                tracing::warn!("{warning}");
+            }
             let window = Window::Range { lookback, step };
             let templates = std::iter::once(&spec.query).chain(comparison.requests.as_ref());
             let queries = templates
@@ -450,6 +511,35 @@ mod tests {
             fife_judge::Look::SINGLE,
             now(),
         )
+    }
+
+    #[test]
+    fn a_range_over_eleven_thousand_points_names_the_step_that_fits() {
+        let secs = std::time::Duration::from_secs;
+        assert_eq!(too_many_points("m", secs(10_999 * 15), secs(15)), None);
+        let warning = too_many_points("m", secs(11_000 * 15), secs(15)).unwrap();
+        assert!(warning.contains("11001 points"), "{warning}");
+        assert!(
+            warning.contains("set range.step to 16s or more"),
+            "{warning}"
+        );
+        let (mut metric, _) = comparison_metric(20, ComparisonTest::Pods);
+        metric.interval = Some("2m".parse().unwrap());
+        let (lookback, step) = longest_range(&metric, secs(48 * 3600)).unwrap();
+        assert_eq!(lookback, secs(48 * 3600) + DEFAULT_LOOKBACK);
+        assert!(too_many_points(&metric.name, lookback, step).is_some());
+        metric.count = Some(5);
+        let (lookback, _) = longest_range(&metric, secs(48 * 3600)).unwrap();
+        assert_eq!(
+            lookback,
+            secs(4 * 120) + DEFAULT_LOOKBACK,
+            "count ends the run"
+        );
+        let (metric, _) = comparison_metric(20, ComparisonTest::MannWhitney);
+        assert_eq!(
+            longest_range(&metric, secs(48 * 3600)),
+            Some((DEFAULT_LOOKBACK, DEFAULT_STEP))
+        );
     }
 
     #[test]
