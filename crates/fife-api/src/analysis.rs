@@ -358,11 +358,17 @@ fn default_password_key() -> String {
     {
         "rule": "!has(self.allowedDecrease) || (self.allowedDecrease > 0.0 && self.allowedDecrease <= 1.0)",
         "message": "allowedDecrease is a ratio in (0, 1], e.g. 0.90 for -10%"
+    },
+    {
+        "rule": "!has(self.test) || self.test != 'counts' || (has(self.requests) && self.requests.contains('{{role}}'))",
+        "message": "test: counts needs requests, the PromQL for each pod's requests with {{role}}, e.g. sum by (pod) (increase(http_requests_total{fife_role=\"{{role}}\"}[1m]))"
     }
 ]))]
 pub struct Comparison {
     /// `pods` (default): pod-level locations against the spread between pods of one
-    /// version, valid over every measurement of the run. `mannWhitney`: every point pooled
+    /// version, valid over every measurement of the run. `counts`: error ratios, the
+    /// metric's query counting each pod's errors and `requests` its requests, compared as
+    /// proportions with the spread between pods. `mannWhitney`: every point pooled
     /// into one rank test, for teams migrating from Kayenta; valid only for independent
     /// points and a single look.
     #[serde(default)]
@@ -394,6 +400,12 @@ pub struct Comparison {
     /// that can be 0, such as error ratios); `auto` is log unless a value is 0 or below.
     #[serde(default)]
     pub scale: ComparisonScale,
+    /// `counts` only: PromQL for each pod's requests, with `{{role}}` and aggregated by
+    /// the same labels as the metric's query (which counts the errors), e.g.
+    /// `sum by (pod) (increase(http_requests_total{fife_role="{{role}}"}[1m]))`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 16384))]
+    pub requests: Option<String>,
 }
 
 pub const DEFAULT_CONFIDENCE: f64 = 0.95;
@@ -420,6 +432,7 @@ impl Default for Comparison {
             nan_strategy: NanStrategy::default(),
             outliers: OutlierPolicy::default(),
             scale: ComparisonScale::default(),
+            requests: None,
         }
     }
 }
@@ -431,6 +444,7 @@ impl Comparison {
         fife_judge::JudgeConfig {
             test: match self.test {
                 ComparisonTest::Pods => fife_judge::Test::Pods,
+                ComparisonTest::Counts => fife_judge::Test::Counts,
                 ComparisonTest::MannWhitney => fife_judge::Test::MannWhitney,
             },
             confidence: self.confidence,
@@ -472,6 +486,10 @@ pub enum ComparisonTest {
     /// (baseline and stable pods), with α spent over the measurements of the run.
     #[default]
     Pods,
+    /// Error ratios: each pod's errors (the query) over its requests (`requests`),
+    /// compared as proportions with a dispersion estimated from the pods, with α spent
+    /// over the measurements of the run.
+    Counts,
     /// Every point of every series pooled into one Mann-Whitney U test.
     MannWhitney,
 }

@@ -250,32 +250,35 @@ pub struct Judgement {
     pub classification: Classification,
     /// One sentence a person can read.
     pub reason: String,
-    /// The test that judged: `pods` or `mannWhitney`.
+    /// The test that judged: `pods`, `counts` or `mannWhitney`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test: Option<ComparisonTest>,
     /// `pods`: the scale the locations were compared on (`log` or `linear`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale: Option<ComparisonScale>,
-    /// `pods`: which measurement of the run this is (1-based); the α it spent.
+    /// `pods`, `counts`: which measurement of the run this is (1-based); the α it spent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub look: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alpha_look: Option<f64>,
-    /// `pods`: pods per side that entered the test.
+    /// `pods`, `counts`: pods per side that entered the test.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_pods: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline_pods: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stable_pods: Option<i64>,
-    /// `pods`: degrees of freedom and standard error of the estimate.
+    /// `pods`, `counts`: degrees of freedom and standard error of the estimate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub df: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standard_error: Option<f64>,
-    /// `pods`: p · α / α_look, capped at 1, comparable with 1 − confidence.
+    /// `pods`, `counts`: p · α / α_look, capped at 1, comparable with 1 − confidence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adjusted_p_value: Option<f64>,
+    /// `counts`: φ, the variance of a pod's errors relative to the binomial's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispersion: Option<f64>,
 }
 
 /// Confidence interval of the shift.

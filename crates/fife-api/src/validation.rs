@@ -519,6 +519,10 @@ fn validate_metric(
     }
     if let Some(compare) = &metric.compare {
         validate_comparison(metric, compare, &format!("{path}.compare"), problems);
+        if let Some(requests) = &compare.requests {
+            let at = format!("{path}.compare.requests");
+            validate_placeholders(requests, &at, declared, true, problems);
+        }
     }
     match &metric.provider {
         MetricProvider::Prometheus(prometheus) => {
@@ -762,6 +766,25 @@ fn validate_comparison(
             ),
         ));
     }
+    match (compare.test, &compare.requests) {
+        (ComparisonTest::Counts, None) => problems.push(Problem::error(
+            format!("{path}.requests"),
+            "test: counts needs requests, the PromQL for each pod's requests (the metric's query counts its errors), e.g. sum by (pod) (increase(http_requests_total{fife_role=\"{{role}}\"}[1m]))",
+        )),
+        (ComparisonTest::Counts, Some(requests)) if !uses_role(requests) => {
+            problems.push(Problem::error(
+                format!("{path}.requests"),
+                "requests must contain {{role}} so it can select the canary, baseline and stable pods, as the metric's query does",
+            ));
+        }
+        (ComparisonTest::Pods | ComparisonTest::MannWhitney, Some(_)) => {
+            problems.push(Problem::warning(
+                format!("{path}.requests"),
+                "requests is read only by test: counts: set test: counts to compare error ratios, or remove requests",
+            ));
+        }
+        _ => {}
+    }
     let looks = metric
         .count
         .unwrap_or(if metric.interval.is_some() { 2 } else { 1 });
@@ -898,6 +921,37 @@ mod tests {
                 .iter()
                 .any(|p| p.path == at)
         );
+    }
+
+    #[test]
+    fn counts_needs_a_requests_query_with_role_and_declared_args() {
+        let metric = |compare: serde_json::Value| {
+            mk_metric(json!({
+                "compare": compare,
+                "provider": {"prometheus": {"address": "http://p", "query": "e{r=\"{{role}}\"}"}}
+            }))
+        };
+        let at = "spec.metrics[0].compare.requests";
+        let p = template_problems(metric(json!({"test": "counts"})));
+        assert!(has(&p, at, "test: counts needs requests"), "{p:?}");
+        let p = template_problems(metric(json!({"test": "counts", "requests": "n"})));
+        assert!(has(&p, at, "must contain {{role}}"), "{p:?}");
+        let p = template_problems(metric(
+            json!({"test": "counts", "requests": "n{r=\"{{role}}\",s=\"{{args.nope}}\"}"}),
+        ));
+        assert!(has(&p, at, "names no declared argument"), "{p:?}");
+        let p = template_problems(metric(
+            json!({"test": "counts", "requests": "n{r=\"{{role}}\",s=\"{{args.svc}}\"}"}),
+        ));
+        assert!(!p.iter().any(|p| p.path == at), "{p:?}");
+        let p = template_problems(metric(json!({"requests": "n{r=\"{{role}}\"}"})));
+        assert!(
+            p.iter()
+                .any(|p| p.path == at && p.severity == Severity::Warning),
+            "{p:?}"
+        );
+        let c: Comparison = serde_json::from_value(json!({"test": "counts"})).unwrap();
+        assert_eq!(c.judge_config().test, fife_judge::Test::Counts);
     }
 
     #[test]

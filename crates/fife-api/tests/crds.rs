@@ -100,3 +100,52 @@ fn every_cel_rule_in_the_crds_parses() {
         }
     }
 }
+
+/// The API server's CEL bounds for a comparison's confidence and allowed ratios are the
+/// judge's: on every probe value, the rules accept exactly what the judge's `validate`
+/// accepts, so the two can never drift apart.
+#[test]
+fn comparison_cel_bounds_are_the_judges() {
+    use kube::CustomResourceExt;
+    let crd = serde_json::to_value(fife_api::AnalysisTemplate::crd()).unwrap();
+    let compare = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["metrics"]["items"]["properties"]["compare"];
+    let rules: Vec<cel::Program> = compare["x-kubernetes-validations"]
+        .as_array()
+        .expect("compare has CEL rules")
+        .iter()
+        .map(|r| cel::Program::compile(r["rule"].as_str().unwrap()).unwrap())
+        .collect();
+    let probes = [
+        -1.0,
+        0.0,
+        1e-9,
+        0.5,
+        0.95,
+        1.0 - 1e-12,
+        1.0,
+        1.0 + 1e-12,
+        1.1,
+        2.0,
+        1e300,
+    ];
+    for field in ["confidence", "allowedIncrease", "allowedDecrease"] {
+        for value in probes {
+            // The API server applies defaults before it evaluates the rules.
+            let mut comparison = serde_json::json!({"confidence": 0.95});
+            comparison[field] = serde_json::json!(value);
+            let mut context = cel::Context::default();
+            context.add_variable("self", &comparison).unwrap();
+            let cel_accepts = rules
+                .iter()
+                .all(|rule| rule.execute(&context).unwrap() == cel::Value::Bool(true));
+            let typed: fife_api::analysis::Comparison = serde_json::from_value(comparison).unwrap();
+            let judge_accepts = typed
+                .judge_config()
+                .problems()
+                .iter()
+                .all(|problem| problem.field() != field);
+            assert_eq!(cel_accepts, judge_accepts, "{field} = {value}");
+        }
+    }
+}

@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use fife_api::manifest::FifeObject;
 use fife_api::{AnalysisRunSpec, Argument, Metric, MetricProvider};
-use fife_controller::analysis::measure::TakenMeasurement;
+use fife_controller::analysis::measure::{TakenMeasurement, longest_range, too_many_points};
 use fife_controller::analysis::step::{self as analysis_step, Replay};
 use fife_controller::build::runs::substitute_metric_args;
 use fife_metrics::{ClientPool, ErrorClass, MetricProvider as _, PrometheusSource, Query};
@@ -86,6 +86,14 @@ fn replay(args: &ReplayArgs) -> Result<Replay, String> {
     let given = parse_arg_flags(&args.args)?;
     let (template_args, metrics) = read_template(&args.template)?;
     let spec = run_spec(&template_args, &metrics, &given, &args.prometheus)?;
+    let run = to.duration_since(from).unsigned_abs();
+    for metric in &spec.metrics {
+        if let Some(warning) = longest_range(metric, run)
+            .and_then(|(lookback, step)| too_many_points(&metric.name, lookback, step))
+        {
+            eprintln!("fife replay: warning: by --to, {warning}");
+        }
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

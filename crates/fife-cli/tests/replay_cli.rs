@@ -202,3 +202,32 @@ fn bad_input_and_an_unreachable_prometheus_exit_2_naming_the_problem() {
     no_arg.drain(4..6);
     assert_bad_input(&no_arg, "pass --arg service=VALUE");
 }
+
+#[test]
+fn a_replay_whose_range_outgrows_prometheus_warns_with_the_step_that_fits() {
+    // Measured until the step ends (no count), two days at a 15 s step is more than
+    // 11,000 points per series.
+    let background = tempfile::NamedTempFile::new().unwrap();
+    let fixture = std::fs::read_to_string(TEMPLATE).unwrap();
+    std::fs::write(background.path(), fixture.replace("      count: 5\n", "")).unwrap();
+    let template = background.path().to_str().unwrap();
+    let nobody = format!("http://127.0.0.1:{}", free_port().unwrap());
+    let out = fife_replay(&[
+        "--prometheus",
+        &nobody,
+        "--template",
+        template,
+        "--arg",
+        "service=x",
+        "--from",
+        "1700000000",
+        "--to",
+        "1700172800",
+    ]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("fife replay: warning: by --to, metric latency-vs-baseline"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("set range.step to 16s or more"), "{stderr}");
+}

@@ -492,12 +492,16 @@ pub struct ComparisonSides {
     pub baseline: Vec<fife_judge::PodSeries>,
     /// Stable pods: more pods of the baseline's version (may be empty).
     pub stable: Vec<fife_judge::PodSeries>,
+    /// `counts`: the requests per pod of each side, from `compare.requests` (the series
+    /// above count the errors).
+    pub requests: Option<Box<ComparisonSides>>,
 }
 
 /// What the judge found, by test.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ComparisonStatistics {
     Pods(fife_judge::PodJudgement),
+    Counts(fife_judge::CountJudgement),
     MannWhitney(fife_judge::Judgement),
 }
 
@@ -534,6 +538,30 @@ pub fn comparison_verdict(
             );
             let (c, r) = (j.classification, j.reason.clone());
             (ComparisonStatistics::Pods(j), n_c, n_b, c, r)
+        }
+        ComparisonTest::Counts => {
+            let requests = sides.requests.as_deref();
+            let counters =
+                |errors: &[fife_judge::PodSeries],
+                 requests: Option<&Vec<fife_judge::PodSeries>>| {
+                    fife_judge::CounterSeries {
+                        errors: errors.to_vec(),
+                        requests: requests.cloned().unwrap_or_default(),
+                    }
+                };
+            let j = fife_judge::judge_counts(
+                &counters(&sides.canary, requests.map(|r| &r.canary)),
+                &counters(&sides.baseline, requests.map(|r| &r.baseline)),
+                &counters(&sides.stable, requests.map(|r| &r.stable)),
+                look,
+                &config,
+            );
+            let (n_c, n_b) = (
+                j.canary.iter().map(|p| p.points).sum::<usize>(),
+                j.baseline.iter().map(|p| p.points).sum::<usize>(),
+            );
+            let (c, r) = (j.classification, j.reason.clone());
+            (ComparisonStatistics::Counts(j), n_c, n_b, c, r)
         }
         ComparisonTest::MannWhitney => {
             let pooled = |pods: &[fife_judge::PodSeries]| -> Vec<f64> {
@@ -610,6 +638,7 @@ fn api_judgement(
         df: None,
         standard_error: None,
         adjusted_p_value: None,
+        dispersion: None,
     };
     match statistics {
         ComparisonStatistics::Pods(j) => {
@@ -639,6 +668,31 @@ fn api_judgement(
                 judgement.effect_size = j.ratio;
                 judgement.df = Some(i64::from(j.df));
                 judgement.standard_error = Some(j.standard_error);
+            }
+        }
+        ComparisonStatistics::Counts(j) => {
+            let found = j.classification != fife_judge::Classification::NoData;
+            judgement.classification = classification(j.classification);
+            judgement.reason = j.reason.clone();
+            judgement.look = Some(i64::from(j.look.index));
+            judgement.alpha_look = Some(j.alpha_look);
+            judgement.canary_pods = Some(count(j.canary.len()));
+            judgement.baseline_pods = Some(count(j.baseline.len()));
+            judgement.stable_pods = Some(count(j.reference.len()));
+            if found {
+                judgement.p_value = Some(j.p_value);
+                judgement.adjusted_p_value = Some(j.adjusted_p_value);
+                judgement.method = Some("quasiBinomial".to_owned());
+                judgement.shift = Some(j.estimate);
+                judgement.ci = Some(ConfidenceInterval {
+                    lower: j.interval[0],
+                    upper: j.interval[1],
+                    level: 1.0 - j.alpha_look,
+                });
+                judgement.effect_size = j.ratio;
+                judgement.df = Some(i64::from(j.df));
+                judgement.standard_error = Some(j.standard_error);
+                judgement.dispersion = Some(j.dispersion);
             }
         }
         ComparisonStatistics::MannWhitney(j) => {

@@ -41,6 +41,7 @@ fn sides(canary_scale: f64) -> ComparisonSides {
         ),
         baseline: pods("b", &[0.98, 1.0, 1.02], 20),
         stable: pods("s", &[0.99, 1.01], 20),
+        requests: None,
     }
 }
 
@@ -71,6 +72,7 @@ fn no_degree_of_freedom_is_inconclusive_never_failed() {
         canary: pods("c", &[3.0], 20),
         baseline: pods("b", &[1.0], 20),
         stable: Vec::new(),
+        requests: None,
     };
     let v = comparison_verdict(&c, &one_a_side, Look::SINGLE);
     assert_eq!(v.phase, MeasurementPhase::Inconclusive);
@@ -139,4 +141,75 @@ fn the_look_counts_measurements_and_the_window_starts_before_the_run() {
             planned: None
         }
     );
+}
+
+/// Pods counting `errors` of `requests` per 15 s step.
+fn counters(prefix: &str, per_pod: &[(f64, f64)]) -> (Vec<PodSeries>, Vec<PodSeries>) {
+    let series = |pick: fn(&(f64, f64)) -> f64| -> Vec<PodSeries> {
+        per_pod
+            .iter()
+            .enumerate()
+            .map(|(p, counts)| {
+                PodSeries::new(
+                    format!("{prefix}{p}"),
+                    (0..20).map(|i| (i as i64 * 15_000, pick(counts))),
+                )
+            })
+            .collect()
+    };
+    (series(|c| c.0), series(|c| c.1))
+}
+
+fn counted(canary_errors: f64) -> ComparisonSides {
+    let (canary, canary_requests) = counters(
+        "c",
+        &[
+            (canary_errors, 1000.0),
+            (canary_errors * 1.1, 1000.0),
+            (canary_errors * 0.9, 1000.0),
+        ],
+    );
+    let (baseline, baseline_requests) =
+        counters("b", &[(4.0, 1000.0), (4.4, 1000.0), (3.6, 1000.0)]);
+    ComparisonSides {
+        canary,
+        baseline,
+        stable: Vec::new(),
+        requests: Some(Box::new(ComparisonSides {
+            canary: canary_requests,
+            baseline: baseline_requests,
+            stable: Vec::new(),
+            requests: None,
+        })),
+    }
+}
+
+#[test]
+fn doubled_errors_fail_the_counts_test_with_its_dispersion_on_record() {
+    let c = comparison(ComparisonTest::Counts);
+    let failed = comparison_verdict(&c, &counted(8.0), Look::SINGLE);
+    assert_eq!(failed.phase, MeasurementPhase::Failed, "{}", failed.message);
+    assert!(matches!(failed.statistics, ComparisonStatistics::Counts(_)));
+    assert_eq!(failed.judgement.method.as_deref(), Some("quasiBinomial"));
+    assert!((failed.judgement.effect_size.unwrap() - 2.0).abs() < 1e-12);
+    assert!(failed.judgement.dispersion.is_some_and(|d| d > 0.0));
+    assert_eq!(failed.judgement.n_canary, 60, "timestamps summed over pods");
+    let passed = comparison_verdict(&c, &counted(4.0), Look::SINGLE);
+    assert_eq!(
+        passed.phase,
+        MeasurementPhase::Successful,
+        "{}",
+        passed.message
+    );
+}
+
+#[test]
+fn counts_without_requests_is_inconclusive() {
+    let c = comparison(ComparisonTest::Counts);
+    let sides = ComparisonSides {
+        requests: None,
+        ..counted(8.0)
+    };
+    let v = comparison_verdict(&c, &sides, Look::SINGLE);
+    assert_eq!(v.phase, MeasurementPhase::Inconclusive, "{}", v.message);
 }

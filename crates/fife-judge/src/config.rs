@@ -14,6 +14,10 @@ pub enum Test {
     /// between pods of one version, α spent over the looks of a run ([`crate::judge_pods`]).
     #[default]
     Pods,
+    /// Error ratios: errors over requests summed per pod, compared as proportions with a
+    /// dispersion estimated from the pods (quasi-binomial), α spent over the looks of a
+    /// run ([`crate::judge_counts`]).
+    Counts,
     /// Every point of every series pooled into one Mann-Whitney U test ([`crate::judge`]);
     /// valid for independent samples, kept for teams migrating from Kayenta.
     MannWhitney,

@@ -1,8 +1,10 @@
 //! Fife's statistical judge: is the canary worse than its baseline?
 //!
-//! Two tests: [`judge_pods`] (the default) compares one location per pod against the
-//! spread between pods of one version, with α spent over the looks of a run; [`judge`]
-//! pools every point into one Mann-Whitney U test (exact for independent samples):
+//! Three tests: [`judge_pods`] (the default) compares one location per pod against the
+//! spread between pods of one version, with α spent over the looks of a run;
+//! [`judge_counts`] compares error ratios (errors over requests per pod) the same way,
+//! quasi-binomially; [`judge`] pools every point into one Mann-Whitney U test (exact for
+//! independent samples):
 //!
 //! ```text
 //! raw samples ─▶ clean (NaN, outliers) ─▶ sort ─▶ U, ties ─▶ p (exact | asymptotic)
@@ -17,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod counts;
 mod differences;
 mod judgement;
 mod null_distribution;
@@ -28,6 +31,7 @@ pub mod student_t;
 pub use config::{
     ConfigError, DecisionRule, Direction, JudgeConfig, NanPolicy, OutlierPolicy, Scale, Test,
 };
+pub use counts::{CountJudgement, CounterSeries, PodCounts, judge_counts};
 pub use judgement::{Classification, Judgement, Method};
 pub use pods::{Look, MIN_POINTS_PER_POD, PodJudgement, PodLocation, PodSeries, Point, judge_pods};
 

@@ -462,7 +462,7 @@ fn decide(
     )
 }
 
-fn signed(x: f64) -> String {
+pub(crate) fn signed(x: f64) -> String {
     if x > 0.0 {
         format!("+{}", number(x))
     } else {
@@ -470,7 +470,7 @@ fn signed(x: f64) -> String {
     }
 }
 
-fn p_text(p: f64) -> String {
+pub(crate) fn p_text(p: f64) -> String {
     if p > 0.0 && p < 1e-4 {
         format!("{p:.1e}")
     } else {

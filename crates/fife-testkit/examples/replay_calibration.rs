@@ -7,11 +7,14 @@
 //!
 //! ```text
 //! cargo run --release -p fife-testkit --example replay_calibration -- \
-//!     [--rollouts 40] [--pods 1,3,10] [--test mannWhitney] [--rules significance,kayenta]
+//!     [--rollouts 40] [--pods 1,3,10] [--stable 0] [--phi 0.5] [--test mannWhitney] \
+//!     [--rules significance,kayenta]
 //! ```
 //!
 //! `--test` is written into the template's `compare.test` as given, so any test the API
-//! knows can be calibrated the same way.
+//! knows can be calibrated the same way; `counts` judges only the error rows, with the
+//! errors and requests counted per pod by `increase`. `--stable` gives every rollout that
+//! many stable pods, `--phi` sets the pod wander's correlation from one scrape to the next.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -81,8 +84,12 @@ impl Signal {
         }
     }
 
-    fn query(self) -> &'static str {
+    /// The metric's query; `counts` counts the errors, and [`REQUESTS`] the requests.
+    fn query(self, test: &str) -> &'static str {
         match self {
+            Signal::Errors if test == "counts" => {
+                "sum by (pod) (increase(http_requests_total{service=\"{{args.service}}\",fife_role=\"{{role}}\",code=\"500\"}[1m]))"
+            }
             Signal::Latency => {
                 "histogram_quantile(0.5, sum by (le, pod) (rate(http_request_duration_seconds_bucket{service=\"{{args.service}}\",fife_role=\"{{role}}\"}[1m])))"
             }
@@ -93,12 +100,17 @@ impl Signal {
     }
 }
 
+/// `counts`: every request of a pod, counted as the errors are.
+const REQUESTS: &str = "sum by (pod) (increase(http_requests_total{service=\"{{args.service}}\",fife_role=\"{{role}}\"}[1m]))";
+
 /// One row of the table: scenario, metric, pods per side, rule, count.
 type Cell = (usize, &'static str, usize, String, u32);
 
 struct Options {
     rollouts: usize,
     pods: Vec<usize>,
+    stable: usize,
+    phi: Option<f64>,
     test: String,
     rules: Vec<String>,
 }
@@ -107,6 +119,8 @@ fn options() -> Options {
     let mut options = Options {
         rollouts: 40,
         pods: vec![1, 3, 10],
+        stable: 0,
+        phi: None,
         test: "mannWhitney".to_owned(),
         rules: vec!["significance".to_owned(), "kayenta".to_owned()],
     };
@@ -122,6 +136,8 @@ fn options() -> Options {
                     .map(|p| p.parse().expect("--pods 1,3,10"))
                     .collect();
             }
+            "--stable" => options.stable = value.parse().expect("--stable N"),
+            "--phi" => options.phi = Some(value.parse().expect("--phi 0.8")),
             "--test" => options.test = value,
             "--rules" => options.rules = list(&value),
             other => panic!("unknown flag {other}; see the doc comment for the flags"),
@@ -156,9 +172,14 @@ spec:
         rule: {rule}
         direction: increase
         confidence: 0.95
-        minSamples: 1
+        minSamples: 1{requests}
 "#,
-        query = signal.query()
+        query = signal.query(test),
+        requests = if test == "counts" {
+            format!("\n        requests: '{REQUESTS}'")
+        } else {
+            String::new()
+        }
     )
 }
 
@@ -210,8 +231,22 @@ async fn main() {
         end_seconds: START + WARM_UP_SECONDS + INTERVAL_SECONDS * 20,
         interval_seconds: 15,
     };
+    // `counts` judges error ratios only.
+    let rows: Vec<(usize, Signal)> = [
+        (0, Signal::Latency),
+        (0, Signal::Errors),
+        (1, Signal::Latency),
+        (2, Signal::Latency),
+        (3, Signal::Errors),
+    ]
+    .into_iter()
+    .filter(|(_, signal)| options.test != "counts" || *signal == Signal::Errors)
+    .collect();
     let mut models = Vec::new();
     for (s, scenario) in SCENARIOS.iter().enumerate() {
+        if !rows.iter().any(|(row, _)| *row == s) {
+            continue;
+        }
         for &pods in &options.pods {
             for r in 0..options.rollouts {
                 let mut model = ClusterModel::new(
@@ -221,8 +256,11 @@ async fn main() {
                 model.pods = PodCounts {
                     canary: pods,
                     baseline: pods,
-                    stable: 0,
+                    stable: options.stable,
                 };
+                if let Some(phi) = options.phi {
+                    model.wander.phi = phi;
+                }
                 model.canary = scenario.effect;
                 models.push(model);
             }
@@ -236,13 +274,6 @@ async fn main() {
     let to = jiff::Timestamp::from_second(range.end_seconds).unwrap();
     let pool = ClientPool::default();
 
-    let rows: Vec<(usize, Signal)> = vec![
-        (0, Signal::Latency),
-        (0, Signal::Errors),
-        (1, Signal::Latency),
-        (2, Signal::Latency),
-        (3, Signal::Errors),
-    ];
     let mut jobs = Vec::new();
     for &(s, signal) in &rows {
         for &pods in &options.pods {

@@ -5,6 +5,7 @@
 //! ```text
 //!  threshold:  instant query ─▶ Samples ─▶ fife_engine::threshold_verdict ─▶ phase
 //!  comparison: range query × {canary, baseline, stable} ─▶ series per pod
+//!              (counts: errors and requests queries, errors absent = none)
 //!              ─▶ fife_engine::comparison_verdict (look k of the run) ─▶ phase
 //!  any query failure ─▶ Error; "no data" ─▶ Error (threshold) or Inconclusive (comparison)
 //! ```
@@ -24,8 +25,8 @@ use fife_audit::{
 };
 use fife_engine::{ComparisonSides, ComparisonStatistics};
 use fife_metrics::{
-    ClientPool, ErrorClass, MetricError, MetricProvider, PrometheusSource, Query, Role,
-    RoleQueries, RoleSamples, Samples, Series, TemplateValues, Window, measure_roles, render,
+    ClientPool, ErrorClass, FailureCause, MetricError, MetricProvider, PrometheusSource, Query,
+    Role, RoleQueries, RoleSamples, Samples, Series, TemplateValues, Window, measure_roles, render,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -34,6 +35,64 @@ use crate::analysis::credentials::ProviderCredentials;
 /// The window of a comparison whose provider gives no `range`.
 pub const DEFAULT_LOOKBACK: std::time::Duration = std::time::Duration::from_secs(300);
 pub const DEFAULT_STEP: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The most points Prometheus returns per series of one range query; it refuses a longer
+/// range at the same step.
+pub const PROMETHEUS_MAX_POINTS: u64 = 11_000;
+
+/// The range a comparison metric queries at its last look of a run lasting at most `run`
+/// (sooner when `count` ends it): the pod and counts tests accumulate evidence from the
+/// run's start, the pooled test keeps its lookback. None for a threshold metric.
+pub fn longest_range(
+    metric: &Metric,
+    run: std::time::Duration,
+) -> Option<(std::time::Duration, std::time::Duration)> {
+    let comparison = metric.compare.as_ref()?;
+    let ProviderSpec::Prometheus(spec) = &metric.provider;
+    let (lookback, step) = spec
+        .range
+        .as_ref()
+        .map_or((DEFAULT_LOOKBACK, DEFAULT_STEP), |r| {
+            (r.lookback.as_std(), r.step.as_std())
+        });
+    let planned = metric.count.filter(|c| *c >= 1).map(|count| {
+        let interval = metric
+            .interval
+            .map_or(std::time::Duration::ZERO, |i| i.as_std());
+        let delay = metric
+            .initial_delay
+            .map_or(std::time::Duration::ZERO, |d| d.as_std());
+        delay + interval * (count.unsigned_abs() - 1)
+    });
+    let run = planned.map_or(run, |planned| planned.min(run));
+    Some(match comparison.test {
+        ComparisonTest::Pods | ComparisonTest::Counts => (run + lookback, step),
+        ComparisonTest::MannWhitney => (lookback, step),
+    })
+}
+
+/// A sentence naming the step to use when a range of `lookback` at `step` returns more
+/// than [`PROMETHEUS_MAX_POINTS`] points per series; None when it fits.
+pub fn too_many_points(
+    metric: &str,
+    lookback: std::time::Duration,
+    step: std::time::Duration,
+) -> Option<String> {
+    let step_ms = step.as_millis().max(1);
+    let points = lookback.as_millis() / step_ms + 1;
+    if points <= u128::from(PROMETHEUS_MAX_POINTS) {
+        return None;
+    }
+    let fitting = lookback
+        .as_millis()
+        .div_ceil(u128::from(PROMETHEUS_MAX_POINTS - 1))
+        .div_ceil(1000);
+    Some(format!(
+        "metric {metric}: its range query spans {}s at step {}s, {points} points per series, more than the {PROMETHEUS_MAX_POINTS} Prometheus returns, so Prometheus will refuse it: set range.step to {fitting}s or more",
+        lookback.as_secs(),
+        step.as_secs_f64(),
+    ))
+}
 
 /// One measurement and its audit evidence.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,35 +141,91 @@ pub async fn measure_metric(
                     (r.lookback.as_std(), r.step.as_std())
                 });
             let look = fife_engine::comparison_look(metric, status, lookback, now);
-            // The pod test accumulates evidence from the run's start; the pooled test
-            // keeps its fixed window.
+            // The pod and counts tests accumulate evidence from the run's start; the
+            // pooled test keeps its fixed window.
             let lookback = match comparison.test {
-                ComparisonTest::Pods => now.duration_since(look.since).unsigned_abs().max(lookback),
+                ComparisonTest::Pods | ComparisonTest::Counts => {
+                    now.duration_since(look.since).unsigned_abs().max(lookback)
+                }
                 ComparisonTest::MannWhitney => lookback,
             };
-            let queries = [Role::Canary, Role::Baseline, Role::Stable]
-                .into_iter()
-                .filter_map(|role| {
-                    let values = TemplateValues {
-                        args: args.clone(),
-                        role: Some(role),
-                    };
-                    render(&spec.query, &values)
-                        .ok()
-                        .map(|text| rendered(spec, Some(role), &text))
+            if let Some(warning) = too_many_points(&metric.name, lookback, step) {
+                tracing::warn!("{warning}");
+            }
+            let window = Window::Range { lookback, step };
+            let templates = std::iter::once(&spec.query).chain(comparison.requests.as_ref());
+            let queries = templates
+                .flat_map(|template| {
+                    [Role::Canary, Role::Baseline, Role::Stable]
+                        .into_iter()
+                        .filter_map(move |role| {
+                            let values = TemplateValues {
+                                args: args.clone(),
+                                role: Some(role),
+                            };
+                            render(template, &values)
+                                .ok()
+                                .map(|text| rendered(spec, Some(role), &text))
+                        })
                 })
                 .collect();
-            let result = measure_roles(
-                &provider,
-                &RoleQueries::PerRole(spec.query.clone()),
-                args,
-                Window::Range { lookback, step },
-                at,
+            let (result, requests) = match (comparison.test, &comparison.requests) {
+                (ComparisonTest::Counts, Some(requests)) => {
+                    let requests = RoleQueries::PerRole(requests.clone());
+                    match measure_roles(&provider, &requests, args, window, at).await {
+                        Ok(requests) => (
+                            measure_errors(&provider, &spec.query, args, window, at).await,
+                            Some(requests),
+                        ),
+                        Err(e) => (Err(e), None),
+                    }
+                }
+                _ => {
+                    let errors_or_values = RoleQueries::PerRole(spec.query.clone());
+                    let result = measure_roles(&provider, &errors_or_values, args, window, at);
+                    (result.await, None)
+                }
+            };
+            comparison_measurement(
+                metric, comparison, result, requests, queries, look.look, now,
             )
-            .await;
-            comparison_measurement(metric, comparison, result, queries, look.look, now)
         }
     }
+}
+
+/// `counts`: each role's errors series. A role whose errors query finds no series had no
+/// errors (an error counter often appears only with the first error); the requests query
+/// decides whether a side has data.
+async fn measure_errors(
+    provider: &dyn MetricProvider,
+    template: &str,
+    args: &BTreeMap<String, String>,
+    window: Window,
+    at: SystemTime,
+) -> Result<RoleSamples, MetricError> {
+    let mut sides = Vec::with_capacity(3);
+    for role in [Role::Canary, Role::Baseline, Role::Stable] {
+        let values = TemplateValues {
+            args: args.clone(),
+            role: Some(role),
+        };
+        let text = render(template, &values).map_err(|e| {
+            MetricError::new(provider.endpoint(), template, FailureCause::Template(e))
+        })?;
+        match provider.measure(&Query { text, window, at }).await {
+            Ok(samples) => sides.push(samples),
+            Err(e) if e.class() == ErrorClass::NoData => sides.push(Samples::default()),
+            Err(e) => return Err(e),
+        }
+    }
+    let stable = sides.pop();
+    let baseline = sides.pop().unwrap_or_default();
+    let canary = sides.pop().unwrap_or_default();
+    Ok(RoleSamples {
+        canary,
+        baseline,
+        stable,
+    })
 }
 
 fn source(spec: &PrometheusProvider, credentials: ProviderCredentials) -> PrometheusSource {
@@ -205,10 +320,12 @@ fn wire_name(value: impl serde::Serialize) -> String {
 
 /// A comparison measurement from the sides' samples at `look`: the engine's verdict, a
 /// failed query an Error, a query that found no canary or baseline series Inconclusive.
+/// `counts` passes the errors as `result` and the requests per side as `requests`.
 pub fn comparison_measurement(
     metric: &Metric,
     comparison: &Comparison,
     result: Result<RoleSamples, MetricError>,
+    requests: Option<RoleSamples>,
     queries: Vec<RenderedQuery>,
     look: fife_judge::Look,
     now: jiff::Timestamp,
@@ -223,15 +340,23 @@ pub fn comparison_measurement(
         }
         Err(e) => return error_measurement(metric, now, queries, e.to_string()),
     };
-    let sides = ComparisonSides {
+    let sides_of = |samples: &RoleSamples| ComparisonSides {
         canary: pods(&samples.canary),
         baseline: pods(&samples.baseline),
         stable: samples.stable.as_ref().map(pods).unwrap_or_default(),
+        requests: None,
+    };
+    let sides = ComparisonSides {
+        requests: requests.as_ref().map(|r| Box::new(sides_of(r))),
+        ..sides_of(&samples)
     };
     let verdict = fife_engine::comparison_verdict(comparison, &sides, look);
     let judgement = &verdict.judgement;
     let (u, p_method, pods_evidence) = match &verdict.statistics {
         ComparisonStatistics::Pods(j) => {
+            (None, judgement.method.clone(), serde_json::to_value(j).ok())
+        }
+        ComparisonStatistics::Counts(j) => {
             (None, judgement.method.clone(), serde_json::to_value(j).ok())
         }
         ComparisonStatistics::MannWhitney(_) => (judgement.u, judgement.method.clone(), None),
@@ -315,7 +440,7 @@ pub fn audit_phase(phase: MeasurementPhase) -> Phase {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fife_metrics::{FailureCause, NoData};
+    use fife_metrics::NoData;
 
     fn comparison_metric(min_samples: i32, test: ComparisonTest) -> (Metric, Comparison) {
         let comparison = Comparison {
@@ -381,10 +506,40 @@ mod tests {
             metric,
             c,
             result,
+            None,
             Vec::new(),
             fife_judge::Look::SINGLE,
             now(),
         )
+    }
+
+    #[test]
+    fn a_range_over_eleven_thousand_points_names_the_step_that_fits() {
+        let secs = std::time::Duration::from_secs;
+        assert_eq!(too_many_points("m", secs(10_999 * 15), secs(15)), None);
+        let warning = too_many_points("m", secs(11_000 * 15), secs(15)).unwrap();
+        assert!(warning.contains("11001 points"), "{warning}");
+        assert!(
+            warning.contains("set range.step to 16s or more"),
+            "{warning}"
+        );
+        let (mut metric, _) = comparison_metric(20, ComparisonTest::Pods);
+        metric.interval = Some("2m".parse().unwrap());
+        let (lookback, step) = longest_range(&metric, secs(48 * 3600)).unwrap();
+        assert_eq!(lookback, secs(48 * 3600) + DEFAULT_LOOKBACK);
+        assert!(too_many_points(&metric.name, lookback, step).is_some());
+        metric.count = Some(5);
+        let (lookback, _) = longest_range(&metric, secs(48 * 3600)).unwrap();
+        assert_eq!(
+            lookback,
+            secs(4 * 120) + DEFAULT_LOOKBACK,
+            "count ends the run"
+        );
+        let (metric, _) = comparison_metric(20, ComparisonTest::MannWhitney);
+        assert_eq!(
+            longest_range(&metric, secs(48 * 3600)),
+            Some((DEFAULT_LOOKBACK, DEFAULT_STEP))
+        );
     }
 
     #[test]
@@ -476,10 +631,12 @@ mod tests {
             "q",
             FailureCause::NoData(NoData::EmptyResult),
         );
-        let taken = comparison_measurement(&metric, &c, Err(no_data), Vec::new(), look, now());
+        let taken =
+            comparison_measurement(&metric, &c, Err(no_data), None, Vec::new(), look, now());
         assert_eq!(taken.measurement.phase, MeasurementPhase::Inconclusive);
         let refused = MetricError::new("http://prom", "q", FailureCause::ConnectionRefused);
-        let taken = comparison_measurement(&metric, &c, Err(refused), Vec::new(), look, now());
+        let taken =
+            comparison_measurement(&metric, &c, Err(refused), None, Vec::new(), look, now());
         assert_eq!(taken.measurement.phase, MeasurementPhase::Error);
         assert!(
             taken

@@ -247,6 +247,9 @@ pub fn substitute_metric_args(
             p.query = sub(&p.query)?;
         }
     }
+    if let Some(compare) = &mut out.compare {
+        compare.requests = compare.requests.as_deref().map(sub).transpose()?;
+    }
     Ok(out)
 }
 
