@@ -12,10 +12,11 @@ use jiff::civil::{Date, DateTime};
 use jiff::tz::{Disambiguation, TimeZone};
 use jiff::{SignedDuration, Timestamp};
 
-/// How many openings are walked to merge overlapping windows or find the next opening:
-/// enough for a window every minute over a two-hour duration, bounded so a schedule can
-/// never make evaluation loop.
-const MAX_STEPS: usize = 512;
+/// How many openings are walked to merge overlapping windows, and how many closings and
+/// openings to find when a calendar opens: bounded so that no schedule can make evaluation
+/// loop. Windows that keep overlapping beyond it are reported as closing at the last one
+/// walked, and are walked again from there on the next evaluation.
+const MAX_STEPS: usize = 48;
 
 /// Why a schedule cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
