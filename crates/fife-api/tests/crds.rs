@@ -42,7 +42,9 @@ fn rollout_crd_has_scale_status_and_columns() {
         .collect();
     assert_eq!(
         columns,
-        ["Phase", "Step", "Weight", "Ready", "Gate", "Opens", "Age", "Message"]
+        [
+            "Phase", "Step", "Weight", "Ready", "Gate", "Opens", "Age", "Message"
+        ]
     );
 }
 
