@@ -163,6 +163,7 @@ pub async fn publish_warning(ctx: &Context, rollout: &Rollout, reason: &str, not
 
 /// Rollout gauges and outcome counters.
 pub fn update_metrics(ctx: &Context, rollout: &Rollout, decision: &Decision) {
+    crate::reconcile::release::count_gates(ctx, rollout, decision);
     let status = &decision.status;
     let phase = status
         .phase
@@ -309,6 +310,7 @@ mod tests {
                 step_index: Some(1),
                 revision: None,
                 manual: None,
+                gate: None,
             })
             .collect()
     }
