@@ -267,6 +267,14 @@ pub struct ApprovalSpec {
     pub groups: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The change's author and applier, copied from the Rollout's annotations when the
+    /// Approval is created, so that admission can refuse a self-approval at once. The
+    /// gate itself compares the approver with the Rollout's own annotations, so a wrong
+    /// copy here never makes an approval count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_by: Option<String>,
 }
 
 /// A scoped, expiring bypass of freezes and approvals for one change of one Rollout.

@@ -66,6 +66,8 @@ fn approval(who: &str, revision: &str) -> Approval {
             approver: who.into(),
             groups: vec![],
             reason: None,
+            author: None,
+            applied_by: None,
         },
     )
 }

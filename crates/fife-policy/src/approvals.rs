@@ -177,6 +177,8 @@ mod tests {
                 approver: approver.into(),
                 groups: groups.iter().map(|g| (*g).to_owned()).collect(),
                 reason: None,
+                author: None,
+                applied_by: None,
             },
         )
     }

@@ -95,6 +95,8 @@ fn approval(name: &str, approver: &str) -> Approval {
             approver: approver.into(),
             groups: vec!["sre".into()],
             reason: None,
+            author: None,
+            applied_by: None,
         },
     )
 }
