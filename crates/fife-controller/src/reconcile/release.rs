@@ -238,6 +238,10 @@ pub fn deploy_entry(
 
 /// Gate outcomes and break-glass uses in the metrics.
 pub fn count_gates(ctx: &Context, rollout: &Rollout, decision: &Decision) {
+    let (namespace, name) = (rollout.namespace().unwrap_or_default(), rollout.name_any());
+    if decision.release.is_some() {
+        ctx.metrics.governed(&namespace, &name);
+    }
     for gate in decision.events.iter().filter_map(|e| e.gate.as_ref()) {
         let tier = gate.tier.clone().unwrap_or_else(|| "none".to_owned());
         ctx.metrics.gate(

@@ -255,6 +255,8 @@ impl Metrics {
                 family.remove(&outcome_labels(namespace, name, reason));
             }
         }
+        self.break_glass
+            .remove(&rollout_labels(namespace, name, None));
     }
 
     /// A release gate's outcome; `waited_seconds` when it stopped holding a change.
@@ -277,6 +279,15 @@ impl Metrics {
         self.break_glass
             .get_or_create(&rollout_labels(namespace, name, None))
             .inc();
+    }
+
+    /// `namespace/name` is governed by a release policy: its break-glass counter exists at
+    /// 0 from now on, so the first use is an increase an alert sees.
+    pub fn governed(&self, namespace: &str, name: &str) {
+        drop(
+            self.break_glass
+                .get_or_create(&rollout_labels(namespace, name, None)),
+        );
     }
 
     /// A canary revision of `namespace/name` became stable.
