@@ -231,6 +231,7 @@ pub struct ReleaseReport {
     #[serde(with = "optional_time")]
     pub since: Option<DateTime<Utc>>,
     pub gates: BTreeMap<String, GateNumbers>,
+    /// Changes a break-glass let through (one use may bypass several gates).
     pub break_glass_uses: u64,
     pub dora: DoraKeys,
 }
@@ -266,6 +267,8 @@ pub fn release_report(
     };
     // Which gates each change passed, to count those later rolled back.
     let mut passed_by: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    // One break-glass lets a change past several gates: it is one use.
+    let mut bypassed_changes = std::collections::BTreeSet::new();
     for r in &records {
         let Some(gate) = gate_of(r) else { continue };
         let numbers = report.gates.entry(gate.gate.clone()).or_default();
@@ -273,7 +276,7 @@ pub fn release_report(
             AuditAction::GateBlocked => numbers.blocked += 1,
             AuditAction::GateBypassed => {
                 numbers.bypassed += 1;
-                report.break_glass_uses += 1;
+                bypassed_changes.insert(change(r));
             }
             _ => {
                 numbers.held_seconds += gate.waited_seconds.unwrap_or(0.0);
@@ -288,6 +291,7 @@ pub fn release_report(
             }
         }
     }
+    report.break_glass_uses = bypassed_changes.len() as u64;
     let mut failed_changes: Vec<(String, String)> = records
         .iter()
         .filter(|r| failed(r))
