@@ -147,10 +147,14 @@ async fn release(cluster: &Cluster) -> Value {
 
 async fn held_by(cluster: &Cluster, gate: &str) -> Value {
     cluster
-        .wait_for(&format!("the {gate} gate to hold"), Duration::from_secs(30), || async {
-            let release = release(cluster).await;
-            (release["holding"]["gate"] == gate).then_some(release)
-        })
+        .wait_for(
+            &format!("the {gate} gate to hold"),
+            Duration::from_secs(30),
+            || async {
+                let release = release(cluster).await;
+                (release["holding"]["gate"] == gate).then_some(release)
+            },
+        )
         .await
 }
 
@@ -179,8 +183,11 @@ async fn approvals_freezes_and_break_glass_end_to_end() {
         ("erin", vec!["oncall"]),
         ("frank", vec!["sre"]),
     ];
+    // Over HTTPS, as kubectl sends credentials only over TLS.
     let cluster = Cluster::with_config(Config {
+        tls: true,
         authentication: Authentication {
+            anonymous: false,
             static_tokens: users
                 .iter()
                 .map(|(name, groups)| {
@@ -190,7 +197,6 @@ async fn approvals_freezes_and_break_glass_end_to_end() {
                     )
                 })
                 .collect(),
-            ..Authentication::default()
         },
         ..Config::default()
     })
@@ -261,7 +267,11 @@ async fn approvals_freezes_and_break_glass_end_to_end() {
         err.contains("admission refused") && err.contains("alice wrote this change"),
         "{err}"
     );
-    let (ok, out, err) = fife(&bob, &["approve", "web", "-n", "default", "--reason", "reviewed"]).await;
+    let (ok, out, err) = fife(
+        &bob,
+        &["approve", "web", "-n", "default", "--reason", "reviewed"],
+    )
+    .await;
     assert!(ok, "{out}{err}");
     assert!(out.contains("bob approves revision"), "{out}");
     let held = held_by(&cluster, "Approval").await;
@@ -297,14 +307,22 @@ async fn approvals_freezes_and_break_glass_end_to_end() {
     let opened = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(60);
     cluster.apply(&freeze(opened)).await;
     let held = held_by(&cluster, "Freeze").await;
-    let opens: jiff::Timestamp = held["holding"]["opensAt"].as_str().unwrap().parse().unwrap();
-    let expected = opened.round(jiff::Unit::Minute).unwrap() + jiff::SignedDuration::from_secs(3600);
+    let opens: jiff::Timestamp = held["holding"]["opensAt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let expected =
+        opened.round(jiff::Unit::Minute).unwrap() + jiff::SignedDuration::from_secs(3600);
     assert!(
         (opens.as_second() - expected.as_second()).abs() <= 60,
         "opens at {opens}, expected about {expected}"
     );
     let table = cluster.kubectl(&["get", "rollout", "web"]).await;
-    assert!(table.contains("GATE") && table.contains("Freeze"), "{table}");
+    assert!(
+        table.contains("GATE") && table.contains("Freeze"),
+        "{table}"
+    );
     let (ok, _, err) = fife(&admin, &["promote", "web", "-n", "default"]).await;
     assert!(ok, "{err}");
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -328,8 +346,17 @@ async fn approvals_freezes_and_break_glass_end_to_end() {
     let (ok, out, err) = fife(
         &erin,
         &[
-            "break-glass", "request", "web", "-n", "default", "--reason", "payments failing",
-            "--incident", "INC-4211", "--for", "30m",
+            "break-glass",
+            "request",
+            "web",
+            "-n",
+            "default",
+            "--reason",
+            "payments failing",
+            "--incident",
+            "INC-4211",
+            "--for",
+            "30m",
         ],
     )
     .await;
@@ -358,8 +385,7 @@ async fn approvals_freezes_and_break_glass_end_to_end() {
     let last = cluster
         .wait_for("revision 4 stable", Duration::from_secs(30), || async {
             let s = cluster.rollout_status("web").await;
-            (s["phase"] == "Healthy" && s["stableRevision"] != first["stableRevision"])
-                .then_some(s)
+            (s["phase"] == "Healthy" && s["stableRevision"] != first["stableRevision"]).then_some(s)
         })
         .await;
     cluster.merge_patch("rollout/web", &change_to(5)).await;
@@ -376,17 +402,26 @@ async fn approvals_freezes_and_break_glass_end_to_end() {
 
     // 4. The evidence.
     let log = audit_log.to_str().unwrap();
-    let (ok, out, err) = fife(&admin, &["audit", "deploys", log, "--at", &between.to_string()]).await;
+    let (ok, out, err) = fife(
+        &admin,
+        &["audit", "deploys", log, "--at", &between.to_string()],
+    )
+    .await;
     assert!(ok, "{err}");
     assert!(out.contains("approval              bob [sre]"), "{out}");
     assert!(out.contains("approval              carol [sre]"), "{out}");
-    assert!(out.contains("ok (author alice, approvers bob, carol, deployer kubernetes-admin)"), "{out}");
+    assert!(
+        out.contains("ok (author alice, approvers bob, carol, deployer kubernetes-admin)"),
+        "{out}"
+    );
     assert!(out.contains("break-glass           not used"), "{out}");
     assert!(out.contains("ticket                OPS-7"), "{out}");
     let (ok, out, err) = fife(&admin, &["audit", "deploys", log]).await;
     assert!(ok, "{err}");
     assert!(
-        out.contains(&format!("break-glass           {name} by erin (second approver frank, incident INC-4211)")),
+        out.contains(&format!(
+            "break-glass           {name} by erin (second approver frank, incident INC-4211)"
+        )),
         "{out}"
     );
     let (ok, out, err) = fife(&admin, &["audit", "report", log, "--output", "json"]).await;
@@ -397,9 +432,18 @@ async fn approvals_freezes_and_break_glass_end_to_end() {
     assert_eq!(report["gates"]["Freeze"]["bypassed"], 1, "{report:#}");
     assert_eq!(report["gates"]["Approval"]["bypassed"], 1, "{report:#}");
     // Revisions 2 and 3 passed their approvals at start; 3 was aborted afterwards.
-    assert_eq!(report["gates"]["Approval"]["passedThenRolledBack"], 1, "{report:#}");
-    assert!(report["gates"]["Approval"]["blocked"].as_u64().unwrap() >= 2, "{report:#}");
-    assert!(report["gates"]["Freeze"]["blocked"].as_u64().unwrap() >= 2, "{report:#}");
+    assert_eq!(
+        report["gates"]["Approval"]["passedThenRolledBack"], 1,
+        "{report:#}"
+    );
+    assert!(
+        report["gates"]["Approval"]["blocked"].as_u64().unwrap() >= 2,
+        "{report:#}"
+    );
+    assert!(
+        report["gates"]["Freeze"]["blocked"].as_u64().unwrap() >= 2,
+        "{report:#}"
+    );
     let rate = report["dora"]["changeFailRate"].as_f64().unwrap();
     assert!((rate - 1.0 / 3.0).abs() < 1e-9, "{report:#}");
 }
