@@ -408,8 +408,14 @@ async fn approvals_freezes_and_break_glass_end_to_end() {
     )
     .await;
     assert!(ok, "{err}");
-    assert!(out.contains("approval              bob [sre]"), "{out}");
-    assert!(out.contains("approval              carol [sre]"), "{out}");
+    assert!(
+        out.contains("approval              bob [sre,system:authenticated]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("approval              carol [sre,system:authenticated]"),
+        "{out}"
+    );
     assert!(
         out.contains("ok (author alice, approvers bob, carol, deployer kubernetes-admin)"),
         "{out}"
