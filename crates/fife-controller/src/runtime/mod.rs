@@ -2,6 +2,7 @@
 //! endpoint and the controller's own metrics.
 
 pub mod audit_head;
+pub mod caches;
 pub mod context;
 pub mod leader;
 pub mod server;

@@ -1,0 +1,192 @@
+//! The watch caches the reconcile reads instead of the API: one reflector store per kind
+//! the controller owns or runs (Rollouts, their Deployments, Services and AnalysisRuns),
+//! and the transforms that keep in them only what the controller reads.
+//!
+//! What is kept, per kind (everything else is dropped before it reaches a store):
+//! - every kind: no `metadata.managedFields` (the largest part of a stored object, read by
+//!   nobody here) and no `kubectl.kubernetes.io/last-applied-configuration` annotation (a
+//!   second copy of the whole object when it was created with `kubectl apply`);
+//! - Deployments and Services: no annotations at all (Fife sets none on them and reads
+//!   none; pod template annotations are in the spec and kept), and a Deployment's status
+//!   without its conditions (the engine reads counts and `observedGeneration` only);
+//! - Rollouts and AnalysisRuns: their other annotations stay (manual requests and run
+//!   arguments are read from them).
+//!
+//! The spec of a Deployment stays: it is compared with the desired one before an apply
+//! (see [`crate::build::drift`]) and its pod template is the one an older revision is
+//! rebuilt from.
+
+use std::sync::Arc;
+
+use fife_api::{AnalysisRun, Rollout};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::DeserializeGuard;
+use kube::runtime::reflector::{ObjectRef, Store};
+
+/// Written by `kubectl apply`: the whole object again, as JSON.
+pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The stores the reconcile reads. Cloning shares them.
+#[derive(Clone)]
+pub struct Caches {
+    pub rollouts: Store<DeserializeGuard<Rollout>>,
+    pub deployments: Store<Deployment>,
+    pub services: Store<Service>,
+    pub runs: Store<DeserializeGuard<AnalysisRun>>,
+}
+
+// The stores have no Debug; their sizes are what tells caches apart.
+impl std::fmt::Debug for Caches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caches")
+            .field("rollouts", &self.rollouts.len())
+            .field("deployments", &self.deployments.len())
+            .field("services", &self.services.len())
+            .field("runs", &self.runs.len())
+            .finish()
+    }
+}
+
+impl Caches {
+    /// Waits until every store holds its first complete list: before that, a missing
+    /// child in a store says nothing about the cluster, and acting on it would recreate
+    /// children that exist.
+    pub async fn ready(&self) {
+        // The errors only say that a writer was dropped: the controller is shutting down
+        // and the reconcile that waits is cancelled with it.
+        let _ = self.rollouts.wait_until_ready().await;
+        let _ = self.deployments.wait_until_ready().await;
+        let _ = self.services.wait_until_ready().await;
+        let _ = self.runs.wait_until_ready().await;
+    }
+
+    pub fn deployment(&self, namespace: &str, name: &str) -> Option<Arc<Deployment>> {
+        self.deployments
+            .get(&ObjectRef::new(name).within(namespace))
+    }
+
+    pub fn service(&self, namespace: &str, name: &str) -> Option<Arc<Service>> {
+        self.services.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// The run, when it is cached and deserializes.
+    pub fn run(&self, namespace: &str, name: &str) -> Option<AnalysisRun> {
+        let guard = self.runs.get(&ObjectRef::new(name).within(namespace))?;
+        guard.0.as_ref().ok().cloned()
+    }
+}
+
+/// Drops what no kind's reader needs: managed fields and the last-applied copy.
+pub fn strip_metadata(meta: &mut ObjectMeta) {
+    meta.managed_fields = None;
+    if let Some(annotations) = &mut meta.annotations {
+        annotations.remove(LAST_APPLIED_ANNOTATION);
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
+}
+
+/// A Deployment as the store keeps it.
+pub fn strip_deployment(deployment: &mut Deployment) {
+    strip_metadata(&mut deployment.metadata);
+    deployment.metadata.annotations = None;
+    if let Some(status) = &mut deployment.status {
+        status.conditions = None;
+    }
+}
+
+/// A Service as the store keeps it.
+pub fn strip_service(service: &mut Service) {
+    strip_metadata(&mut service.metadata);
+    service.metadata.annotations = None;
+    service.status = None;
+}
+
+/// A Rollout or AnalysisRun as the store keeps it; one that does not deserialize is kept
+/// as it is (it carries only its error).
+pub fn strip_guarded<K: kube::Resource>(guard: &mut DeserializeGuard<K>) {
+    if let Ok(object) = &mut guard.0 {
+        strip_metadata(object.meta_mut());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+    use std::collections::BTreeMap;
+
+    fn meta() -> ObjectMeta {
+        ObjectMeta {
+            name: Some("web-stable".into()),
+            managed_fields: Some(vec![ManagedFieldsEntry {
+                manager: Some("fife".into()),
+                ..ManagedFieldsEntry::default()
+            }]),
+            annotations: Some(BTreeMap::from([
+                (LAST_APPLIED_ANNOTATION.to_owned(), "{}".to_owned()),
+                ("fife.dev/manual".to_owned(), "promote".to_owned()),
+            ])),
+            labels: Some(BTreeMap::from([(
+                "fife.dev/rollout".to_owned(),
+                "web".to_owned(),
+            )])),
+            ..ObjectMeta::default()
+        }
+    }
+
+    #[test]
+    fn managed_fields_and_the_last_applied_copy_are_dropped_other_annotations_kept() {
+        let mut m = meta();
+        strip_metadata(&mut m);
+        assert_eq!(m.managed_fields, None);
+        let annotations = m.annotations.unwrap();
+        assert_eq!(
+            annotations.keys().collect::<Vec<_>>(),
+            ["fife.dev/manual"],
+            "the annotations a Rollout's reader needs stay"
+        );
+        assert_eq!(m.labels.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_deployment_keeps_its_counts_and_labels_but_no_annotations_or_conditions() {
+        let mut d = Deployment {
+            metadata: meta(),
+            status: Some(DeploymentStatus {
+                ready_replicas: Some(2),
+                observed_generation: Some(3),
+                conditions: Some(vec![DeploymentCondition::default()]),
+                ..DeploymentStatus::default()
+            }),
+            ..Deployment::default()
+        };
+        strip_deployment(&mut d);
+        assert_eq!(d.metadata.annotations, None);
+        assert_eq!(d.metadata.managed_fields, None);
+        assert!(d.metadata.labels.is_some());
+        let status = d.status.unwrap();
+        assert_eq!(status.conditions, None);
+        assert_eq!(
+            (status.ready_replicas, status.observed_generation),
+            (Some(2), Some(3))
+        );
+    }
+
+    #[test]
+    fn a_rollout_that_does_not_deserialize_is_kept_as_its_error() {
+        let mut guard: DeserializeGuard<Rollout> = serde_json::from_value(serde_json::json!({
+            "apiVersion": fife_api::API_VERSION, "kind": "Rollout",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"replicas": "three"}
+        }))
+        .unwrap();
+        assert!(guard.0.is_err());
+        strip_guarded(&mut guard);
+        assert!(guard.0.is_err());
+    }
+}
