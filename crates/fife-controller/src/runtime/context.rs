@@ -1,4 +1,4 @@
-//! What every reconcile shares: the API client, the watch caches, the Event recorder, the
+//! What every reconcile shares: the API client, the watch caches, the Event publisher, the
 //! audit log, the metric query pool, metrics, leadership and per-object memory (backoff,
 //! recorded decisions, the newest Rollout version seen).
 
@@ -9,9 +9,9 @@ use std::time::Duration;
 use fife_audit::AuditLog;
 use fife_metrics::ClientPool;
 use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
 
 use crate::runtime::caches::Caches;
+use crate::runtime::events::EventPublisher;
 use crate::runtime::leader::Leadership;
 use crate::runtime::telemetry::Metrics;
 
@@ -24,7 +24,7 @@ pub const FIELD_MANAGER: &str = "fife";
 pub struct Context {
     pub client: Client,
     pub caches: Caches,
-    pub recorder: Recorder,
+    pub recorder: EventPublisher,
     pub audit: Arc<AuditLog>,
     pub pool: ClientPool,
     pub metrics: Arc<Metrics>,
@@ -66,13 +66,7 @@ impl Context {
         leadership: Leadership,
         identity: String,
     ) -> Self {
-        let recorder = Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "fife".into(),
-                instance: Some(identity.clone()),
-            },
-        );
+        let recorder = EventPublisher::new(client.clone(), identity.clone());
         Context {
             client,
             caches,

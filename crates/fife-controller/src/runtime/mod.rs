@@ -4,6 +4,7 @@
 pub mod audit_head;
 pub mod caches;
 pub mod context;
+pub mod events;
 pub mod leader;
 pub mod server;
 pub mod telemetry;
