@@ -7,8 +7,9 @@
 //!   nobody here) and no `kubectl.kubernetes.io/last-applied-configuration` annotation (a
 //!   second copy of the whole object when it was created with `kubectl apply`);
 //! - Deployments and Services: no annotations at all (Fife sets none on them and reads
-//!   none; pod template annotations are in the spec and kept), and a Deployment's status
-//!   without its conditions (the engine reads counts and `observedGeneration` only);
+//!   none; pod template annotations are in the spec and kept), a Deployment's status
+//!   without its conditions (the engine reads counts and `observedGeneration` only), and
+//!   of a Service's spec only its selector and its ports' names and numbers;
 //! - Rollouts and AnalysisRuns: their other annotations stay (manual requests and run
 //!   arguments are read from them).
 //!
@@ -20,7 +21,7 @@ use std::sync::Arc;
 
 use fife_api::{AnalysisRun, Rollout};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -98,11 +99,29 @@ pub fn strip_deployment(deployment: &mut Deployment) {
     }
 }
 
-/// A Service as the store keeps it.
+/// A Service as the store keeps it: its selector and its ports' names and numbers, what
+/// `act` compares before applying one; the rest of the spec (cluster IPs, families,
+/// policies the API server defaults) is never read.
 pub fn strip_service(service: &mut Service) {
     strip_metadata(&mut service.metadata);
     service.metadata.annotations = None;
     service.status = None;
+    if let Some(spec) = service.spec.take() {
+        service.spec = Some(ServiceSpec {
+            selector: spec.selector,
+            ports: spec.ports.map(|ports| {
+                ports
+                    .into_iter()
+                    .map(|p| ServicePort {
+                        name: p.name,
+                        port: p.port,
+                        ..ServicePort::default()
+                    })
+                    .collect()
+            }),
+            ..ServiceSpec::default()
+        });
+    }
 }
 
 /// A Rollout or AnalysisRun as the store keeps it; one that does not deserialize is kept
@@ -174,6 +193,30 @@ mod tests {
         assert_eq!(
             (status.ready_replicas, status.observed_generation),
             (Some(2), Some(3))
+        );
+    }
+
+    #[test]
+    fn a_service_keeps_its_selector_and_port_numbers_only() {
+        let mut service: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-canary", "annotations": {"a": "b"}},
+            "spec": {
+                "selector": {"app": "web"},
+                "clusterIP": "10.0.0.7",
+                "ipFamilies": ["IPv4"],
+                "ports": [{"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}]
+            },
+            "status": {"loadBalancer": {}}
+        }))
+        .unwrap();
+        strip_service(&mut service);
+        assert_eq!(
+            serde_json::to_value(&service).unwrap(),
+            serde_json::json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "web-canary"},
+                "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 8080}]}
+            })
         );
     }
 
