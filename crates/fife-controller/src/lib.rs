@@ -405,12 +405,12 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     let (deployment_store, deployment_writer) = reflector::store();
     let (service_store, service_writer) = reflector::store();
     let (run_store, run_writer) = reflector::store();
-    let caches = Caches {
-        rollouts: rollout_store.clone(),
-        deployments: deployment_store,
-        services: service_store,
-        runs: run_store,
-    };
+    let caches = Caches::new(
+        rollout_store.clone(),
+        deployment_store,
+        service_store,
+        run_store,
+    );
     let ctx = Arc::new(Context::new(
         client.clone(),
         caches,
@@ -428,6 +428,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     .default_backoff()
     .modify(runtime::caches::strip_guarded)
     .reflect(rollout_writer)
+    .inspect(ctx.caches.noting("rollouts"))
     .inspect(move |event| match event {
         // A deleted Rollout's memory and metrics go with it (its children go by owner
         // reference); the reconcile never sees it again.
@@ -450,12 +451,14 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
         .default_backoff()
         .modify(runtime::caches::strip_deployment)
         .reflect(deployment_writer)
+        .inspect(ctx.caches.noting("deployments"))
         .touched_objects()
         .predicate_filter(deployment_triggers, PredicateConfig::default());
     let services = watcher(api_for::<Service>(&client, ns), children)
         .default_backoff()
         .modify(runtime::caches::strip_service)
         .reflect(service_writer)
+        .inspect(ctx.caches.noting("services"))
         .touched_objects();
     let runs = watcher(
         api_for::<DeserializeGuard<AnalysisRun>>(&client, ns),
@@ -464,6 +467,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     .default_backoff()
     .modify(runtime::caches::strip_guarded)
     .reflect(run_writer)
+    .inspect(ctx.caches.noting("analysisruns"))
     .touched_objects();
 
     let store = rollout_store.clone();

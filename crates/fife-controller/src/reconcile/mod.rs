@@ -37,6 +37,9 @@ use crate::runtime::context::Context;
 
 /// How often a settled Rollout is looked at again without any change.
 pub const RESYNC: Duration = Duration::from_secs(300);
+/// How long a reconcile waits for the watch caches' first lists before it fails, saying
+/// which watch has not listed and why.
+pub const CACHE_WAIT: Duration = Duration::from_secs(5);
 /// How soon a follower (or a replica that lost the lease) looks again.
 pub const FOLLOWER_RETRY: Duration = Duration::from_secs(2);
 
@@ -58,7 +61,12 @@ pub async fn reconcile(
     }
     let namespace = rollout.namespace().unwrap_or_default();
     let name = rollout.name_any();
-    ctx.caches.ready().await;
+    if let Err(detail) = ctx.caches.ready(CACHE_WAIT).await {
+        return Err(ReconcileError::Cache {
+            rollout: format!("{namespace}/{name}"),
+            detail,
+        });
+    }
     let started = Instant::now();
     let result = pipeline(&ctx, rollout).await;
     ctx.metrics.reconciled(started.elapsed().as_secs_f64());
@@ -255,6 +263,10 @@ mod tests {
             ReconcileError::Record {
                 rollout: "r".into(),
                 message: "m".into(),
+            },
+            ReconcileError::Cache {
+                rollout: "r".into(),
+                detail: "d".into(),
             },
             ReconcileError::Act {
                 rollout: "r".into(),

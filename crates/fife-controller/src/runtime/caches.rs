@@ -17,7 +17,9 @@
 //! (see [`crate::build::drift`]) and its pod template is the one an older revision is
 //! rebuilt from.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use fife_api::{AnalysisRun, Rollout};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -25,6 +27,7 @@ use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 
 /// Written by `kubectl apply`: the whole object again, as JSON.
 pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -36,6 +39,8 @@ pub struct Caches {
     pub deployments: Store<Deployment>,
     pub services: Store<Service>,
     pub runs: Store<DeserializeGuard<AnalysisRun>>,
+    /// The last error of each watch that has not recovered since, by kind.
+    watch_errors: Arc<Mutex<BTreeMap<&'static str, String>>>,
 }
 
 // The stores have no Debug; their sizes are what tells caches apart.
@@ -51,16 +56,71 @@ impl std::fmt::Debug for Caches {
 }
 
 impl Caches {
-    /// Waits until every store holds its first complete list: before that, a missing
-    /// child in a store says nothing about the cluster, and acting on it would recreate
-    /// children that exist.
-    pub async fn ready(&self) {
-        // The errors only say that a writer was dropped: the controller is shutting down
-        // and the reconcile that waits is cancelled with it.
-        let _ = self.rollouts.wait_until_ready().await;
-        let _ = self.deployments.wait_until_ready().await;
-        let _ = self.services.wait_until_ready().await;
-        let _ = self.runs.wait_until_ready().await;
+    pub fn new(
+        rollouts: Store<DeserializeGuard<Rollout>>,
+        deployments: Store<Deployment>,
+        services: Store<Service>,
+        runs: Store<DeserializeGuard<AnalysisRun>>,
+    ) -> Self {
+        Caches {
+            rollouts,
+            deployments,
+            services,
+            runs,
+            watch_errors: Arc::default(),
+        }
+    }
+
+    /// Waits, at most `within`, until every store holds its first complete list: before
+    /// that, a missing child in a store says nothing about the cluster, and acting on it
+    /// would recreate children that exist. Otherwise a sentence naming the watch that has
+    /// not listed and its last error (a 403 says which permission is missing).
+    pub async fn ready(&self, within: Duration) -> Result<(), String> {
+        let all = async {
+            // The errors only say that a writer was dropped: the controller is shutting
+            // down and the reconcile that waits is cancelled with it.
+            let _ = self.rollouts.wait_until_ready().await;
+            let _ = self.deployments.wait_until_ready().await;
+            let _ = self.services.wait_until_ready().await;
+            let _ = self.runs.wait_until_ready().await;
+        };
+        if tokio::time::timeout(within, all).await.is_ok() {
+            return Ok(());
+        }
+        let errors = self.watch_errors.lock().unwrap_or_else(|e| e.into_inner());
+        Err(match errors.iter().next() {
+            Some((kind, error)) => format!(
+                "the watch of {kind} has not listed them yet: {error}; check that the \
+                 controller may list and watch {kind}"
+            ),
+            None => format!(
+                "the watches have not listed their objects within {} s; the API server is \
+                 slow or unreachable",
+                within.as_secs()
+            ),
+        })
+    }
+
+    /// [`Caches::note`] for the watch of `kind`, to inspect its stream with.
+    pub fn noting<K>(
+        &self,
+        kind: &'static str,
+    ) -> impl Fn(&Result<watcher::Event<K>, watcher::Error>) + Send + Sync + 'static {
+        let caches = self.clone();
+        move |event| caches.note(kind, event)
+    }
+
+    /// Keeps the last error of the watch of `kind`, until it delivers again.
+    pub fn note<K>(&self, kind: &'static str, event: &Result<watcher::Event<K>, watcher::Error>) {
+        let mut errors = self.watch_errors.lock().unwrap_or_else(|e| e.into_inner());
+        match event {
+            Err(e) => {
+                errors.insert(kind, e.to_string());
+            }
+            Ok(_) => {
+                errors.remove(kind);
+            }
+        }
     }
 
     pub fn deployment(&self, namespace: &str, name: &str) -> Option<Arc<Deployment>> {
