@@ -42,10 +42,11 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::ListParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::DeserializeGuard;
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, controller, watcher};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, controller, watcher};
 use kube::{Api, Client, ResourceExt};
 
+use crate::runtime::caches::Caches;
 use crate::runtime::context::Context;
 use crate::runtime::leader::{Leadership, LeaseConfig};
 use crate::runtime::telemetry::Metrics;
@@ -328,6 +329,59 @@ fn rollouts_using(
         .collect()
 }
 
+/// Reconcile requests for one Rollout that arrive within this long of each other are
+/// merged into one: a change to a Rollout's children comes as a burst of watch events (the
+/// apply, then the Deployment controller's status updates).
+pub const DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// What of a Rollout wakes its reconcile: its generation (the spec), labels and
+/// annotations (manual requests), and its deletion. Not its status: only the controller
+/// writes that, and a reconcile that wrote one reconciles again itself when the new
+/// status leads anywhere (see [`reconcile::settled`]).
+pub fn rollout_triggers(rollout: &DeserializeGuard<Rollout>) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let meta = kube::Resource::meta(rollout);
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    meta.generation.hash(&mut hasher);
+    meta.labels.hash(&mut hasher);
+    meta.annotations.hash(&mut hasher);
+    meta.deletion_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// What of a Deployment wakes its Rollout: what the engine reads of it (generation,
+/// revision label, the counts and `observedGeneration` of its status) and what `act`
+/// compares (the spec), not its resourceVersion alone.
+pub fn deployment_triggers(deployment: &Deployment) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    deployment.metadata.generation.hash(&mut hasher);
+    deployment.metadata.labels.hash(&mut hasher);
+    deployment
+        .metadata
+        .deletion_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .hash(&mut hasher);
+    serde_json::to_string(&deployment.spec)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    if let Some(status) = &deployment.status {
+        (
+            status.observed_generation,
+            status.replicas,
+            status.ready_replicas,
+            status.updated_replicas,
+            status.available_replicas,
+        )
+            .hash(&mut hasher);
+    }
+    Some(hasher.finish())
+}
+
 /// Runs the controller until SIGTERM or SIGINT.
 pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     let client = client(config.kubeconfig.as_deref()).await?;
@@ -371,74 +425,136 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
         }
     };
 
+    let ns = config.namespace.as_deref();
+    let children = watcher::Config::default().labels(ROLLOUT_LABEL);
+    let controller_config = controller::Config::default()
+        .concurrency(config.concurrency.max(1))
+        .debounce(DEBOUNCE);
+
+    let (rollout_store, rollout_writer) = reflector::store();
+    let (deployment_store, deployment_writer) = reflector::store();
+    let (service_store, service_writer) = reflector::store();
+    let (run_store, run_writer) = reflector::store();
+    let caches = Caches::new(
+        rollout_store.clone(),
+        deployment_store,
+        service_store,
+        run_store,
+    );
     let ctx = Arc::new(Context::new(
         client.clone(),
+        caches,
         Arc::clone(&audit),
         Arc::clone(&metrics),
         leadership,
         config.identity.clone(),
     ));
-    let ns = config.namespace.as_deref();
-    let children = watcher::Config::default().labels(ROLLOUT_LABEL);
-    let controller_config = controller::Config::default().concurrency(config.concurrency.max(1));
 
-    let rollouts = Controller::new(
+    let forget_ctx = Arc::clone(&ctx);
+    let rollout_events = watcher(
         api_for::<DeserializeGuard<Rollout>>(&client, ns),
         watcher::Config::default(),
-    );
-    let store = rollouts.store();
-    let cluster_store = store.clone();
-    let policy_store = store.clone();
+    )
+    .default_backoff()
+    .modify(runtime::caches::strip_guarded)
+    .reflect(rollout_writer)
+    .inspect(ctx.caches.noting("rollouts"))
+    .inspect(move |event| match event {
+        // A deleted Rollout's memory and metrics go with it (its children go by owner
+        // reference); the reconcile never sees it again.
+        Ok(watcher::Event::Delete(guard)) => {
+            let (namespace, name) = (guard.namespace().unwrap_or_default(), guard.name_any());
+            forget_ctx.metrics.forget_rollout(&namespace, &name);
+            forget_ctx.forget(&format!("{namespace}/{name}"));
+        }
+        Ok(watcher::Event::Apply(guard) | watcher::Event::InitApply(guard)) => {
+            let key = format!(
+                "{}/{}",
+                guard.namespace().unwrap_or_default(),
+                guard.name_any()
+            );
+            forget_ctx.sighted(&key, &guard.resource_version().unwrap_or_default());
+        }
+        _ => {}
+    });
+    let deployments = watcher(api_for::<Deployment>(&client, ns), children.clone())
+        .default_backoff()
+        .modify(runtime::caches::strip_deployment)
+        .reflect(deployment_writer)
+        .inspect(ctx.caches.noting("deployments"))
+        .touched_objects()
+        .predicate_filter(deployment_triggers, PredicateConfig::default());
+    let services = watcher(api_for::<Service>(&client, ns), children)
+        .default_backoff()
+        .modify(runtime::caches::strip_service)
+        .reflect(service_writer)
+        .inspect(ctx.caches.noting("services"))
+        .touched_objects();
+    let runs = watcher(
+        api_for::<DeserializeGuard<AnalysisRun>>(&client, ns),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(runtime::caches::strip_guarded)
+    .reflect(run_writer)
+    .inspect(ctx.caches.noting("analysisruns"))
+    .touched_objects();
+
+    let store = rollout_store.clone();
+    let cluster_store = rollout_store.clone();
+    let policy_store = rollout_store.clone();
     let namespace_filter = config.namespace.clone();
-    let rollouts = rollouts
-        .owns(api_for::<Deployment>(&client, ns), children.clone())
-        .owns(api_for::<Service>(&client, ns), children.clone())
-        .owns(
-            api_for::<DeserializeGuard<AnalysisRun>>(&client, ns),
-            watcher::Config::default(),
-        )
-        .watches(
-            api_for::<DeserializeGuard<AnalysisTemplate>>(&client, ns),
-            watcher::Config::default(),
-            move |t| match &t.0 {
-                Ok(t) => rollouts_using(
-                    &store,
-                    &t.name_any(),
-                    Some(&t.namespace().unwrap_or_default()),
-                ),
-                Err(_) => Vec::new(),
-            },
-        )
-        // An Approval or a BreakGlass wakes the Rollout it names.
-        .watches(
-            api_for::<DeserializeGuard<Approval>>(&client, ns),
-            watcher::Config::default(),
-            |a| match &a.0 {
-                Ok(a) => vec![named_rollout(&a.spec.rollout, a.namespace())],
-                Err(_) => Vec::new(),
-            },
-        )
-        .watches(
-            api_for::<DeserializeGuard<BreakGlass>>(&client, ns),
-            watcher::Config::default(),
-            |b| match &b.0 {
-                Ok(b) => vec![named_rollout(&b.spec.rollout, b.namespace())],
-                Err(_) => Vec::new(),
-            },
-        )
-        // A ReleasePolicy may govern any Rollout: all are looked at again when one changes.
-        .watches(
-            Api::<DeserializeGuard<ReleasePolicy>>::all(client.clone()),
-            watcher::Config::default(),
-            move |_| {
-                policy_store
-                    .state()
-                    .iter()
-                    .filter_map(|guard| guard.0.as_ref().ok())
-                    .map(|r| named_rollout(&r.name_any(), r.namespace()))
-                    .collect::<Vec<_>>()
-            },
-        );
+    let rollouts = Controller::for_stream(
+        rollout_events
+            .touched_objects()
+            .predicate_filter(rollout_triggers, PredicateConfig::default()),
+        rollout_store,
+    )
+    .owns_stream(deployments)
+    .owns_stream(services)
+    .owns_stream(runs)
+    .watches(
+        api_for::<DeserializeGuard<AnalysisTemplate>>(&client, ns),
+        watcher::Config::default(),
+        move |t| match &t.0 {
+            Ok(t) => rollouts_using(
+                &store,
+                &t.name_any(),
+                Some(&t.namespace().unwrap_or_default()),
+            ),
+            Err(_) => Vec::new(),
+        },
+    )
+    // An Approval or a BreakGlass wakes the Rollout it names.
+    .watches(
+        api_for::<DeserializeGuard<Approval>>(&client, ns),
+        watcher::Config::default(),
+        |a| match &a.0 {
+            Ok(a) => vec![named_rollout(&a.spec.rollout, a.namespace())],
+            Err(_) => Vec::new(),
+        },
+    )
+    .watches(
+        api_for::<DeserializeGuard<BreakGlass>>(&client, ns),
+        watcher::Config::default(),
+        |b| match &b.0 {
+            Ok(b) => vec![named_rollout(&b.spec.rollout, b.namespace())],
+            Err(_) => Vec::new(),
+        },
+    )
+    // A ReleasePolicy may govern any Rollout: all are looked at again when one changes.
+    .watches(
+        Api::<DeserializeGuard<ReleasePolicy>>::all(client.clone()),
+        watcher::Config::default(),
+        move |_| {
+            policy_store
+                .state()
+                .iter()
+                .filter_map(|guard| guard.0.as_ref().ok())
+                .map(|r| named_rollout(&r.name_any(), r.namespace()))
+                .collect::<Vec<_>>()
+        },
+    );
     let rollouts = if namespace_filter.is_none() {
         rollouts.watches(
             Api::<DeserializeGuard<ClusterAnalysisTemplate>>::all(client.clone()),

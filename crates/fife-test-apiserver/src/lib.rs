@@ -139,9 +139,10 @@
 //! - **JSON only**: no protobuf (but for the reviews above) or CBOR; dry-run
 //!   (`dryRun=All`) is honoured for create, update, patch and delete, validated and
 //!   admitted like a real write.
-//! - **Event history** is bounded by [`Config::history_limit`] changes across all kinds
-//!   (the real server keeps about five minutes of etcd history), so 410 Gone can be
-//!   provoked on purpose (`POST /testkit/compact`).
+//! - **Event history** is bounded by [`Config::history_limit`] changes per resource type
+//!   (the real server keeps a watch cache per type and about five minutes of etcd
+//!   history); a watch from an older resourceVersion gets 410 Gone `Expired` and the
+//!   client relists. It can be provoked on purpose (`POST /testkit/compact`).
 //! - **CRDs become Established at once**; as with a real server, applying a CRD and
 //!   objects of its kind in one `kubectl apply` fails (kubectl resolves kinds first), so
 //!   apply the CRDs, then the objects.
@@ -190,10 +191,16 @@ use std::time::Duration;
 use store::Store;
 use tokio::sync::broadcast;
 
+/// [`Config::history_limit`] unless set: about a minute of the busiest kind's changes at
+/// 10,000 Rollouts changing at once, far more than a watch that reconnects needs.
+pub const DEFAULT_HISTORY_LIMIT: usize = 10_000;
+
 /// How the server behaves.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Changes kept for watches; a watch resuming from before them gets 410 Gone.
+    /// Changes kept for watches, per resource type; a watch resuming from before them
+    /// gets 410 Gone. Superseded objects stay in memory while a change holds them, so
+    /// this bounds the server's memory beyond its live objects.
     pub history_limit: usize,
     /// How long a Deployment takes to reach the status its spec asks for.
     pub rollout_delay: Duration,
@@ -220,7 +227,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            history_limit: 100_000,
+            history_limit: DEFAULT_HISTORY_LIMIT,
             rollout_delay: Duration::from_millis(200),
             never_ready: false,
             bookmark_interval: Duration::from_secs(5),

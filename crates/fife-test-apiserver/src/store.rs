@@ -1,5 +1,7 @@
 //! The in-memory object store: objects by group/resource/namespace/name, one global
-//! resourceVersion counter, a bounded history of changes for watches, and the write rules
+//! resourceVersion counter, a bounded history of changes for watches (a window of the
+//! newest changes per resource type, as the real server's watch cache keeps one per
+//! type, so a busy kind does not push a quiet one's changes out), and the write rules
 //! every verb shares (uid, creationTimestamp, generation, optimistic concurrency,
 //! finalizers, deletion with ownerReference garbage collection).
 
@@ -72,9 +74,11 @@ pub struct Store {
     /// Shared with the history: a change and the current object are one allocation.
     objects: BTreeMap<GroupResource, BTreeMap<(String, String), Arc<Value>>>,
     revision: u64,
-    history: VecDeque<Arc<Change>>,
+    /// Per resource type, its newest changes in revision order.
+    history: HashMap<GroupResource, TypeHistory>,
+    /// Changes kept per resource type.
     history_limit: usize,
-    /// Watches starting before this revision get 410 Gone: their events are gone.
+    /// Watches of any type starting before this revision get 410 Gone: [`Store::compact`].
     compacted: u64,
     changes: broadcast::Sender<Arc<Change>>,
     uid_seed: u64,
@@ -83,6 +87,15 @@ pub struct Store {
     dependents_by_owner: HashMap<String, BTreeSet<ObjectKey>>,
     /// Every live object's uid.
     uids: HashSet<String>,
+}
+
+/// The window of one resource type's changes that a watch can resume from.
+#[derive(Debug, Default)]
+struct TypeHistory {
+    changes: VecDeque<Arc<Change>>,
+    /// The revision of the newest change dropped from the window: a watch from before it
+    /// missed events and gets 410 Gone.
+    compacted: u64,
 }
 
 /// An object's place in the store: group/resource, namespace, name.
@@ -151,7 +164,7 @@ impl Store {
             catalogue: Catalogue::with_builtins(),
             objects: BTreeMap::new(),
             revision: 0,
-            history: VecDeque::new(),
+            history: HashMap::new(),
             history_limit: history_limit.max(1),
             compacted: 0,
             changes,
@@ -265,10 +278,11 @@ impl Store {
             object,
             previous,
         });
-        self.history.push_back(change.clone());
-        while self.history.len() > self.history_limit {
-            if let Some(old) = self.history.pop_front() {
-                self.compacted = old.revision;
+        let window = self.history.entry(change.resource.clone()).or_default();
+        window.changes.push_back(change.clone());
+        while window.changes.len() > self.history_limit {
+            if let Some(old) = window.changes.pop_front() {
+                window.compacted = old.revision;
             }
         }
         // No receivers is fine: nobody is watching.
@@ -281,24 +295,31 @@ impl Store {
         self.compacted = self.revision;
     }
 
+    /// Changes held for watches, over all resource types.
+    pub fn history_len(&self) -> usize {
+        self.history.values().map(|w| w.changes.len()).sum()
+    }
+
     /// Changes after `revision` for a resource, or 410 Gone when they were compacted.
     pub fn changes_since(
         &self,
         resource: &GroupResource,
         revision: u64,
     ) -> Result<Vec<Arc<Change>>, ApiError> {
-        if revision < self.compacted {
+        let window = self.history.get(resource);
+        let compacted = window.map_or(0, |w| w.compacted).max(self.compacted);
+        if revision < compacted {
+            // kube-apiserver's words, which clients match to relist.
             return Err(ApiError::gone(format!(
                 "too old resource version: {revision} ({})",
-                self.compacted + 1
+                compacted + 1
             )));
         }
-        Ok(self
-            .history
-            .iter()
-            .filter(|c| c.revision > revision && &c.resource == resource)
-            .cloned()
-            .collect())
+        let Some(window) = window else {
+            return Ok(Vec::new());
+        };
+        let first = window.changes.partition_point(|c| c.revision <= revision);
+        Ok(window.changes.range(first..).cloned().collect())
     }
 
     fn namespace_exists(&self, namespace: &str) -> bool {
@@ -1176,6 +1197,58 @@ mod tests {
                 .unwrap_err()
                 .reason,
             "Conflict"
+        );
+    }
+
+    #[test]
+    fn the_history_window_is_per_resource_type() {
+        let mut s = Store::new(2);
+        let cms = rt(&s, "", "v1", "configmaps");
+        let secrets = rt(&s, "", "v1", "secrets");
+        let start = s.revision();
+        // The default namespaces' changes, in their own window.
+        let namespaces = s.history_len();
+        s.create(
+            &secrets,
+            "default",
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "quiet"}}),
+            "t",
+        )
+        .unwrap();
+        for i in 0..10 {
+            s.create(&cms, "default", cm(&format!("c{i}")), "t")
+                .unwrap();
+        }
+        // The busy kind lost its old changes; the quiet one still has its only one.
+        let quiet = s
+            .changes_since(&("".into(), "secrets".into()), start)
+            .unwrap();
+        assert_eq!(quiet.len(), 1);
+        let err = s
+            .changes_since(&("".into(), "configmaps".into()), start)
+            .unwrap_err();
+        assert_eq!((err.code, err.reason), (410, "Expired"));
+        assert!(
+            err.message.starts_with("too old resource version: "),
+            "{}",
+            err.message
+        );
+        assert_eq!(
+            s.history_len(),
+            namespaces + 3,
+            "two configmap changes and the secret's"
+        );
+        // Compaction expires every type.
+        s.compact();
+        assert!(
+            s.changes_since(&("".into(), "secrets".into()), start)
+                .is_err()
+        );
+        assert_eq!(
+            s.changes_since(&("".into(), "secrets".into()), s.revision())
+                .unwrap()
+                .len(),
+            0
         );
     }
 

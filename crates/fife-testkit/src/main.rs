@@ -61,8 +61,8 @@ struct ApiserverArgs {
     /// No Deployment ever becomes ready.
     #[arg(long)]
     never_ready: bool,
-    /// Changes kept for watches; older resume points get 410 Gone.
-    #[arg(long, default_value_t = 100_000)]
+    /// Changes kept for watches, per resource type; older resume points get 410 Gone.
+    #[arg(long, default_value_t = fife_test_apiserver::DEFAULT_HISTORY_LIMIT)]
     history_limit: usize,
     /// How often watches that allow bookmarks get one.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]

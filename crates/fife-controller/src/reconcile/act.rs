@@ -2,7 +2,8 @@
 //! with apiVersion and kind, field manager `fife`, forced: the controller owns these
 //! fields); HTTPRoute weights by a merge patch guarded by resourceVersion; AnalysisRuns
 //! created once and terminated by a spec flag. Every write here is idempotent, so
-//! replaying a decision after a crash changes nothing that was already applied.
+//! replaying a decision after a crash changes nothing that was already applied. What is
+//! already as desired is compared with the watch caches first and not written again.
 
 use fife_api::analysis::AnalysisTemplateSpec;
 use fife_api::rollout::TemplateRef;
@@ -141,33 +142,33 @@ async fn apply_services(ctx: &Context, rollout: &Rollout, key: &str) -> Result<(
         rollout: key.to_owned(),
         source,
     })?;
-    let api: Api<Service> =
-        Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
+    let namespace = rollout.namespace().unwrap_or_default();
+    let api: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
     for service in services {
-        let current = api
-            .get_opt(&service.name_any())
-            .await
-            .map_err(|source| act_error(key, "a Service", source))?;
-        let unchanged = current.as_ref().is_some_and(|c| {
-            let (Some(cs), Some(ds)) = (&c.spec, &service.spec) else {
-                return false;
-            };
-            cs.selector == ds.selector
-                && cs.ports.as_ref().map(|p| {
-                    p.iter()
-                        .map(|p| (p.port, p.name.clone()))
-                        .collect::<Vec<_>>()
-                }) == ds.ports.as_ref().map(|p| {
-                    p.iter()
-                        .map(|p| (p.port, p.name.clone()))
-                        .collect::<Vec<_>>()
-                })
-        });
+        let current = ctx.caches.service(&namespace, &service.name_any());
+        let unchanged = current
+            .as_deref()
+            .is_some_and(|c| same_service(c, &service));
         if !unchanged {
             server_side_apply(&api, &service, key).await?;
         }
     }
     Ok(())
+}
+
+/// True when `current` already selects and exposes what `desired` does.
+fn same_service(current: &Service, desired: &Service) -> bool {
+    let (Some(cs), Some(ds)) = (&current.spec, &desired.spec) else {
+        return false;
+    };
+    let ports = |s: &k8s_openapi::api::core::v1::ServiceSpec| {
+        s.ports.as_ref().map(|p| {
+            p.iter()
+                .map(|p| (p.port, p.name.clone()))
+                .collect::<Vec<_>>()
+        })
+    };
+    cs.selector == ds.selector && ports(cs) == ports(ds)
 }
 
 async fn apply_traffic(
@@ -250,11 +251,9 @@ async fn apply_analysis(
     let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &namespace);
     match intent {
         AnalysisIntent::Terminate { name } => {
-            let Some(run) = api
-                .get_opt(name)
-                .await
-                .map_err(|s| act_error(key, "an AnalysisRun", s))?
-            else {
+            // From the cache: a run not cached yet is terminated when its watch event
+            // reconciles again; the flag is idempotent.
+            let Some(run) = ctx.caches.run(&namespace, name) else {
                 return Ok(());
             };
             let done = run
@@ -279,12 +278,9 @@ async fn apply_analysis(
             templates,
             args,
         } => {
-            if api
-                .get_opt(name)
-                .await
-                .map_err(|s| act_error(key, "an AnalysisRun", s))?
-                .is_some()
-            {
+            // A run the cache does not show yet is created anyway: the create answers 409
+            // when it exists, and that is success.
+            if ctx.caches.run(&namespace, name).is_some() {
                 return Ok(());
             }
             let context = RunContext {

@@ -14,6 +14,8 @@ pub enum ReconcileError {
         #[source]
         source: kube::Error,
     },
+    #[error("observing Rollout {rollout} failed: {detail}")]
+    Cache { rollout: String, detail: String },
     #[error(
         "the audit record for Rollout {rollout} could not be written, so nothing was applied: {message}"
     )]
@@ -55,7 +57,7 @@ impl ReconcileError {
     /// The pipeline step that failed, as a metric label.
     pub fn step(&self) -> &'static str {
         match self {
-            ReconcileError::Observe { .. } => "observe",
+            ReconcileError::Observe { .. } | ReconcileError::Cache { .. } => "observe",
             ReconcileError::Record { .. } => "record",
             ReconcileError::Build { .. } | ReconcileError::Analysis { .. } => "build",
             ReconcileError::Traffic { .. } | ReconcileError::Act { .. } => "act",
@@ -66,7 +68,7 @@ impl ReconcileError {
     /// The Event reason when the failure is shown on the Rollout.
     pub fn reason(&self) -> &'static str {
         match self {
-            ReconcileError::Observe { .. } => "ObserveFailed",
+            ReconcileError::Observe { .. } | ReconcileError::Cache { .. } => "ObserveFailed",
             ReconcileError::Record { .. } => "AuditWriteFailed",
             ReconcileError::Build { .. } => "InvalidSpec",
             ReconcileError::Analysis { .. } => "AnalysisNotStarted",

@@ -2,9 +2,14 @@
 //!
 //! ```text
 //!   observe ─▶ decide (fife-engine, pure) ─▶ record (audit, fsync) ─▶ act (apply) ─▶ report
-//!   GET rollout,     Decision                  fail closed:            SSA children,   status,
-//!   children, runs                             no record, no act       traffic, runs   Events, metrics
+//!   caches (API       Decision                  fail closed:            SSA children,   status,
+//!   when stale)                                 no record, no act       traffic, runs   Events, metrics
 //! ```
+//!
+//! The Rollout watch does not wake the reconcile for the controller's own status writes
+//! (see [`crate::rollout_triggers`]); when a written status leads to a further decision
+//! with no other change to wait for, the reconcile asks for itself again at once
+//! ([`settled`]).
 
 pub mod act;
 pub mod error;
@@ -33,6 +38,9 @@ use crate::runtime::context::Context;
 
 /// How often a settled Rollout is looked at again without any change.
 pub const RESYNC: Duration = Duration::from_secs(300);
+/// How long a reconcile waits for the watch caches' first lists before it fails, saying
+/// which watch has not listed and why.
+pub const CACHE_WAIT: Duration = Duration::from_secs(5);
 /// How soon a follower (or a replica that lost the lease) looks again.
 pub const FOLLOWER_RETRY: Duration = Duration::from_secs(2);
 
@@ -54,8 +62,14 @@ pub async fn reconcile(
     }
     let namespace = rollout.namespace().unwrap_or_default();
     let name = rollout.name_any();
+    if let Err(detail) = ctx.caches.ready(CACHE_WAIT).await {
+        return Err(ReconcileError::Cache {
+            rollout: format!("{namespace}/{name}"),
+            detail,
+        });
+    }
     let started = Instant::now();
-    let result = pipeline(&ctx, &namespace, &name).await;
+    let result = pipeline(&ctx, rollout).await;
     ctx.metrics.reconciled(started.elapsed().as_secs_f64());
     if result.is_ok() {
         ctx.succeeded(&format!("{namespace}/{name}"));
@@ -63,11 +77,13 @@ pub async fn reconcile(
     result
 }
 
-async fn pipeline(ctx: &Context, namespace: &str, name: &str) -> Result<Action, ReconcileError> {
+async fn pipeline(ctx: &Context, cached: &Rollout) -> Result<Action, ReconcileError> {
+    let namespace = cached.namespace().unwrap_or_default();
+    let name = cached.name_any();
     // observe
-    let Some(observation) = observe(ctx, namespace, name).await? else {
+    let Some(observation) = observe(ctx, cached).await? else {
         // Deleted: nothing about it is worth remembering.
-        ctx.metrics.forget_rollout(namespace, name);
+        ctx.metrics.forget_rollout(&namespace, &name);
         ctx.forget(&format!("{namespace}/{name}"));
         return Ok(Action::await_change());
     };
@@ -118,17 +134,47 @@ async fn pipeline(ctx: &Context, namespace: &str, name: &str) -> Result<Action, 
     // report
     let mut status = status_to_write(rollout, &decision);
     status.last_audit_record = last_audit_record(&records, rollout);
+    let now = jiff::Timestamp::now();
     let written = write_status(ctx, rollout, &status).await;
     // The records are written and acted on whatever happens to the status write, and a
     // retry does not record them again: their Events go out now or never.
     publish_events(ctx, rollout, &records).await;
-    written?;
+    let written = written?;
     update_metrics(ctx, rollout, &decision);
 
+    if written && !settled(rollout, &observation, &decision, &status, now) {
+        return Ok(Action::requeue(Duration::ZERO));
+    }
     Ok(match decision.requeue_after {
         Some(after) => Action::requeue(after.min(RESYNC)),
         None => Action::requeue(RESYNC),
     })
+}
+
+/// True when deciding again from the status just written, with the same children and
+/// runs, would change nothing: no event, no other status, children, weights or analyses.
+/// Then only a change elsewhere (a child, a run, the spec, a timer) can move the Rollout,
+/// and each of those wakes the reconcile; otherwise it has to run again now, because its
+/// own status write does not wake it. Pure.
+pub fn settled(
+    rollout: &Rollout,
+    observation: &observe::Observation,
+    decision: &fife_engine::Decision,
+    written: &fife_api::RolloutStatus,
+    now: jiff::Timestamp,
+) -> bool {
+    let mut next = rollout.clone();
+    next.status = Some(written.clone());
+    let again = fife_engine::decide(&next, &observation.engine, now);
+    again.events.is_empty()
+        && again.children == decision.children
+        && again.weights == decision.weights
+        && again.analysis == decision.analysis
+        && {
+            let mut status = status_to_write(&next, &again);
+            status.last_audit_record = last_audit_record(&[], &next);
+            crate::build::status_diff::status_patch(Some(written), &status).is_none()
+        }
 }
 
 /// What identifies a decision's events: their actions, steps and messages.
@@ -219,6 +265,10 @@ mod tests {
             ReconcileError::Record {
                 rollout: "r".into(),
                 message: "m".into(),
+            },
+            ReconcileError::Cache {
+                rollout: "r".into(),
+                detail: "d".into(),
             },
             ReconcileError::Act {
                 rollout: "r".into(),

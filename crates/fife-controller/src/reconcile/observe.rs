@@ -1,6 +1,29 @@
-//! Observe: the first pipeline step. Reads the Rollout afresh (never a possibly stale
-//! cached copy, so a decision is never taken twice from an old status), its Deployments
-//! and its AnalysisRuns, and turns them into the engine's `Observed`.
+//! Observe: the first pipeline step. Turns the Rollout, its Deployments and its
+//! AnalysisRuns into the engine's `Observed`, reading them from the watch caches
+//! ([`crate::runtime::caches`]), and the API only where a stale copy could act wrongly.
+//!
+//! Where a cached copy is safe and where it is not:
+//! - **The Rollout** carries the decision's state (step, revisions, pause, abort). Deciding
+//!   from a copy older than this replica's own last status write would take a decision a
+//!   second time (a second audit record, a step advanced twice). So the cached Rollout is
+//!   used only when its resourceVersion is the newest one this replica has seen from the
+//!   API, by a read or as the answer to its own status write
+//!   ([`crate::runtime::context::ObjectMemory::is_current`]); otherwise it is read from the
+//!   API, once. A change by someone else that the cache has not shown yet is the same race
+//!   as a change just after a read, and its watch event reconciles again.
+//! - **Deployments** come from the cache. A stale child is indistinguishable from a slow
+//!   Deployment controller: its generation, revision label and counts are older, and the
+//!   engine waits for the revision and the counts it wants (`observedGeneration` at the
+//!   generation), so it never promotes or advances on a stale child. What act applies to
+//!   a child is a server-side apply of the whole desired object, forced, which sets the
+//!   same fields whatever the cache said; a stale "unchanged" only delays the apply until
+//!   the watch event of the newer version reconciles again.
+//! - **AnalysisRuns** come from the cache. A stale run is an older phase (the rollout
+//!   waits); a run missing from the cache is created with a create that answers 409 when
+//!   it exists, never twice.
+//! - **Services** (in act) come from the cache, compared before a forced apply, as children.
+//! - **The HTTPRoute** is read from the API in act: it is shared with other owners and its
+//!   weights are written with a resourceVersion precondition, which must be the server's.
 
 use fife_api::{AnalysisPhase, AnalysisRun, Rollout};
 use fife_engine::{Observed, ObservedAnalysis, ObservedChild};
@@ -23,44 +46,56 @@ pub struct Observation {
     pub engine: Observed,
 }
 
-/// Reads what the reconcile needs. `None` when the Rollout is gone.
+/// Reads what the reconcile needs, starting from the cached Rollout. `None` when the
+/// Rollout is gone.
 pub async fn observe(
     ctx: &Context,
-    namespace: &str,
-    name: &str,
+    cached: &Rollout,
 ) -> Result<Option<Observation>, ReconcileError> {
-    let fail = |source| ReconcileError::Observe {
-        rollout: format!("{namespace}/{name}"),
-        source,
+    let namespace = cached.namespace().unwrap_or_default();
+    let name = cached.name_any();
+    let key = format!("{namespace}/{name}");
+    let version = cached.resource_version().unwrap_or_default();
+    let rollout = if ctx.is_current(&key, &version) {
+        cached.clone()
+    } else {
+        let rollouts: Api<Rollout> = Api::namespaced(ctx.client.clone(), &namespace);
+        let read = rollouts
+            .get_opt(&name)
+            .await
+            .map_err(|source| ReconcileError::Observe {
+                rollout: key.clone(),
+                source,
+            })?;
+        let Some(fresh) = read else {
+            return Ok(None);
+        };
+        ctx.remember_version(&key, &fresh.resource_version().unwrap_or_default());
+        fresh
     };
-    let rollouts: Api<Rollout> = Api::namespaced(ctx.client.clone(), namespace);
-    let Some(rollout) = rollouts.get_opt(name).await.map_err(fail)? else {
-        return Ok(None);
-    };
-    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
+    Ok(Some(observe_children(ctx, rollout)))
+}
+
+/// The Rollout's children and runs, from the caches.
+fn observe_children(ctx: &Context, rollout: Rollout) -> Observation {
+    let namespace = rollout.namespace().unwrap_or_default();
+    let name = rollout.name_any();
     let mut children = ExistingChildren::default();
     for role in Role::ALL {
-        if let Some(d) = deployments
-            .get_opt(&role.child_name(name))
-            .await
-            .map_err(fail)?
-        {
+        if let Some(d) = ctx.caches.deployment(&namespace, &role.child_name(&name)) {
             // A Deployment of that name that the Rollout does not own is left alone.
             if owned_by(&d, &rollout) {
-                children.set(role, d);
+                children.set(role, Deployment::clone(&d));
             }
         }
     }
-    let runs: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), namespace);
     let status = rollout.status.clone().unwrap_or_default();
-    let step_run = match &status.current_analysis_run {
-        Some(run) => runs.get_opt(run).await.map_err(fail)?,
-        None => None,
+    let run = |name: &Option<String>| {
+        name.as_ref()
+            .and_then(|run| ctx.caches.run(&namespace, run))
     };
-    let background_run = match &status.background_analysis_run {
-        Some(run) => runs.get_opt(run).await.map_err(fail)?,
-        None => None,
-    };
+    let step_run = run(&status.current_analysis_run);
+    let background_run = run(&status.background_analysis_run);
     let engine = Observed {
         stable: children.stable.as_ref().and_then(observed_child),
         canary: children.canary.as_ref().and_then(observed_child),
@@ -71,13 +106,13 @@ pub async fn observe(
             .await
             .map_err(fail)?,
     };
-    Ok(Some(Observation {
+    Observation {
         rollout,
         children,
         step_run,
         background_run,
         engine,
-    }))
+    }
 }
 
 fn owned_by(deployment: &Deployment, rollout: &Rollout) -> bool {

@@ -54,7 +54,9 @@ pub fn status_to_write(rollout: &Rollout, decision: &Decision) -> RolloutStatus 
 }
 
 /// Writes `desired` as the Rollout's status if it differs from `current` in more than
-/// timestamps. Server-side apply, with apiVersion and kind.
+/// timestamps. Server-side apply, with apiVersion and kind. The written version is
+/// remembered as the newest one seen (see [`crate::reconcile::observe`]); `true` when a
+/// write was sent.
 pub async fn write_status(
     ctx: &Context,
     rollout: &Rollout,
@@ -63,6 +65,7 @@ pub async fn write_status(
     let Some(status) = status_patch(rollout.status.as_ref(), desired) else {
         return Ok(false);
     };
+    let key = crate::reconcile::observe::rollout_key(rollout);
     let api: Api<Rollout> =
         Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
     let failed = |source| ReconcileError::Report {
@@ -94,13 +97,15 @@ pub async fn write_status(
         "kind": "Rollout",
         "status": status,
     });
-    api.patch_status(
-        &rollout.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(failed)?;
+    let written = api
+        .patch_status(
+            &rollout.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(failed)?;
+    ctx.remember_version(&key, &written.resource_version().unwrap_or_default());
     Ok(true)
 }
 

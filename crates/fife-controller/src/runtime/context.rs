@@ -1,5 +1,6 @@
-//! What every reconcile shares: the API client, the Event recorder, the audit log, the
-//! metric query pool, metrics, leadership and per-object backoff.
+//! What every reconcile shares: the API client, the watch caches, the Event publisher, the
+//! audit log, the metric query pool, metrics, leadership and per-object memory (backoff,
+//! recorded decisions, the newest Rollout version seen).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,8 +9,9 @@ use std::time::Duration;
 use fife_audit::AuditLog;
 use fife_metrics::ClientPool;
 use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
 
+use crate::runtime::caches::Caches;
+use crate::runtime::events::EventPublisher;
 use crate::runtime::leader::Leadership;
 use crate::runtime::telemetry::Metrics;
 
@@ -21,7 +23,8 @@ pub const FIELD_MANAGER: &str = "fife";
 
 pub struct Context {
     pub client: Client,
-    pub recorder: Recorder,
+    pub caches: Caches,
+    pub recorder: EventPublisher,
     pub audit: Arc<AuditLog>,
     pub pool: ClientPool,
     pub metrics: Arc<Metrics>,
@@ -40,6 +43,9 @@ pub struct ObjectMemory {
     /// Per Rollout: the resourceVersion a decision was taken from and a digest of the
     /// events recorded for it. See [`ObjectMemory::already_recorded`].
     recorded: Mutex<HashMap<String, (String, String)>>,
+    /// Per Rollout: the newest resourceVersion this replica has seen of it, from the API
+    /// (a read or its own status write). See [`ObjectMemory::is_current`].
+    versions: Mutex<HashMap<String, (u64, String)>>,
 }
 
 // The client and recorder have no Debug; the identity is what tells contexts apart.
@@ -54,20 +60,16 @@ impl std::fmt::Debug for Context {
 impl Context {
     pub fn new(
         client: Client,
+        caches: Caches,
         audit: Arc<AuditLog>,
         metrics: Arc<Metrics>,
         leadership: Leadership,
         identity: String,
     ) -> Self {
-        let recorder = Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "fife".into(),
-                instance: Some(identity.clone()),
-            },
-        );
+        let recorder = EventPublisher::new(client.clone(), identity.clone());
         Context {
             client,
+            caches,
             recorder,
             audit,
             pool: ClientPool::default(),
@@ -95,6 +97,29 @@ impl Context {
 
     pub fn remember_recorded(&self, key: &str, resource_version: &str, events: String) {
         self.memory.remember_recorded(key, resource_version, events)
+    }
+
+    /// See [`ObjectMemory::is_current`], in this leadership term.
+    pub fn is_current(&self, key: &str, resource_version: &str) -> bool {
+        self.memory
+            .is_current(key, self.leadership.term(), resource_version)
+    }
+
+    pub fn remember_version(&self, key: &str, resource_version: &str) {
+        self.memory
+            .remember_version(key, self.leadership.term(), resource_version)
+    }
+
+    /// The watch delivered `resource_version` of the Rollout `key`. Without leader
+    /// election this replica is the only one that writes status, and a version seen before
+    /// any read or write of its own is as fresh as a read; so it is remembered when nothing
+    /// is, sparing a read of every new Rollout. With leader election it is not: a lagging
+    /// watch may deliver a version older than another leader's last write.
+    pub fn sighted(&self, key: &str, resource_version: &str) {
+        if !self.leadership.is_elected() {
+            self.memory
+                .remember_first(key, self.leadership.term(), resource_version)
+        }
     }
 
     /// Forgets everything remembered about `key`: its object was deleted.
@@ -140,10 +165,52 @@ impl ObjectMemory {
             .insert(key.to_owned(), (resource_version.to_owned(), events));
     }
 
-    /// Forgets `key`'s failures and recorded decision.
+    /// True when `resource_version` is the newest version of the Rollout `key` that this
+    /// replica has seen from the API in leadership `term`, so a cached copy at that
+    /// version is not older than anything it has read or written. Resource versions are
+    /// opaque (no order), so any other version, or none remembered in this term (a new
+    /// replica, a leader again after another one acted), is not known to be current and
+    /// the Rollout is read from the API once.
+    pub fn is_current(&self, key: &str, term: u64, resource_version: &str) -> bool {
+        self.versions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .is_some_and(|(t, v)| *t == term && v == resource_version)
+    }
+
+    /// `resource_version` was just read from the API, or written by this replica.
+    pub fn remember_version(&self, key: &str, term: u64, resource_version: &str) {
+        let mut versions = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+        match versions.get_mut(key) {
+            Some((t, v)) if *t == term && v == resource_version => {}
+            Some((t, v)) => {
+                *t = term;
+                resource_version.clone_into(v);
+            }
+            None => {
+                versions.insert(key.to_owned(), (term, resource_version.to_owned()));
+            }
+        }
+    }
+
+    /// Remembers `resource_version` for `key` only when nothing is remembered for it.
+    pub fn remember_first(&self, key: &str, term: u64, resource_version: &str) {
+        self.versions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.to_owned())
+            .or_insert_with(|| (term, resource_version.to_owned()));
+    }
+
+    /// Forgets `key`'s failures, recorded decision and version.
     pub fn forget(&self, key: &str) {
         self.succeeded(key);
         self.recorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+        self.versions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(key);
@@ -154,9 +221,11 @@ impl ObjectMemory {
     fn len(&self) -> usize {
         let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let recorded = self.recorded.lock().unwrap_or_else(|e| e.into_inner());
+        let versions = self.versions.lock().unwrap_or_else(|e| e.into_inner());
         failures
             .keys()
             .chain(recorded.keys())
+            .chain(versions.keys())
             .collect::<std::collections::HashSet<_>>()
             .len()
     }
@@ -179,11 +248,14 @@ mod tests {
         memory.backoff("shop/checkout");
         memory.remember_recorded("shop/checkout", "41", "Promoted".into());
         memory.remember_recorded("shop/cart", "7", "StepStarted".into());
+        memory.remember_version("shop/checkout", 0, "42");
         assert!(memory.already_recorded("shop/checkout", "41", "Promoted"));
+        assert!(memory.is_current("shop/checkout", 0, "42"));
         assert_eq!(memory.len(), 2);
 
         memory.forget("shop/checkout");
         assert!(!memory.already_recorded("shop/checkout", "41", "Promoted"));
+        assert!(!memory.is_current("shop/checkout", 0, "42"));
         assert_eq!(
             memory.backoff("shop/checkout"),
             MIN_BACKOFF,
@@ -192,6 +264,29 @@ mod tests {
         memory.forget("shop/checkout");
         assert_eq!(memory.len(), 1, "only the other Rollout is remembered");
         assert!(memory.already_recorded("shop/cart", "7", "StepStarted"));
+    }
+
+    #[test]
+    fn only_the_newest_version_seen_is_current() {
+        let memory = ObjectMemory::default();
+        assert!(
+            !memory.is_current("shop/web", 1, "10"),
+            "nothing seen yet: read it"
+        );
+        memory.remember_version("shop/web", 1, "10");
+        assert!(memory.is_current("shop/web", 1, "10"));
+        // Our own status write made version 11; a cache still at 10 is stale.
+        memory.remember_version("shop/web", 1, "11");
+        assert!(!memory.is_current("shop/web", 1, "10"));
+        assert!(memory.is_current("shop/web", 1, "11"));
+        assert!(!memory.is_current("shop/other", 1, "11"));
+        // Leader again after another replica may have written: nothing is current.
+        assert!(!memory.is_current("shop/web", 2, "11"));
+        // A watch sighting counts only for a Rollout nothing is remembered of.
+        memory.remember_first("shop/web", 1, "9");
+        assert!(memory.is_current("shop/web", 1, "11"), "not overwritten");
+        memory.remember_first("shop/new", 1, "3");
+        assert!(memory.is_current("shop/new", 1, "3"));
     }
 
     #[test]

@@ -14,6 +14,7 @@
 
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -31,6 +32,9 @@ const SAFETY_MARGIN: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub struct Leadership {
     inner: Arc<Inner>,
+    /// Counts the times this replica became leader: what it remembered from an earlier
+    /// term may have been superseded by another leader's writes meanwhile.
+    term: Arc<AtomicU64>,
 }
 
 #[derive(Debug)]
@@ -71,7 +75,18 @@ impl Leadership {
     pub fn always() -> Self {
         Leadership {
             inner: Arc::new(Inner::Always),
+            term: Arc::default(),
         }
+    }
+
+    /// True when replicas compete for a Lease, so another one may have acted.
+    pub fn is_elected(&self) -> bool {
+        matches!(&*self.inner, Inner::Elected { .. })
+    }
+
+    /// The current term: changes each time this replica becomes leader again.
+    pub fn term(&self) -> u64 {
+        self.term.load(Ordering::Relaxed)
     }
 
     /// True when this replica may act now.
@@ -116,6 +131,7 @@ impl Leadership {
                 holder: holder.clone(),
                 confirmed_until: Mutex::new(None),
             }),
+            term: Arc::default(),
         };
         let confirmer = leadership.clone();
         let leases: Api<Lease> = Api::namespaced(client, &config.namespace);
@@ -126,6 +142,9 @@ impl Leadership {
                 let leading = confirmer.is_leading();
                 if leading != was_leading {
                     tracing::info!(identity = %config.identity, leading, "leadership changed");
+                    if leading {
+                        confirmer.term.fetch_add(1, Ordering::Relaxed);
+                    }
                     was_leading = leading;
                 }
                 metrics.set_leader(leading);

@@ -2,7 +2,9 @@
 //! endpoint and the controller's own metrics.
 
 pub mod audit_head;
+pub mod caches;
 pub mod context;
+pub mod events;
 pub mod leader;
 pub mod server;
 pub mod telemetry;

@@ -1,0 +1,295 @@
+//! The watch caches the reconcile reads instead of the API: one reflector store per kind
+//! the controller owns or runs (Rollouts, their Deployments, Services and AnalysisRuns),
+//! and the transforms that keep in them only what the controller reads.
+//!
+//! What is kept, per kind (everything else is dropped before it reaches a store):
+//! - every kind: no `metadata.managedFields` (the largest part of a stored object, read by
+//!   nobody here) and no `kubectl.kubernetes.io/last-applied-configuration` annotation (a
+//!   second copy of the whole object when it was created with `kubectl apply`);
+//! - Deployments and Services: no annotations at all (Fife sets none on them and reads
+//!   none; pod template annotations are in the spec and kept), a Deployment's status
+//!   without its conditions (the engine reads counts and `observedGeneration` only), and
+//!   of a Service's spec only its selector and its ports' names and numbers;
+//! - Rollouts and AnalysisRuns: their other annotations stay (manual requests and run
+//!   arguments are read from them).
+//!
+//! The spec of a Deployment stays: it is compared with the desired one before an apply
+//! (see [`crate::build::drift`]) and its pod template is the one an older revision is
+//! rebuilt from.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fife_api::{AnalysisRun, Rollout};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::DeserializeGuard;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+
+/// Written by `kubectl apply`: the whole object again, as JSON.
+pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The stores the reconcile reads. Cloning shares them.
+#[derive(Clone)]
+pub struct Caches {
+    pub rollouts: Store<DeserializeGuard<Rollout>>,
+    pub deployments: Store<Deployment>,
+    pub services: Store<Service>,
+    pub runs: Store<DeserializeGuard<AnalysisRun>>,
+    /// The last error of each watch that has not recovered since, by kind.
+    watch_errors: Arc<Mutex<BTreeMap<&'static str, String>>>,
+}
+
+// The stores have no Debug; their sizes are what tells caches apart.
+impl std::fmt::Debug for Caches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caches")
+            .field("rollouts", &self.rollouts.len())
+            .field("deployments", &self.deployments.len())
+            .field("services", &self.services.len())
+            .field("runs", &self.runs.len())
+            .finish()
+    }
+}
+
+impl Caches {
+    pub fn new(
+        rollouts: Store<DeserializeGuard<Rollout>>,
+        deployments: Store<Deployment>,
+        services: Store<Service>,
+        runs: Store<DeserializeGuard<AnalysisRun>>,
+    ) -> Self {
+        Caches {
+            rollouts,
+            deployments,
+            services,
+            runs,
+            watch_errors: Arc::default(),
+        }
+    }
+
+    /// Waits, at most `within`, until every store holds its first complete list: before
+    /// that, a missing child in a store says nothing about the cluster, and acting on it
+    /// would recreate children that exist. Otherwise a sentence naming the watch that has
+    /// not listed and its last error (a 403 says which permission is missing).
+    pub async fn ready(&self, within: Duration) -> Result<(), String> {
+        let all = async {
+            // The errors only say that a writer was dropped: the controller is shutting
+            // down and the reconcile that waits is cancelled with it.
+            let _ = self.rollouts.wait_until_ready().await;
+            let _ = self.deployments.wait_until_ready().await;
+            let _ = self.services.wait_until_ready().await;
+            let _ = self.runs.wait_until_ready().await;
+        };
+        if tokio::time::timeout(within, all).await.is_ok() {
+            return Ok(());
+        }
+        let errors = self.watch_errors.lock().unwrap_or_else(|e| e.into_inner());
+        Err(match errors.iter().next() {
+            Some((kind, error)) => format!(
+                "the watch of {kind} has not listed them yet: {error}; check that the \
+                 controller may list and watch {kind}"
+            ),
+            None => format!(
+                "the watches have not listed their objects within {} s; the API server is \
+                 slow or unreachable",
+                within.as_secs()
+            ),
+        })
+    }
+
+    /// [`Caches::note`] for the watch of `kind`, to inspect its stream with.
+    pub fn noting<K>(
+        &self,
+        kind: &'static str,
+    ) -> impl Fn(&Result<watcher::Event<K>, watcher::Error>) + Send + Sync + 'static {
+        let caches = self.clone();
+        move |event| caches.note(kind, event)
+    }
+
+    /// Keeps the last error of the watch of `kind`, until it delivers again.
+    pub fn note<K>(&self, kind: &'static str, event: &Result<watcher::Event<K>, watcher::Error>) {
+        let mut errors = self.watch_errors.lock().unwrap_or_else(|e| e.into_inner());
+        match event {
+            Err(e) => {
+                errors.insert(kind, e.to_string());
+            }
+            Ok(_) => {
+                errors.remove(kind);
+            }
+        }
+    }
+
+    pub fn deployment(&self, namespace: &str, name: &str) -> Option<Arc<Deployment>> {
+        self.deployments
+            .get(&ObjectRef::new(name).within(namespace))
+    }
+
+    pub fn service(&self, namespace: &str, name: &str) -> Option<Arc<Service>> {
+        self.services.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// The run, when it is cached and deserializes.
+    pub fn run(&self, namespace: &str, name: &str) -> Option<AnalysisRun> {
+        let guard = self.runs.get(&ObjectRef::new(name).within(namespace))?;
+        guard.0.as_ref().ok().cloned()
+    }
+}
+
+/// Drops what no kind's reader needs: managed fields and the last-applied copy.
+pub fn strip_metadata(meta: &mut ObjectMeta) {
+    meta.managed_fields = None;
+    if let Some(annotations) = &mut meta.annotations {
+        annotations.remove(LAST_APPLIED_ANNOTATION);
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
+}
+
+/// A Deployment as the store keeps it.
+pub fn strip_deployment(deployment: &mut Deployment) {
+    strip_metadata(&mut deployment.metadata);
+    deployment.metadata.annotations = None;
+    if let Some(status) = &mut deployment.status {
+        status.conditions = None;
+    }
+}
+
+/// A Service as the store keeps it: its selector and its ports' names and numbers, what
+/// `act` compares before applying one; the rest of the spec (cluster IPs, families,
+/// policies the API server defaults) is never read.
+pub fn strip_service(service: &mut Service) {
+    strip_metadata(&mut service.metadata);
+    service.metadata.annotations = None;
+    service.status = None;
+    if let Some(spec) = service.spec.take() {
+        service.spec = Some(ServiceSpec {
+            selector: spec.selector,
+            ports: spec.ports.map(|ports| {
+                ports
+                    .into_iter()
+                    .map(|p| ServicePort {
+                        name: p.name,
+                        port: p.port,
+                        ..ServicePort::default()
+                    })
+                    .collect()
+            }),
+            ..ServiceSpec::default()
+        });
+    }
+}
+
+/// A Rollout or AnalysisRun as the store keeps it; one that does not deserialize is kept
+/// as it is (it carries only its error).
+pub fn strip_guarded<K: kube::Resource>(guard: &mut DeserializeGuard<K>) {
+    if let Ok(object) = &mut guard.0 {
+        strip_metadata(object.meta_mut());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+    use std::collections::BTreeMap;
+
+    fn meta() -> ObjectMeta {
+        ObjectMeta {
+            name: Some("web-stable".into()),
+            managed_fields: Some(vec![ManagedFieldsEntry {
+                manager: Some("fife".into()),
+                ..ManagedFieldsEntry::default()
+            }]),
+            annotations: Some(BTreeMap::from([
+                (LAST_APPLIED_ANNOTATION.to_owned(), "{}".to_owned()),
+                ("fife.dev/manual".to_owned(), "promote".to_owned()),
+            ])),
+            labels: Some(BTreeMap::from([(
+                "fife.dev/rollout".to_owned(),
+                "web".to_owned(),
+            )])),
+            ..ObjectMeta::default()
+        }
+    }
+
+    #[test]
+    fn managed_fields_and_the_last_applied_copy_are_dropped_other_annotations_kept() {
+        let mut m = meta();
+        strip_metadata(&mut m);
+        assert_eq!(m.managed_fields, None);
+        let annotations = m.annotations.unwrap();
+        assert_eq!(
+            annotations.keys().collect::<Vec<_>>(),
+            ["fife.dev/manual"],
+            "the annotations a Rollout's reader needs stay"
+        );
+        assert_eq!(m.labels.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_deployment_keeps_its_counts_and_labels_but_no_annotations_or_conditions() {
+        let mut d = Deployment {
+            metadata: meta(),
+            status: Some(DeploymentStatus {
+                ready_replicas: Some(2),
+                observed_generation: Some(3),
+                conditions: Some(vec![DeploymentCondition::default()]),
+                ..DeploymentStatus::default()
+            }),
+            ..Deployment::default()
+        };
+        strip_deployment(&mut d);
+        assert_eq!(d.metadata.annotations, None);
+        assert_eq!(d.metadata.managed_fields, None);
+        assert!(d.metadata.labels.is_some());
+        let status = d.status.unwrap();
+        assert_eq!(status.conditions, None);
+        assert_eq!(
+            (status.ready_replicas, status.observed_generation),
+            (Some(2), Some(3))
+        );
+    }
+
+    #[test]
+    fn a_service_keeps_its_selector_and_port_numbers_only() {
+        let mut service: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-canary", "annotations": {"a": "b"}},
+            "spec": {
+                "selector": {"app": "web"},
+                "clusterIP": "10.0.0.7",
+                "ipFamilies": ["IPv4"],
+                "ports": [{"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}]
+            },
+            "status": {"loadBalancer": {}}
+        }))
+        .unwrap();
+        strip_service(&mut service);
+        assert_eq!(
+            serde_json::to_value(&service).unwrap(),
+            serde_json::json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "web-canary"},
+                "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 8080}]}
+            })
+        );
+    }
+
+    #[test]
+    fn a_rollout_that_does_not_deserialize_is_kept_as_its_error() {
+        let mut guard: DeserializeGuard<Rollout> = serde_json::from_value(serde_json::json!({
+            "apiVersion": fife_api::API_VERSION, "kind": "Rollout",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"replicas": "three"}
+        }))
+        .unwrap();
+        assert!(guard.0.is_err());
+        strip_guarded(&mut guard);
+        assert!(guard.0.is_err());
+    }
+}
