@@ -73,13 +73,18 @@ pub async fn observe(
         ctx.remember_version(&key, &fresh.resource_version().unwrap_or_default());
         fresh
     };
-    Ok(Some(observe_children(ctx, rollout)))
+    observe_children(ctx, rollout).await.map(Some)
 }
 
-/// The Rollout's children and runs, from the caches.
-fn observe_children(ctx: &Context, rollout: Rollout) -> Observation {
+/// The Rollout's children and runs, from the caches, and the release policy that governs
+/// it (read from the API: see [`crate::reconcile::release`]).
+async fn observe_children(ctx: &Context, rollout: Rollout) -> Result<Observation, ReconcileError> {
     let namespace = rollout.namespace().unwrap_or_default();
     let name = rollout.name_any();
+    let fail = |source| ReconcileError::Observe {
+        rollout: format!("{namespace}/{name}"),
+        source,
+    };
     let mut children = ExistingChildren::default();
     for role in Role::ALL {
         if let Some(d) = ctx.caches.deployment(&namespace, &role.child_name(&name)) {
@@ -102,17 +107,17 @@ fn observe_children(ctx: &Context, rollout: Rollout) -> Observation {
         baseline: children.baseline.as_ref().and_then(observed_child),
         step_analysis: step_run.as_ref().map(observed_analysis),
         background_analysis: background_run.as_ref().map(observed_analysis),
-        release: observe_release(ctx, namespace, children.stable.as_ref())
+        release: observe_release(ctx, &namespace, children.stable.as_ref())
             .await
             .map_err(fail)?,
     };
-    Observation {
+    Ok(Observation {
         rollout,
         children,
         step_run,
         background_run,
         engine,
-    }
+    })
 }
 
 fn owned_by(deployment: &Deployment, rollout: &Rollout) -> bool {
