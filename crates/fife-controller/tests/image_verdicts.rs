@@ -58,7 +58,9 @@ async fn verifies_each_digest_once_per_key_set() {
 
     // Another key set (the Secret changed) asks the registry again, which cannot answer:
     // unverified, never refused for the registry's fault.
-    let again = verifier.verdicts(&[signed.clone()], &keys(&[1, 2])).await;
+    let again = verifier
+        .verdicts(std::slice::from_ref(&signed), &keys(&[1, 2]))
+        .await;
     assert!(
         matches!(&again[&signed], ImageCheck::Unchecked(m) if m.starts_with("cannot reach registry")),
         "{again:?}"
