@@ -61,6 +61,10 @@ pub struct ControllerArgs {
     /// name from POD_NAME, else the host name and process id).
     #[arg(long, env = "FIFE_IDENTITY")]
     identity: Option<String>,
+    /// A registry (HOST:PORT) the signature gate reaches over plain HTTP instead of HTTPS,
+    /// e.g. a local development registry; repeatable, or comma-separated in the variable.
+    #[arg(long, env = "FIFE_REGISTRY_PLAIN_HTTP", value_delimiter = ',')]
+    registry_plain_http: Vec<String>,
 }
 
 pub fn run(args: ControllerArgs) -> ExitCode {
@@ -95,6 +99,7 @@ pub fn run(args: ControllerArgs) -> ExitCode {
             grace: args.lease_grace,
         }),
         identity,
+        registry_plain_http: args.registry_plain_http,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -43,6 +43,7 @@ use kube::runtime::{Controller, controller, watcher};
 use kube::{Api, Client, ResourceExt};
 
 use crate::runtime::context::Context;
+use crate::runtime::image_verdicts::ImageVerifier;
 use crate::runtime::leader::{Leadership, LeaseConfig};
 use crate::runtime::telemetry::Metrics;
 
@@ -71,6 +72,8 @@ pub struct ControllerConfig {
     pub lease: Option<LeaseSettings>,
     /// Who acts, in audit records, Events and the Lease.
     pub identity: String,
+    /// Registries (`host:port`) the signature gate reaches over plain HTTP; HTTPS otherwise.
+    pub registry_plain_http: Vec<String>,
 }
 
 /// Where the leader Lease lives and how long it lasts.
@@ -341,13 +344,16 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
         }
     };
 
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        Arc::clone(&audit),
-        Arc::clone(&metrics),
-        leadership,
-        config.identity.clone(),
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            Arc::clone(&audit),
+            Arc::clone(&metrics),
+            leadership,
+            config.identity.clone(),
+        )
+        .with_image_verifier(ImageVerifier::new(config.registry_plain_http.clone())),
+    );
     let ns = config.namespace.as_deref();
     let children = watcher::Config::default().labels(ROLLOUT_LABEL);
     let controller_config = controller::Config::default().concurrency(config.concurrency.max(1));

@@ -10,6 +10,7 @@ use fife_metrics::ClientPool;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 
+use crate::runtime::image_verdicts::ImageVerifier;
 use crate::runtime::leader::Leadership;
 use crate::runtime::telemetry::Metrics;
 
@@ -28,6 +29,8 @@ pub struct Context {
     pub leadership: Leadership,
     /// Who acts, as written in audit records and Events.
     pub identity: String,
+    /// The signature gate's verdicts, one registry check per digest and key set.
+    pub images: ImageVerifier,
     memory: ObjectMemory,
 }
 
@@ -74,8 +77,15 @@ impl Context {
             metrics,
             leadership,
             identity,
+            images: ImageVerifier::new(Vec::new()),
             memory: ObjectMemory::default(),
         }
+    }
+
+    /// The verifier of the signature gate (the default reaches every registry over HTTPS).
+    pub fn with_image_verifier(mut self, images: ImageVerifier) -> Self {
+        self.images = images;
+        self
     }
 
     /// The delay before retrying `key` after another failure.
