@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use fife_api::validation::image_digest;
+
 /// The registry an image without a registry host is pulled from, as container runtimes read it.
 const DEFAULT_REGISTRY: &str = "docker.io";
 /// Docker Hub's API host: `docker.io` is only its name in references.
@@ -44,13 +46,10 @@ impl PinnedImage {
     /// Reads an image reference; only digest-pinned references are accepted.
     pub fn parse(image: &str) -> Result<PinnedImage, ReferenceError> {
         let image = image.trim();
-        let Some((name, digest)) = image.split_once('@') else {
+        let Some((name, digest)) = image.rsplit_once('@') else {
             return Err(ReferenceError::TagOnly(image.to_string()));
         };
-        let valid = digest.strip_prefix("sha256:").is_some_and(|hex| {
-            hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        });
-        if !valid {
+        if image_digest(image).is_none() && !name.is_empty() {
             return Err(ReferenceError::BadDigest {
                 image: image.to_string(),
                 digest: digest.to_string(),
