@@ -65,6 +65,10 @@ pub struct ControllerArgs {
     /// e.g. a local development registry; repeatable, or comma-separated in the variable.
     #[arg(long, env = "FIFE_REGISTRY_PLAIN_HTTP", value_delimiter = ',')]
     registry_plain_http: Vec<String>,
+    /// The namespace of the release policies' keys Secrets (`verifyImages.keysSecret`):
+    /// the controller's own; default: the lease namespace, which the install sets to it.
+    #[arg(long, env = "FIFE_IMAGE_KEYS_NAMESPACE")]
+    image_keys_namespace: Option<String>,
 }
 
 pub fn run(args: ControllerArgs) -> ExitCode {
@@ -76,6 +80,10 @@ pub fn run(args: ControllerArgs) -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let image_keys_namespace = args
+        .image_keys_namespace
+        .clone()
+        .unwrap_or_else(|| args.lease_namespace.clone());
     let config = ControllerConfig {
         kubeconfig: args.kubeconfig,
         namespace: args.namespace,
@@ -100,6 +108,7 @@ pub fn run(args: ControllerArgs) -> ExitCode {
         }),
         identity,
         registry_plain_http: args.registry_plain_http,
+        image_keys_namespace,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -74,6 +74,8 @@ pub struct ControllerConfig {
     pub identity: String,
     /// Registries (`host:port`) the signature gate reaches over plain HTTP; HTTPS otherwise.
     pub registry_plain_http: Vec<String>,
+    /// Where the release policies' keys Secrets live: the controller's own namespace.
+    pub image_keys_namespace: String,
 }
 
 /// Where the leader Lease lives and how long it lasts.
@@ -352,7 +354,10 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
             leadership,
             config.identity.clone(),
         )
-        .with_image_verifier(ImageVerifier::new(config.registry_plain_http.clone())),
+        .with_image_verifier(ImageVerifier::new(
+            config.registry_plain_http.clone(),
+            config.image_keys_namespace.clone(),
+        )),
     );
     let ns = config.namespace.as_deref();
     let children = watcher::Config::default().labels(ROLLOUT_LABEL);

@@ -29,7 +29,7 @@ async fn verifies_each_digest_once_per_key_set() {
     registry.sign(&signed, &signing_key(1), None).unwrap();
     let unsigned = registry.push_image("acme/api", "1.1", "unsigned").unwrap();
     let tag = format!("{}/acme/api:1.0", registry.host());
-    let verifier = ImageVerifier::new(vec![registry.host().to_string()]);
+    let verifier = ImageVerifier::new(vec![registry.host().to_string()], "fife-system".into());
     let images = vec![
         signed.clone(),
         unsigned.clone(),

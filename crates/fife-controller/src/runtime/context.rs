@@ -77,12 +77,13 @@ impl Context {
             metrics,
             leadership,
             identity,
-            images: ImageVerifier::new(Vec::new()),
+            images: ImageVerifier::new(Vec::new(), "default".into()),
             memory: ObjectMemory::default(),
         }
     }
 
-    /// The verifier of the signature gate (the default reaches every registry over HTTPS).
+    /// The verifier of the signature gate (the default reaches every registry over HTTPS and
+    /// reads keys Secrets in `default`).
     pub fn with_image_verifier(mut self, images: ImageVerifier) -> Self {
         self.images = images;
         self

@@ -128,15 +128,23 @@ impl VerdictCache {
 pub struct ImageVerifier {
     registry: Registry,
     cache: Mutex<VerdictCache>,
+    keys_namespace: String,
 }
 
 impl ImageVerifier {
-    /// `plain_http`: registry hosts reached over HTTP (a local registry).
-    pub fn new(plain_http: Vec<String>) -> ImageVerifier {
+    /// `plain_http`: registry hosts reached over HTTP (a local registry); `keys_namespace`:
+    /// where the policies' keys Secrets live (the controller's own namespace).
+    pub fn new(plain_http: Vec<String>, keys_namespace: String) -> ImageVerifier {
         ImageVerifier {
             registry: Registry::new(plain_http),
             cache: Mutex::new(VerdictCache::default()),
+            keys_namespace,
         }
+    }
+
+    /// The namespace of the policies' keys Secrets.
+    pub fn keys_namespace(&self) -> &str {
+        &self.keys_namespace
     }
 
     /// The verdict of each image, from the cache or the registry.
