@@ -5,7 +5,10 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use kube::CustomResourceExt;
 
-use crate::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
+use crate::{
+    AnalysisRun, AnalysisTemplate, Approval, BreakGlass, ClusterAnalysisTemplate, ReleasePolicy,
+    Rollout,
+};
 
 /// Every CRD Fife serves, in a stable order.
 pub fn all() -> Vec<CustomResourceDefinition> {
@@ -16,6 +19,9 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         AnalysisTemplate::crd(),
         ClusterAnalysisTemplate::crd(),
         AnalysisRun::crd(),
+        ReleasePolicy::crd(),
+        Approval::crd(),
+        BreakGlass::crd(),
     ]
 }
 

@@ -16,6 +16,22 @@ pub const ROLLOUT_LABEL: &str = "fife.dev/rollout";
 /// The API has no pause manual action, so this annotation is where a pause names its
 /// person, and the audit record's actor comes from it.
 pub const PAUSE_REQUESTED_BY: &str = "fife.dev/pause-requested-by";
+/// Rollout annotations with this prefix describe the change's source (commit, pull request,
+/// pipeline run); the pipeline that writes the Rollout sets them, and every audit record
+/// copies them.
+pub const SOURCE_ANNOTATION_PREFIX: &str = "source.fife.dev/";
+/// The author of the change (e.g. the commit author); an approver may never be this person.
+pub const SOURCE_AUTHOR: &str = "source.fife.dev/author";
+/// The source commit, its time (RFC 3339, where lead time starts), the pull request and
+/// the ticket: what the deploy record names.
+pub const SOURCE_COMMIT: &str = "source.fife.dev/commit";
+pub const SOURCE_COMMIT_TIME: &str = "source.fife.dev/commit-time";
+pub const SOURCE_PULL_REQUEST: &str = "source.fife.dev/pull-request";
+pub const SOURCE_TICKET: &str = "source.fife.dev/ticket";
+/// Who applied the current `spec.template`. The install's ValidatingAdmissionPolicy
+/// requires it to equal `request.userInfo.username` on every change of the template, so
+/// it comes from authentication, never from a typed name.
+pub const APPLIED_BY: &str = "fife.dev/applied-by";
 
 /// Which role a Deployment or Service serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

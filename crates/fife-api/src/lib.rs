@@ -1,5 +1,6 @@
 //! Fife's API, group `fife.dev`, version `v1alpha1`: the wire shape of `Rollout`,
-//! `AnalysisTemplate`, `ClusterAnalysisTemplate` and `AnalysisRun`, their defaults, and the
+//! `AnalysisTemplate`, `ClusterAnalysisTemplate`, `AnalysisRun` and the release policy
+//! (`ReleasePolicy`, `Approval`, `BreakGlass`), their defaults, and the
 //! generated CustomResourceDefinitions. This crate is the only owner of that shape.
 //!
 //! ```text
@@ -22,6 +23,7 @@ pub mod duration;
 pub mod labels;
 pub mod manifest;
 pub mod placeholder;
+pub mod release;
 pub mod rollout;
 pub mod schema_check;
 pub mod validation;
@@ -36,6 +38,9 @@ pub use analysis_run::{
     MeasurementPhase, MetricResult,
 };
 pub use duration::Duration;
+pub use release::{
+    Approval, ApprovalSpec, BreakGlass, BreakGlassSpec, ReleasePolicy, ReleasePolicySpec,
+};
 pub use rollout::{
     CanaryStep, CanaryStrategy, ManualAction, ManualActionRequest, Rollout, RolloutPhase,
     RolloutSpec, RolloutStatus, TrafficWeights,

@@ -3,7 +3,10 @@
 
 use serde_json::Value;
 
-use crate::{API_VERSION, AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
+use crate::{
+    API_VERSION, AnalysisRun, AnalysisTemplate, Approval, BreakGlass, ClusterAnalysisTemplate,
+    ReleasePolicy, Rollout,
+};
 
 /// A Fife object read from a manifest.
 #[derive(Clone, Debug, PartialEq)]
@@ -12,6 +15,9 @@ pub enum FifeObject {
     AnalysisTemplate(Box<AnalysisTemplate>),
     ClusterAnalysisTemplate(Box<ClusterAnalysisTemplate>),
     AnalysisRun(Box<AnalysisRun>),
+    ReleasePolicy(Box<ReleasePolicy>),
+    Approval(Box<Approval>),
+    BreakGlass(Box<BreakGlass>),
 }
 
 /// Why a document that claims to be a Fife object could not be read as one.
@@ -24,7 +30,7 @@ pub enum ManifestError {
         source: serde_json::Error,
     },
     #[error(
-        "kind {kind:?} is not part of {API_VERSION}: use Rollout, AnalysisTemplate, ClusterAnalysisTemplate or AnalysisRun"
+        "kind {kind:?} is not part of {API_VERSION}: use Rollout, AnalysisTemplate, ClusterAnalysisTemplate, AnalysisRun, ReleasePolicy, Approval or BreakGlass"
     )]
     UnknownKind { kind: String },
 }
@@ -64,6 +70,15 @@ impl FifeObject {
             "AnalysisRun" => serde_json::from_value(value)
                 .map(|o| FifeObject::AnalysisRun(Box::new(o)))
                 .map_err(shape),
+            "ReleasePolicy" => serde_json::from_value(value)
+                .map(|o| FifeObject::ReleasePolicy(Box::new(o)))
+                .map_err(shape),
+            "Approval" => serde_json::from_value(value)
+                .map(|o| FifeObject::Approval(Box::new(o)))
+                .map_err(shape),
+            "BreakGlass" => serde_json::from_value(value)
+                .map(|o| FifeObject::BreakGlass(Box::new(o)))
+                .map_err(shape),
             other => Err(ManifestError::UnknownKind {
                 kind: other.to_owned(),
             }),
@@ -76,6 +91,9 @@ impl FifeObject {
             FifeObject::AnalysisTemplate(_) => "AnalysisTemplate",
             FifeObject::ClusterAnalysisTemplate(_) => "ClusterAnalysisTemplate",
             FifeObject::AnalysisRun(_) => "AnalysisRun",
+            FifeObject::ReleasePolicy(_) => "ReleasePolicy",
+            FifeObject::Approval(_) => "Approval",
+            FifeObject::BreakGlass(_) => "BreakGlass",
         }
     }
 
@@ -85,6 +103,9 @@ impl FifeObject {
             FifeObject::AnalysisTemplate(o) => &o.metadata,
             FifeObject::ClusterAnalysisTemplate(o) => &o.metadata,
             FifeObject::AnalysisRun(o) => &o.metadata,
+            FifeObject::ReleasePolicy(o) => &o.metadata,
+            FifeObject::Approval(o) => &o.metadata,
+            FifeObject::BreakGlass(o) => &o.metadata,
         };
         meta.name.as_deref().unwrap_or_default()
     }
@@ -96,6 +117,9 @@ impl FifeObject {
             FifeObject::AnalysisTemplate(o) => serde_json::to_value(o),
             FifeObject::ClusterAnalysisTemplate(o) => serde_json::to_value(o),
             FifeObject::AnalysisRun(o) => serde_json::to_value(o),
+            FifeObject::ReleasePolicy(o) => serde_json::to_value(o),
+            FifeObject::Approval(o) => serde_json::to_value(o),
+            FifeObject::BreakGlass(o) => serde_json::to_value(o),
         }
     }
 }

@@ -43,6 +43,18 @@ use crate::duration::Duration;
     ),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.readyLabel"),
     printcolumn(
+        name = "Gate",
+        type_ = "string",
+        json_path = ".status.release.holding.gate",
+        description = "the release gate holding the change"
+    ),
+    printcolumn(
+        name = "Opens",
+        type_ = "string",
+        json_path = ".status.release.holding.opensAt",
+        description = "when the holding gate opens by itself"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -352,6 +364,9 @@ pub struct RolloutStatus {
     /// log cut short of it fails `fife audit verify --expect-head SEQ:HASH`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_audit_record: Option<AuditRecordRef>,
+    /// What the ReleasePolicies governing the Rollout say about the current change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<crate::release::ReleaseStatus>,
 }
 
 /// One audit record, by its place in the log and its hash.

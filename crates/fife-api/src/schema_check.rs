@@ -22,6 +22,9 @@ pub fn schema_for_kind(kind: &str) -> Option<JSONSchemaProps> {
         "AnalysisTemplate" => crate::AnalysisTemplate::crd(),
         "ClusterAnalysisTemplate" => crate::ClusterAnalysisTemplate::crd(),
         "AnalysisRun" => crate::AnalysisRun::crd(),
+        "ReleasePolicy" => crate::ReleasePolicy::crd(),
+        "Approval" => crate::Approval::crd(),
+        "BreakGlass" => crate::BreakGlass::crd(),
         _ => return None,
     };
     crd.spec

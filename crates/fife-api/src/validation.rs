@@ -75,7 +75,11 @@ impl TemplateCatalog {
         match object {
             FifeObject::AnalysisTemplate(t) => self.add_template(t),
             FifeObject::ClusterAnalysisTemplate(t) => self.add_cluster_template(t),
-            FifeObject::Rollout(_) | FifeObject::AnalysisRun(_) => {}
+            FifeObject::Rollout(_)
+            | FifeObject::AnalysisRun(_)
+            | FifeObject::ReleasePolicy(_)
+            | FifeObject::Approval(_)
+            | FifeObject::BreakGlass(_) => {}
         }
     }
 
@@ -96,7 +100,60 @@ pub fn validate_object(object: &FifeObject, catalog: &TemplateCatalog) -> Vec<Pr
         FifeObject::AnalysisTemplate(t) => validate_template(&t.spec.args, &t.spec.metrics),
         FifeObject::ClusterAnalysisTemplate(t) => validate_template(&t.spec.args, &t.spec.metrics),
         FifeObject::AnalysisRun(run) => validate_metrics(&run.spec.metrics, None),
+        FifeObject::ReleasePolicy(policy) => validate_release_policy(policy),
+        // Written by `kubectl fife` from the API server's answers; admission checks them.
+        FifeObject::Approval(_) | FifeObject::BreakGlass(_) => Vec::new(),
     }
+}
+
+// === ReleasePolicy ===
+
+/// Cross-field rules of a ReleasePolicy. Cron expressions and time zones are checked by
+/// `fife_policy::schedule`, which owns their language.
+pub fn validate_release_policy(policy: &crate::ReleasePolicy) -> Vec<Problem> {
+    let spec = &policy.spec;
+    let mut problems = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, tier) in spec.tiers.iter().enumerate() {
+        if !seen.insert(tier.name.as_str()) {
+            problems.push(Problem::error(
+                format!("spec.tiers[{i}].name"),
+                format!(
+                    "tier {:?} is named twice: give each tier its own name",
+                    tier.name
+                ),
+            ));
+        }
+        let catch_all = tier.matches == crate::release::TierMatch::default();
+        if catch_all && i + 1 < spec.tiers.len() {
+            problems.push(Problem::warning(
+                format!("spec.tiers[{i}].match"),
+                format!(
+                    "tier {:?} has no match rules, so it matches every change and the tiers after it never apply: move it last",
+                    tier.name
+                ),
+            ));
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, schedule) in spec.schedules.iter().enumerate() {
+        if !seen.insert(schedule.name.as_str()) {
+            problems.push(Problem::error(
+                format!("spec.schedules[{i}].name"),
+                format!(
+                    "schedule {:?} is named twice: give each its own name",
+                    schedule.name
+                ),
+            ));
+        }
+    }
+    if spec.break_glass.max_duration.is_zero() {
+        problems.push(Problem::error(
+            "spec.breakGlass.maxDuration",
+            "a break-glass limited to 0s can never be used: set a duration such as 2h",
+        ));
+    }
+    problems
 }
 
 // === Rollout ===

@@ -62,6 +62,11 @@ pub fn event_reason(
         AuditAction::ManualRetry => ("RetriedByUser", Normal),
         AuditAction::ManualPause => ("PausedByUser", Normal),
         AuditAction::ManualResume => ("ResumedByUser", Normal),
+        AuditAction::GatePassed => ("ReleaseGatePassed", Normal),
+        AuditAction::GateBlocked => ("ReleaseGateHolds", Normal),
+        // A break-glass is an emergency someone must review: a Warning people see.
+        AuditAction::GateBypassed => ("BreakGlassUsed", Warning),
+        AuditAction::Deployed => ("Deployed", Normal),
     })
 }
 

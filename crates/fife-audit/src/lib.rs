@@ -11,12 +11,14 @@
 //! - [`canonical`], [`chain`]: canonical JSON, hashing, signing.
 //! - [`sink`], [`file`], [`webhook`]: where records go.
 //! - [`head`]: the latest seq and hash, published outside the log. [`keys`]: keys by id.
-//! - [`verify`], [`query`]: reading a log back. [`events`]: records as Kubernetes Events.
+//! - [`verify`], [`query`]: reading a log back. [`deploy`]: deploy records, gate outcomes
+//!   and the release report read back from it. [`events`]: records as Kubernetes Events.
 
 #![forbid(unsafe_code)]
 
 pub mod canonical;
 pub mod chain;
+pub mod deploy;
 pub mod events;
 pub mod file;
 pub mod head;
@@ -28,6 +30,10 @@ pub mod verify;
 pub mod webhook;
 
 pub use chain::{ChainHead, KeyError, SealedRecord, SigningKey, line_hash, seal};
+pub use deploy::{
+    ApprovalEvidence, BreakGlassUse, CheckEvidence, DeployRecord, DutiesEvidence, GateEvidence,
+    ReleaseReport, deploys, release_report, render_deploys, render_report_text,
+};
 pub use events::{EventType, RolloutEvent, event_reason, rollout_event};
 pub use file::{FileSink, OpenError, OpenedLog};
 pub use head::{HeadMatch, HeadProblem, PublishedHead, check_head, parse_expected_head};

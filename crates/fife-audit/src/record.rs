@@ -35,11 +35,19 @@ pub enum AuditAction {
     ManualResume,
     /// The log's writer found a torn last line at start-up and moved it aside.
     RecoveredTornRecord,
+    /// A release gate let the change pass, or stopped holding it (`evidence.gate`).
+    GatePassed,
+    /// A release gate holds the change (`evidence.gate`).
+    GateBlocked,
+    /// A break-glass let the change past a freeze or missing approvals (`evidence.gate`).
+    GateBypassed,
+    /// The deploy record of a promotion: who authorized what (`evidence.deploy`).
+    Deployed,
 }
 
 impl AuditAction {
     /// Every action, in declaration order (for help texts and parsing).
-    pub const ALL: [AuditAction; 16] = [
+    pub const ALL: [AuditAction; 20] = [
         AuditAction::StepStarted,
         AuditAction::WeightChanged,
         AuditAction::PauseStarted,
@@ -56,6 +64,10 @@ impl AuditAction {
         AuditAction::ManualPause,
         AuditAction::ManualResume,
         AuditAction::RecoveredTornRecord,
+        AuditAction::GatePassed,
+        AuditAction::GateBlocked,
+        AuditAction::GateBypassed,
+        AuditAction::Deployed,
     ];
 
     /// The wire name, e.g. `"ManualPromote"`.
@@ -77,6 +89,10 @@ impl AuditAction {
             AuditAction::ManualPause => "ManualPause",
             AuditAction::ManualResume => "ManualResume",
             AuditAction::RecoveredTornRecord => "RecoveredTornRecord",
+            AuditAction::GatePassed => "GatePassed",
+            AuditAction::GateBlocked => "GateBlocked",
+            AuditAction::GateBypassed => "GateBypassed",
+            AuditAction::Deployed => "Deployed",
         }
     }
 

@@ -27,8 +27,27 @@ enum AuditCommand {
     Verify(VerifyArgs),
     /// Print the records that match a rollout, an action and a time window.
     Query(QueryArgs),
-    /// Write a self-contained HTML report: verification, records, decisions over time.
+    /// Report on releases (gates, DORA keys) as text or JSON, or as a self-contained HTML
+    /// page with verification, records and decisions over time.
     Report(crate::audit_html::ReportArgs),
+    /// Print the deploy records: who authorized what, with which checks.
+    Deploys(DeploysArgs),
+}
+
+#[derive(Debug, Args)]
+struct DeploysArgs {
+    /// The audit log (JSON Lines).
+    file: PathBuf,
+    /// What was deployed at this RFC 3339 time: for each Rollout, the last promotion at or
+    /// before it (e.g. 2026-03-03T14:32:00Z).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    at: Option<DateTime<Utc>>,
+    /// Only deploys of this Rollout, as NAMESPACE/NAME.
+    #[arg(long, value_name = "NS/NAME", value_parser = parse_rollout)]
+    rollout: Option<(String, String)>,
+    /// `json`: the deploy records as JSON Lines; `table`: one block per deploy.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    output: OutputFormat,
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +105,7 @@ pub fn run(args: AuditArgs) -> ExitCode {
         AuditCommand::Verify(args) => verify(&args),
         AuditCommand::Query(args) => query(&args),
         AuditCommand::Report(args) => crate::audit_html::run(&args),
+        AuditCommand::Deploys(args) => deploys(&args),
     }
 }
 
@@ -245,6 +265,32 @@ fn query(args: &QueryArgs) -> ExitCode {
     match args.output {
         OutputFormat::Json => print!("{}", render_json_lines(&result.matches)),
         OutputFormat::Table => print!("{}", render_table(&result.matches)),
+    }
+    ExitCode::SUCCESS
+}
+
+fn deploys(args: &DeploysArgs) -> ExitCode {
+    let bytes = match read_log(&args.file) {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
+    let filter = AuditFilter {
+        rollout: args.rollout.clone(),
+        ..AuditFilter::default()
+    };
+    let records: Vec<_> = query_log(&bytes, &filter)
+        .matches
+        .into_iter()
+        .map(|m| m.record)
+        .collect();
+    let found = fife_audit::deploys(&records, args.at);
+    match args.output {
+        OutputFormat::Json => {
+            for (_, deploy) in &found {
+                println!("{}", serde_json::to_string(deploy).unwrap_or_default());
+            }
+        }
+        OutputFormat::Table => print!("{}", fife_audit::render_deploys(&found)),
     }
     ExitCode::SUCCESS
 }

@@ -1,19 +1,29 @@
-//! `fife audit report --output html`: one self-contained HTML file an auditor can open
-//! offline: the chain's verification result, every record (who, what, why, evidence) and a
-//! chart of decisions over time. The chart library is the dashboard's vendored uPlot,
-//! inlined; the page loads nothing from anywhere.
+//! `fife audit report`: what the log says about releases (per gate: passed, held,
+//! bypassed, time held, passed then rolled back; the four DORA keys) as text or JSON, or,
+//! with `--output html`, one self-contained HTML file an auditor can open offline: the
+//! chain's verification result, the release numbers, every record (who, what, why,
+//! evidence) and a chart of decisions over time. The chart library is the dashboard's
+//! vendored uPlot, inlined; the page loads nothing from anywhere.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
-use fife_audit::{AuditFilter, SignatureCheck, SigningKey, query_log, verify_log};
+use fife_audit::{
+    AuditFilter, AuditRecord, SignatureCheck, SigningKey, parse_time, query_log, release_report,
+    render_report_text, verify_log,
+};
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
     /// A self-contained HTML page.
     Html,
+    /// The release numbers as text.
+    Text,
+    /// The release numbers as JSON.
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -25,6 +35,9 @@ pub struct ReportArgs {
     key_file: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
     output: ReportFormat,
+    /// Count only records at or after this RFC 3339 time.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    since: Option<DateTime<Utc>>,
     /// Where to write the report (default: standard output).
     #[arg(short = 'o', long = "out", value_name = "FILE")]
     out: Option<PathBuf>,
@@ -50,8 +63,19 @@ pub fn run(args: &ReportArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let ReportFormat::Html = args.output;
-    let html = render(&args.file.display().to_string(), &bytes, key.as_ref());
+    let html = match args.output {
+        ReportFormat::Html => render(&args.file.display().to_string(), &bytes, key.as_ref()),
+        ReportFormat::Text => {
+            render_report_text(&release_report(&records(&bytes), args.since, Utc::now()))
+        }
+        ReportFormat::Json => {
+            let report = release_report(&records(&bytes), args.since, Utc::now());
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            )
+        }
+    };
     match &args.out {
         Some(path) => {
             if let Err(e) = std::fs::write(path, html) {
@@ -96,9 +120,23 @@ pub fn verification(bytes: &[u8], key: Option<&SigningKey>) -> (bool, Vec<String
     }
 }
 
+/// Every readable record of a log.
+pub fn records(bytes: &[u8]) -> Vec<AuditRecord> {
+    query_log(bytes, &AuditFilter::default())
+        .matches
+        .into_iter()
+        .map(|m| m.record)
+        .collect()
+}
+
 /// The whole page. The data goes in a JSON script element, with `<` escaped so no record
 /// text can close it.
 pub fn render(source: &str, bytes: &[u8], key: Option<&SigningKey>) -> String {
+    let release = escape(&render_report_text(&release_report(
+        &records(bytes),
+        None,
+        Utc::now(),
+    )));
     let (whole, lines) = verification(bytes, key);
     let records: Vec<Value> = query_log(bytes, &AuditFilter::default())
         .matches
@@ -116,7 +154,7 @@ pub fn render(source: &str, bytes: &[u8], key: Option<&SigningKey>) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n\
          <style>{uplot_css}\n{css}</style>\n</head>\n<body>\n<main>\n<h1>{title}</h1>\n\
-         <div id=\"verdict\"></div>\n<h2>Decisions over time</h2>\n<div id=\"chart\"></div>\n\
+         <div id=\"verdict\"></div>\n<h2>Release gates and DORA keys</h2>\n<pre>{release}</pre>\n<h2>Decisions over time</h2>\n<div id=\"chart\"></div>\n\
          <h2>Records <span id=\"count\" class=\"muted\"></span></h2>\n<table id=\"records\"><thead><tr>\
          <th>Seq</th><th>Time</th><th>Rollout</th><th>Action</th><th>Actor</th><th>Reason</th><th>Evidence</th>\
          </tr></thead><tbody></tbody></table>\n</main>\n\

@@ -55,6 +55,10 @@ enum Command {
     Pause(ops::action::ActionArgs),
     /// Resume a paused Rollout.
     Resume(ops::action::ActionArgs),
+    /// Approve the Rollout's current revision (its image digests), as the authenticated user.
+    Approve(ops::release::ApproveArgs),
+    /// Request, approve or review a break-glass past freezes and approvals.
+    BreakGlass(ops::release::BreakGlassArgs),
     /// Wait until a Rollout is Healthy (exit 0) or Degraded (1); 2 on timeout, 3 if it cannot be checked.
     Status(ops::status::StatusArgs),
     /// Serve a live web dashboard of Rollouts and analyses (read-only unless --allow-actions).
@@ -78,6 +82,8 @@ fn main() -> ExitCode {
         Command::Retry(args) => ops::action::run_retry(args),
         Command::Pause(args) => ops::action::run_pause(args),
         Command::Resume(args) => ops::action::run_resume(args),
+        Command::Approve(args) => ops::release::run_approve(args),
+        Command::BreakGlass(args) => ops::release::run_break_glass(args),
         Command::Status(args) => ops::status::run(args),
         Command::Dashboard(args) => dashboard::run(args),
         Command::Controller(args) => controller::run(args),

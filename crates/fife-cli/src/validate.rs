@@ -140,7 +140,7 @@ pub fn run(args: ValidateArgs) -> ExitCode {
                 subject: format!("{kind}/{name}"),
                 problem: error(
                     "kind",
-                    format!("{kind:?} is not a {API_VERSION} kind: use Rollout, AnalysisTemplate, ClusterAnalysisTemplate or AnalysisRun"),
+                    format!("{kind:?} is not a {API_VERSION} kind: use Rollout, AnalysisTemplate, ClusterAnalysisTemplate, AnalysisRun, ReleasePolicy, Approval or BreakGlass"),
                 ),
             });
             continue;
@@ -254,7 +254,8 @@ pub fn run(args: ValidateArgs) -> ExitCode {
     }
 }
 
-/// References of a template to Secrets among the manifests that the controller would refuse.
+/// References of a template to Secrets among the manifests that the controller would refuse,
+/// and a ReleasePolicy's unreadable schedules.
 /// A namespaced template is used with Secrets of its own namespace; a cluster template with
 /// those of any Rollout's namespace, so every Secret of the name is checked.
 fn credential_warnings(object: &FifeObject, secrets: &[ObjectMeta]) -> Vec<Problem> {
@@ -273,8 +274,28 @@ fn credential_warnings(object: &FifeObject, secrets: &[ObjectMeta]) -> Vec<Probl
             let all: Vec<&ObjectMeta> = secrets.iter().collect();
             credentials::reference_warnings(&t.spec.metrics, &all)
         }
-        FifeObject::Rollout(_) | FifeObject::AnalysisRun(_) => Vec::new(),
+        FifeObject::ReleasePolicy(policy) => schedule_problems(policy),
+        FifeObject::Rollout(_)
+        | FifeObject::AnalysisRun(_)
+        | FifeObject::Approval(_)
+        | FifeObject::BreakGlass(_) => Vec::new(),
     }
+}
+
+/// Schedules whose cron or time zone the controller could not read (it would hold every
+/// change they govern).
+fn schedule_problems(policy: &fife_api::ReleasePolicy) -> Vec<Problem> {
+    policy
+        .spec
+        .schedules
+        .iter()
+        .enumerate()
+        .filter_map(|(i, schedule)| {
+            fife_policy::schedule::Window::parse(schedule)
+                .err()
+                .map(|e| error(&format!("spec.schedules[{i}]"), e.to_string()))
+        })
+        .collect()
 }
 
 fn error(path: &str, message: String) -> Problem {

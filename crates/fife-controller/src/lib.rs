@@ -4,6 +4,7 @@
 //!   watch Rollouts ─┬─▶ reconcile: observe ─▶ decide ─▶ record ─▶ act ─▶ report
 //!   owns Deployments, Services, AnalysisRuns ┘        (engine)   (audit)  (SSA)   (status, Events, metrics)
 //!   watches AnalysisTemplates ─▶ Rollouts that use them
+//!   watches Approvals, BreakGlasses ─▶ the Rollout they name; ReleasePolicies ─▶ every Rollout
 //!   watch AnalysisRuns ─▶ analysis::runner: measure what is due ─▶ audit ─▶ run status
 //!   Lease ─▶ runtime::leader: only the leader reconciles     /healthz /readyz /metrics
 //! ```
@@ -28,7 +29,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use fife_api::labels::ROLLOUT_LABEL;
-use fife_api::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
+use fife_api::{
+    AnalysisRun, AnalysisTemplate, Approval, BreakGlass, ClusterAnalysisTemplate, ReleasePolicy,
+    Rollout,
+};
 use fife_audit::{
     Actor, AuditLog, ChainHead, SigningKey, TracingSink, WebhookConfig, WebhookNotifier,
 };
@@ -175,6 +179,24 @@ pub async fn check_crds(client: &Client) -> Result<(), StartError> {
     )
     .await?;
     probe(
+        Api::<ReleasePolicy>::all(client.clone()),
+        "ReleasePolicy",
+        "releasepolicies.fife.dev",
+    )
+    .await?;
+    probe(
+        Api::<Approval>::all(client.clone()),
+        "Approval",
+        "approvals.fife.dev",
+    )
+    .await?;
+    probe(
+        Api::<BreakGlass>::all(client.clone()),
+        "BreakGlass",
+        "breakglasses.fife.dev",
+    )
+    .await?;
+    probe(
         Api::<ClusterAnalysisTemplate>::all(client.clone()),
         "ClusterAnalysisTemplate",
         "clusteranalysistemplates.fife.dev",
@@ -273,6 +295,14 @@ where
 }
 
 /// The Rollouts in `store` that name `template` (namespaced in `namespace`, or cluster-scoped).
+fn named_rollout(name: &str, namespace: Option<String>) -> ObjectRef<DeserializeGuard<Rollout>> {
+    let reference = ObjectRef::new(name);
+    match namespace {
+        Some(ns) => reference.within(&ns),
+        None => reference,
+    }
+}
+
 fn rollouts_using(
     store: &Store<DeserializeGuard<Rollout>>,
     template: &str,
@@ -369,6 +399,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     );
     let store = rollouts.store();
     let cluster_store = store.clone();
+    let policy_store = store.clone();
     let namespace_filter = config.namespace.clone();
     let rollouts = rollouts
         .owns(api_for::<Deployment>(&client, ns), children.clone())
@@ -387,6 +418,36 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
                     Some(&t.namespace().unwrap_or_default()),
                 ),
                 Err(_) => Vec::new(),
+            },
+        )
+        // An Approval or a BreakGlass wakes the Rollout it names.
+        .watches(
+            api_for::<DeserializeGuard<Approval>>(&client, ns),
+            watcher::Config::default(),
+            |a| match &a.0 {
+                Ok(a) => vec![named_rollout(&a.spec.rollout, a.namespace())],
+                Err(_) => Vec::new(),
+            },
+        )
+        .watches(
+            api_for::<DeserializeGuard<BreakGlass>>(&client, ns),
+            watcher::Config::default(),
+            |b| match &b.0 {
+                Ok(b) => vec![named_rollout(&b.spec.rollout, b.namespace())],
+                Err(_) => Vec::new(),
+            },
+        )
+        // A ReleasePolicy may govern any Rollout: all are looked at again when one changes.
+        .watches(
+            Api::<DeserializeGuard<ReleasePolicy>>::all(client.clone()),
+            watcher::Config::default(),
+            move |_| {
+                policy_store
+                    .state()
+                    .iter()
+                    .filter_map(|guard| guard.0.as_ref().ok())
+                    .map(|r| named_rollout(&r.name_any(), r.namespace()))
+                    .collect::<Vec<_>>()
             },
         );
     let rollouts = if namespace_filter.is_none() {

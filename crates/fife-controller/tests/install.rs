@@ -41,12 +41,20 @@ fn renders_every_object_in_the_controller_namespace() {
         "PersistentVolumeClaim",
         "Deployment",
         "Service",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     ]
     .into();
     assert_eq!(kinds, expected);
     for d in &docs {
-        let cluster_scoped = ["Namespace", "ClusterRole", "ClusterRoleBinding"]
-            .contains(&d["kind"].as_str().unwrap());
+        let cluster_scoped = [
+            "Namespace",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
+        ]
+        .contains(&d["kind"].as_str().unwrap());
         if !cluster_scoped {
             assert_eq!(d["metadata"]["namespace"], "fife-system", "{d:#}");
         }
@@ -120,7 +128,10 @@ fn rules(role: &Value) -> Vec<(String, String, Vec<String>)> {
 #[test]
 fn the_cluster_role_grants_exactly_what_the_controller_uses() {
     let docs = rendered();
-    let role = docs.iter().find(|d| d["kind"] == "ClusterRole").unwrap();
+    let role = docs
+        .iter()
+        .find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == "fife-controller")
+        .unwrap();
     let v = |verbs: &[&str]| {
         let mut v: Vec<String> = verbs.iter().map(|s| s.to_string()).collect();
         v.sort();
@@ -151,6 +162,21 @@ fn the_cluster_role_grants_exactly_what_the_controller_uses() {
         (
             "fife.dev".into(),
             "clusteranalysistemplates".into(),
+            v(&["get", "list", "watch"]),
+        ),
+        (
+            "fife.dev".into(),
+            "releasepolicies".into(),
+            v(&["get", "list", "watch"]),
+        ),
+        (
+            "fife.dev".into(),
+            "approvals".into(),
+            v(&["get", "list", "watch"]),
+        ),
+        (
+            "fife.dev".into(),
+            "breakglasses".into(),
             v(&["get", "list", "watch"]),
         ),
         (
@@ -192,4 +218,38 @@ fn the_cluster_role_grants_exactly_what_the_controller_uses() {
     );
     let text = serde_json::to_string(&docs).unwrap();
     assert!(!text.contains("\"*\""), "no wildcards");
+}
+
+#[test]
+fn only_the_platform_role_may_write_release_policies() {
+    let docs = rendered();
+    let writers: Vec<&str> = docs
+        .iter()
+        .filter(|d| d["kind"] == "ClusterRole")
+        .filter(|d| {
+            rules(d).iter().any(|(group, resource, verbs)| {
+                group == "fife.dev"
+                    && resource == "releasepolicies"
+                    && verbs
+                        .iter()
+                        .any(|v| !["get", "list", "watch"].contains(&v.as_str()))
+            })
+        })
+        .map(|d| d["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(writers, vec!["fife-release-platform"]);
+    let kinds: BTreeSet<&str> = docs
+        .iter()
+        .filter(|d| d["kind"] == "ValidatingAdmissionPolicy")
+        .map(|d| d["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "fife-approval-identity",
+            "fife-break-glass-identity",
+            "fife-rollout-applied-by"
+        ]
+        .into()
+    );
 }

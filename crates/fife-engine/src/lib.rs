@@ -26,7 +26,7 @@ pub use analysis::{
 };
 pub use revision::pod_template_hash;
 pub use rollout::{
-    AnalysisIntent, AnalysisKind, Decision, DesiredChild, DesiredChildren, EventAction,
-    ManualActor, Observed, ObservedAnalysis, ObservedChild, RolloutEvent, analysis_run_name,
-    analysis_run_name_for_attempt, decide, summarize, weight_at,
+    AnalysisIntent, AnalysisKind, Decision, DesiredChild, DesiredChildren, EventAction, GateEvent,
+    ManualActor, Observed, ObservedAnalysis, ObservedChild, ObservedRelease, RolloutEvent,
+    analysis_run_name, analysis_run_name_for_attempt, decide, summarize, weight_at,
 };

@@ -1,10 +1,13 @@
-//! Authentication: who is asking. Bearer tokens map to users as kube-apiserver's
-//! `--token-auth-file` and ServiceAccount tokens do; a request without credentials is
-//! the anonymous user when anonymous requests are enabled, and 401 otherwise.
+//! Authentication: who is asking. A client certificate signed by the client CA is the
+//! user of its subject (common name, organizations as groups), as kube-apiserver's
+//! `--client-ca-file` does; bearer tokens map to users as its `--token-auth-file` and
+//! ServiceAccount tokens do; a request without credentials is the anonymous user when
+//! anonymous requests are enabled, and 401 otherwise.
 //!
 //! ```text
-//!  Authorization: Bearer T ──▶ tokens[T] ──▶ UserInfo { username, uid, groups }
-//!  (none)                  ──▶ system:anonymous (if enabled) │ 401 Unauthorized
+//!  client certificate CN=U, O=G ──▶ UserInfo { U, groups: [G...] }   (checked first)
+//!  Authorization: Bearer T      ──▶ tokens[T] ──▶ UserInfo { username, uid, groups }
+//!  (none)                       ──▶ system:anonymous (if enabled) │ 401 Unauthorized
 //! ```
 //!
 //! Every authenticated user also gets the group `system:authenticated`, as the real
@@ -234,9 +237,104 @@ impl Tokens {
     }
 }
 
+/// The user a verified client certificate names: its subject's common name, with its
+/// organizations as groups; `None` when the certificate has no common name.
+pub fn user_from_certificate(der: &[u8]) -> Option<UserInfo> {
+    let subject = certificate_subject(der)?;
+    let mut common_name = None;
+    let mut organizations = Vec::new();
+    // Name ::= SEQUENCE OF SET OF SEQUENCE { type OID, value string }
+    let mut names = Der(subject);
+    while let Some((0x31, set)) = names.next() {
+        let mut set = Der(set);
+        while let Some((0x30, pair)) = set.next() {
+            let mut pair = Der(pair);
+            let (Some((0x06, oid)), Some((_, value))) = (pair.next(), pair.next()) else {
+                continue;
+            };
+            let value = String::from_utf8_lossy(value).into_owned();
+            match oid {
+                [0x55, 0x04, 0x03] => common_name = Some(value),
+                [0x55, 0x04, 0x0a] => organizations.push(value),
+                _ => {}
+            }
+        }
+    }
+    let groups: Vec<&str> = organizations.iter().map(String::as_str).collect();
+    Some(UserInfo::authenticated(&common_name?, "", &groups))
+}
+
+/// The subject `Name` of a DER certificate: the sixth field of `tbsCertificate` (the
+/// fifth without the optional `[0]` version).
+fn certificate_subject(der: &[u8]) -> Option<&[u8]> {
+    let (0x30, certificate) = Der(der).next()? else {
+        return None;
+    };
+    let (0x30, tbs) = Der(certificate).next()? else {
+        return None;
+    };
+    let mut fields = Der(tbs);
+    let mut first = fields.next()?;
+    if first.0 == 0xa0 {
+        first = fields.next()?;
+    }
+    let _serial = first;
+    let _signature = fields.next()?;
+    let _issuer = fields.next()?;
+    let _validity = fields.next()?;
+    match fields.next()? {
+        (0x30, subject) => Some(subject),
+        _ => None,
+    }
+}
+
+/// A reader of consecutive DER elements: (tag, contents).
+struct Der<'a>(&'a [u8]);
+
+impl<'a> Iterator for Der<'a> {
+    type Item = (u8, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (&tag, rest) = self.0.split_first()?;
+        let (&first, rest) = rest.split_first()?;
+        let (length, rest) = if first < 0x80 {
+            (usize::from(first), rest)
+        } else {
+            let count = usize::from(first & 0x7f);
+            if count == 0 || count > 4 || rest.len() < count {
+                return None;
+            }
+            let length = rest[..count]
+                .iter()
+                .fold(0usize, |n, b| (n << 8) | usize::from(*b));
+            (length, &rest[count..])
+        };
+        if rest.len() < length {
+            return None;
+        }
+        let (contents, rest) = rest.split_at(length);
+        self.0 = rest;
+        Some((tag, contents))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_certificate_names_its_common_name_and_organizations() {
+        use tokio_rustls::rustls::pki_types::CertificateDer;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        let der = CertificateDer::from_pem_slice(super::super::tls::CLIENT_CERTIFICATE.as_bytes())
+            .unwrap();
+        assert_eq!(
+            user_from_certificate(&der),
+            Some(UserInfo::authenticated("jane", "", &["approvers", "dev"]))
+        );
+        assert_eq!(user_from_certificate(&der[..40]), None);
+        assert_eq!(user_from_certificate(b""), None);
+    }
 
     #[test]
     fn token_file_lines_map_tokens_to_users_and_groups() {

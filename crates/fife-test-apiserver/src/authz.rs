@@ -228,36 +228,6 @@ fn rules_of(object: &Value) -> Vec<PolicyRule> {
     serde_json::from_value(object["rules"].clone()).unwrap_or_default()
 }
 
-fn labels_match(selector: &Value, labels: &Value) -> bool {
-    let equal = selector["matchLabels"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    let expressions = selector["matchExpressions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .all(|e| {
-            let key = e["key"].as_str().unwrap_or_default();
-            let values: Vec<&str> = e["values"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            let value = labels.get(key).and_then(Value::as_str);
-            match e["operator"].as_str().unwrap_or_default() {
-                "In" => value.is_some_and(|v| values.contains(&v)),
-                "NotIn" => value.is_none_or(|v| !values.contains(&v)),
-                "Exists" => value.is_some(),
-                "DoesNotExist" => value.is_none(),
-                _ => false,
-            }
-        });
-    equal && expressions
-}
-
 fn subject_applies(subject: &Subject, user: &UserInfo, binding_namespace: &str) -> bool {
     match subject.kind.as_str() {
         "User" => subject.name == user.username,
@@ -298,9 +268,9 @@ impl Policy {
         let mut rules = rules_of(role);
         for other in &self.cluster_roles {
             if name_of(other) != name
-                && selectors
-                    .iter()
-                    .any(|s| labels_match(s, &other["metadata"]["labels"]))
+                && selectors.iter().any(|s| {
+                    super::selector::label_selector_matches(s, &other["metadata"]["labels"])
+                })
             {
                 for rule in rules_of(other) {
                     if !rules.contains(&rule) {

@@ -177,6 +177,21 @@ pub fn builtin_types() -> Vec<ResourceType> {
             false,
         ),
         ResourceType::builtin(
+            super::admission::GROUP,
+            "v1",
+            "validatingadmissionpolicies",
+            "ValidatingAdmissionPolicy",
+            false,
+        )
+        .with_status(),
+        ResourceType::builtin(
+            super::admission::GROUP,
+            "v1",
+            "validatingadmissionpolicybindings",
+            "ValidatingAdmissionPolicyBinding",
+            false,
+        ),
+        ResourceType::builtin(
             "authentication.k8s.io",
             "v1",
             "selfsubjectreviews",

@@ -3,6 +3,7 @@
 //! results and failures as the real API server does.
 
 use super::State;
+use super::admission::{self, Admission, Attempt, Operation};
 use super::apply::{self, ApplyRequest, Scope};
 use super::authn::UserInfo;
 use super::authz::{self, AuthorizationMode};
@@ -20,6 +21,7 @@ use axum::extract::Query;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +49,7 @@ pub async fn serve(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     body: Bytes,
 ) -> Response {
     let arrived = chrono::Utc::now();
@@ -56,12 +59,19 @@ pub async fn serve(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let user = state
-        .tokens
-        .lock()
-        .expect("token lock poisoned")
-        .authenticate(authorization)
-        .ok();
+    // A verified client certificate wins over a token, as the x509 authenticator comes
+    // first in kube-apiserver.
+    let certificate_user = extensions
+        .get::<axum::extract::ConnectInfo<super::tls::Peer>>()
+        .and_then(|peer| peer.0.certificate_user.clone());
+    let user = certificate_user.or_else(|| {
+        state
+            .tokens
+            .lock()
+            .expect("token lock poisoned")
+            .authenticate(authorization)
+            .ok()
+    });
     let response = match &user {
         Some(user) => answer(&state, method.clone(), &uri, headers, &body, user).await,
         None => unauthorized(),
@@ -211,6 +221,7 @@ async fn answer(
         headers: &headers,
         body: &body,
         user,
+        warnings: RefCell::default(),
     };
     let agent = headers
         .get(header::USER_AGENT)
@@ -258,10 +269,23 @@ async fn answer(
             format!("the server does not allow {method} on {path}"),
         )),
     };
-    match result {
+    let mut response = match result {
         Ok((code, body)) => json_response(code, &body),
         Err(e) => error_response(&e),
+    };
+    for warning in request.warnings.borrow().iter() {
+        if let Ok(value) = header::HeaderValue::from_str(&warning_header(warning)) {
+            response.headers_mut().append(header::WARNING, value);
+        }
     }
+    response
+}
+
+/// An RFC 7234 `Warning` header as kube-apiserver writes them: code 299, no agent, the
+/// text quoted (kubectl prints it as `Warning: TEXT`).
+fn warning_header(text: &str) -> String {
+    let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("299 - \"{escaped}\"")
 }
 
 /// The configured authorizer's answer: a 403 with the real server's message, or nothing.
@@ -426,6 +450,8 @@ struct Request<'a> {
     headers: &'a HeaderMap,
     body: &'a Bytes,
     user: &'a UserInfo,
+    /// `Warning` headers for the response (from `Warn` admission bindings).
+    warnings: RefCell<Vec<String>>,
 }
 
 type Outcome = Result<(u16, Value), ApiError>;
@@ -518,6 +544,19 @@ impl Request<'_> {
 
     fn dry_run(&self) -> bool {
         self.param("dryRun") == Some("All")
+    }
+
+    /// Runs `write` with this request's admission context, keeping its warnings for
+    /// the response whether or not the write is admitted.
+    fn admitted<T>(&self, write: impl FnOnce(&mut Admission) -> T) -> T {
+        let mut admission = Admission::new(
+            self.user.clone(),
+            self.target.subresource.as_deref().unwrap_or_default(),
+            self.dry_run(),
+        );
+        let result = write(&mut admission);
+        self.warnings.borrow_mut().extend(admission.warnings);
+        result
     }
 
     fn body_json(&self) -> Result<Value, ApiError> {
@@ -659,8 +698,16 @@ impl Request<'_> {
         let body = self.body_json()?;
         let manager = self.manager();
         let mut store = self.state.store.lock().expect("store lock poisoned");
-        let created =
-            store.create_or_check(&self.target.rt, self.ns(), body, &manager, self.dry_run())?;
+        let created = self.admitted(|admission| {
+            store.create_or_check(
+                &self.target.rt,
+                self.ns(),
+                body,
+                &manager,
+                self.dry_run(),
+                Some(admission),
+            )
+        })?;
         Ok((201, created))
     }
     /// Builds the next version of an object from the current one and a candidate,
@@ -736,10 +783,10 @@ impl Request<'_> {
                 &now_rfc3339(),
             );
         }
-        if self.dry_run() {
-            return Ok((200, with_version(rt, &next)));
-        }
-        let updated = store.update(rt, self.ns(), self.name(), next)?;
+        // Under dry run the store validates and admits, and stores nothing.
+        let updated = self.admitted(|admission| {
+            store.update_admitted(rt, self.ns(), self.name(), next, Some(admission))
+        })?;
         if self.target.subresource.as_deref() == Some("scale") {
             return Ok((200, scale_of(rt, &updated)));
         }
@@ -866,10 +913,17 @@ impl Request<'_> {
                 if rt.namespaced {
                     created["metadata"]["namespace"] = json!(self.ns());
                 }
-                return Ok((
-                    201,
-                    store.create_or_check(&rt, self.ns(), created, "", self.dry_run())?,
-                ));
+                let created = self.admitted(|admission| {
+                    store.create_or_check(
+                        &rt,
+                        self.ns(),
+                        created,
+                        "",
+                        self.dry_run(),
+                        Some(admission),
+                    )
+                })?;
+                return Ok((201, created));
             }
             Err(e) => return Err(e),
         };
@@ -910,6 +964,26 @@ impl Request<'_> {
         self.commit(store, &old, next, false)
     }
 
+    /// The admission policies' judgement of deleting `old`.
+    fn admit_delete(&self, store: &Store, old: &Value) -> Result<(), ApiError> {
+        let namespace = old["metadata"]["namespace"].as_str().unwrap_or_default();
+        let name = old["metadata"]["name"].as_str().unwrap_or_default();
+        self.admitted(|admission| {
+            admission::admit(
+                store,
+                admission,
+                Attempt {
+                    rt: &self.target.rt,
+                    operation: Operation::Delete,
+                    namespace,
+                    name,
+                    object: None,
+                    old_object: Some(old),
+                },
+            )
+        })
+    }
+
     fn delete_options(&self) -> Result<(Propagation, Option<String>, Option<String>), ApiError> {
         let options: Value = if self.body.is_empty() {
             json!({})
@@ -941,8 +1015,10 @@ impl Request<'_> {
     fn delete(&self) -> Outcome {
         let (propagation, uid, rv) = self.delete_options()?;
         let mut store = self.state.store.lock().expect("store lock poisoned");
+        let old = store.get(&self.target.rt, self.ns(), self.name())?;
+        self.admit_delete(&store, &old)?;
         if self.dry_run() {
-            return Ok((200, store.get(&self.target.rt, self.ns(), self.name())?));
+            return Ok((200, old));
         }
         let deleted = store.delete(
             &self.target.rt,
@@ -983,6 +1059,7 @@ impl Request<'_> {
                 .as_str()
                 .unwrap_or_default()
                 .to_string();
+            self.admit_delete(&store, &item)?;
             if let Ok(d) = store.delete(&rt, &ns, &name, propagation, None, None) {
                 deleted.push(d);
             }

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //!  kubectl / kube client ──HTTP──▶ handlers ──▶ store (objects, revisions, history)
+//!                                    │   │          │ each write: schema → validation → admission
 //!                                    │   │          │ changes (broadcast)
 //!                   discovery ◀──────┘   │          ├──▶ watch streams (NDJSON, chunked)
 //!                   apply / patch ◀──────┘          └──▶ simulation (Deployment status)
@@ -20,8 +21,9 @@
 //! `deletecollection`, CRD registration, `Table` responses with printer columns, the
 //! built-in kinds Fife uses (namespaces, services, pods, events, configmaps, secrets,
 //! serviceaccounts and their `token` subresource, deployments, events.k8s.io events,
-//! leases, CRDs, RBAC roles and bindings) and the authentication and authorization
-//! reviews, behind bearer-token authentication and RBAC (see below).
+//! leases, CRDs, RBAC roles and bindings, ValidatingAdmissionPolicies and their bindings)
+//! and the authentication and authorization reviews, behind bearer-token authentication,
+//! RBAC, custom-resource validation and validating admission (see below).
 //!
 //! # Differences from the real API server
 //!
@@ -34,8 +36,11 @@
 //!   written kubeconfig (`kubernetes-admin`, group `system:masters`) and ServiceAccount
 //!   tokens the server mints ([`ApiServer::service_account_token`], `kubectl create
 //!   token`); unknown tokens get 401 `Unauthorized`. Tokens are opaque strings, not
-//!   signed JWTs, and never expire; no client certificates, OIDC, webhook tokens or
-//!   impersonation. Requests without credentials are `system:anonymous` while
+//!   signed JWTs, and never expire. Over TLS, a client certificate signed by the fixed
+//!   client CA is the user of its common name with its organizations as groups (checked
+//!   before tokens, as kube-apiserver's x509 authenticator); the one such certificate is
+//!   `jane` in `approvers` and `dev` ([`ApiServer::kubeconfig_with_client_certificate`]).
+//!   No OIDC, webhook tokens or impersonation. Requests without credentials are `system:anonymous` while
 //!   [`Authentication::anonymous`] is on (the default, as kube-apiserver's
 //!   `--anonymous-auth`), else 401. `kubectl` sends a kubeconfig's token only over TLS,
 //!   so identity through `kubectl` needs [`Config::tls`] (a fixed test certificate,
@@ -57,18 +62,41 @@
 //!   `SubjectAccessReview`; kubectl posts them in protobuf, which is decoded for these
 //!   kinds only ([`protobuf`]); any other protobuf body gets 415 (kubectl's typed
 //!   `create role|rolebinding|...` commands therefore fail: apply YAML instead).
-//! - **gap — no value validation or admission.** Built-ins are checked only for name,
-//!   namespace, kind and apiVersion; custom resources are pruned and defaulted by their
-//!   CRD schema as the real server does ([`schema`]: unknown fields dropped unless
-//!   preserved, `default` applied), but types, enums, patterns, required fields and the
-//!   CRDs' `x-kubernetes-validations` CEL rules are not enforced, and there is no
-//!   admission (no ValidatingAdmissionPolicy, no webhooks). Covered by Fife writing only
-//!   typed structs whose schema is generated from the same types, and by `fife-api`'s
-//!   validation tests.
+//! - **Custom resources are validated** ([`validation`]) as the real server does after
+//!   pruning and defaulting ([`schema`]; nulls of fields that are not `nullable` are
+//!   dropped first): types (`nullable`, `x-kubernetes-int-or-string`), enums, the
+//!   formats `int32`, `int64`, `uint64`, `date-time` and `duration`, bounds, lengths,
+//!   patterns (CEL's RE2 `matches`), item and property counts, `required`,
+//!   `additionalProperties`, `allOf`/`anyOf`/`oneOf`/`not`, and the CRDs'
+//!   `x-kubernetes-validations` CEL rules (`self`, `oldSelf` transition rules on update
+//!   when the old value exists, `optionalOldSelf`, `message`, `messageExpression`,
+//!   `fieldPath`, `reason`). All errors of a write come back in one 422 `Invalid` Status
+//!   with the real field paths and messages (kubectl prints `The Rollout "x" is invalid:
+//!   spec: Invalid value: "object": ...`). Not checked: other string formats,
+//!   `uniqueItems` and list-type uniqueness, CEL cost limits, the CRD's own validity when
+//!   it is created (a rule that does not compile fails each write instead), and
+//!   ratcheting (an update must be valid as a whole, where the real server lets unchanged
+//!   invalid fields stand). The order of several causes may differ.
+//! - **Admission** ([`admission`]): `ValidatingAdmissionPolicy` and its bindings
+//!   (`admissionregistration.k8s.io/v1`) judge every create, update (subresources too,
+//!   when a rule names them), patch, apply and delete, dry runs included, with
+//!   `matchConstraints`, `matchConditions`, `variables`, `paramKind`/`paramRef`,
+//!   `failurePolicy` and the `Deny` and `Warn` actions (a `Warning` header); refusals carry
+//!   the real Status (`... is forbidden: ValidatingAdmissionPolicy 'P' with binding 'B'
+//!   denied request: MSG`, 422 `Invalid` or the validation's reason). Policies and
+//!   bindings are refused when written if an expression does not compile, a required
+//!   field is missing or an enum value is unknown. `Audit`, audit
+//!   annotations, `authorizer`, expression type checking and policy `status` are not
+//!   offered; no mutating policies and no webhooks. Requests the server makes itself
+//!   (garbage collection, finalizer removal, the Deployment simulation) are not admitted.
+//! - **gap — built-in kinds are not validated**: they are checked only for name,
+//!   namespace, kind and apiVersion, so a Deployment or Service a real server would refuse
+//!   is stored. Covered by Fife building them from `k8s-openapi`'s typed structs.
 //! - **OpenAPI.** `/openapi/v3` lists every group-version and each document carries only
 //!   the PATCH operations with their query parameters, no schemas; `/openapi/v2` is not
-//!   served. `kubectl` therefore uses server-side field validation (which this server
-//!   does not enforce, see above) and computes client-side apply patches from its
+//!   served. `kubectl` therefore uses server-side field validation (`fieldValidation`;
+//!   unknown fields are pruned silently, as with `Ignore`) and computes client-side
+//!   apply patches from its
 //!   compiled-in types (built-ins) or as JSON merge patches (custom resources), as it
 //!   does against a real server for custom resources.
 //! - **No conversion.** Every served version of a CRD returns the stored object with its
@@ -109,8 +137,9 @@
 //!   events with the `k8s.io/initial-events-end` bookmark.
 //! - **Aggregated discovery** (`apidiscovery.k8s.io/v2`) is not offered; clients fall back
 //!   to the per-group documents, as they do against older servers.
-//! - **JSON only**: no protobuf (but for the reviews above) or CBOR; dry-run (`dryRun=All`) is honoured for create,
-//!   update, patch and delete without admission.
+//! - **JSON only**: no protobuf (but for the reviews above) or CBOR; dry-run
+//!   (`dryRun=All`) is honoured for create, update, patch and delete, validated and
+//!   admitted like a real write.
 //! - **Event history** is bounded by [`Config::history_limit`] changes across all kinds
 //!   (the real server keeps about five minutes of etcd history), so 410 Gone can be
 //!   provoked on purpose (`POST /testkit/compact`).
@@ -127,10 +156,12 @@
 //! by `User-Agent` and verb, for scale benchmarks. The same controls exist as methods on
 //! [`ApiServer`].
 
+pub mod admission;
 pub mod apply;
 pub mod authn;
 pub mod authz;
 pub mod discovery;
+pub mod expression;
 pub mod faults;
 mod handlers;
 pub mod journal;
@@ -145,6 +176,7 @@ pub mod status;
 pub mod store;
 pub mod table;
 pub mod tls;
+pub mod validation;
 
 pub use authn::{ADMIN_TOKEN, Authentication, UserInfo};
 pub use authz::AuthorizationMode;
@@ -294,6 +326,7 @@ impl ApiServer {
                 address: listen,
                 source,
             })?;
+            let app = app.into_make_service_with_connect_info::<tls::Peer>();
             tokio::spawn(async move { axum::serve(listener, app).await })
         } else {
             tokio::spawn(async move { axum::serve(listener, app).await })
@@ -332,6 +365,13 @@ impl ApiServer {
     /// A kubeconfig pointing at this server that authenticates with `token`.
     pub fn kubeconfig_with_token(&self, token: &str) -> String {
         kubeconfig_with_token(&self.url(), token)
+    }
+
+    /// A kubeconfig pointing at this server (which needs [`Config::tls`]) that
+    /// authenticates with the test client certificate: the user `jane` in the groups
+    /// `approvers` and `dev`.
+    pub fn kubeconfig_with_client_certificate(&self) -> String {
+        kubeconfig_with_client_certificate(&self.url(), tls::CLIENT_CERTIFICATE, tls::CLIENT_KEY)
     }
 
     /// Mints a token for the ServiceAccount `namespace/name`, as a `TokenRequest`
@@ -412,6 +452,24 @@ pub fn kubeconfig_for(url: &str) -> String {
 /// A kubeconfig for a server URL and a bearer token; an `https://` URL trusts the test
 /// CA ([`tls::CA_CERTIFICATE`]).
 pub fn kubeconfig_with_token(url: &str, token: &str) -> String {
+    kubeconfig_with_user(url, &format!("token: {token}"))
+}
+
+/// A kubeconfig for an `https://` server URL that authenticates with a client
+/// certificate and key (PEM), e.g. [`tls::CLIENT_CERTIFICATE`] and [`tls::CLIENT_KEY`].
+pub fn kubeconfig_with_client_certificate(url: &str, certificate: &str, key: &str) -> String {
+    kubeconfig_with_user(
+        url,
+        &format!(
+            "client-certificate-data: {}\n    client-key-data: {}",
+            tls::base64(certificate.as_bytes()),
+            tls::base64(key.as_bytes())
+        ),
+    )
+}
+
+/// A kubeconfig whose user entry is `user` (YAML at the indentation of `token:`).
+fn kubeconfig_with_user(url: &str, user: &str) -> String {
     let ca = if url.starts_with("https://") {
         format!(
             "\n    certificate-authority-data: {}",
@@ -430,7 +488,7 @@ clusters:
 users:
 - name: fife-testkit
   user:
-    token: {token}
+    {user}
 contexts:
 - name: fife-testkit
   context:

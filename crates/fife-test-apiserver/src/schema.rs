@@ -1,7 +1,8 @@
 //! Structural-schema handling for custom resources, as the real server applies a CRD's
 //! `openAPIV3Schema` on every write: unknown fields are pruned (unless the schema
-//! preserves them) and `default` values fill in missing fields. Value validation
-//! (types, enums, patterns, CEL rules) is not performed.
+//! preserves them), nulls of fields that are not `nullable` are dropped, and `default`
+//! values fill in missing fields. Value validation (types, enums, patterns, CEL rules)
+//! follows in [`super::validation`].
 
 use serde_json::{Map, Value};
 
@@ -19,6 +20,7 @@ pub fn prune_and_default(object: &mut Value, schema: &Value) {
         });
     }
     if let Some(props) = properties {
+        drop_nulls(map, props);
         apply_defaults(map, props);
         for (k, v) in map.iter_mut() {
             if matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
@@ -33,6 +35,12 @@ pub fn prune_and_default(object: &mut Value, schema: &Value) {
 
 fn preserves_unknown(schema: &Value) -> bool {
     schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true))
+}
+
+/// The real server drops a null whose schema is not `nullable` before defaulting, so a
+/// default then fills it in.
+fn drop_nulls(map: &mut Map<String, Value>, props: &Map<String, Value>) {
+    map.retain(|k, v| !v.is_null() || props.get(k).is_none_or(|child| child["nullable"] == true));
 }
 
 fn apply_defaults(map: &mut Map<String, Value>, props: &Map<String, Value>) {
@@ -52,6 +60,7 @@ fn walk(value: &mut Value, schema: &Value) {
                 if !preserves_unknown(schema) {
                     map.retain(|k, _| props.contains_key(k));
                 }
+                drop_nulls(map, props);
                 apply_defaults(map, props);
                 for (k, v) in map.iter_mut() {
                     if let Some(child) = props.get(k) {
@@ -100,7 +109,7 @@ mod tests {
     #[test]
     fn unknown_fields_are_pruned_and_defaults_applied() {
         let mut o = json!({ "apiVersion": "x/v1", "kind": "R", "metadata": { "name": "r", "extra": 1 },
-            "spec": { "typo": true, "steps": [{ "setWeight": 5, "bogus": 1 }],
+            "spec": { "typo": true, "replicas": null, "steps": [{ "setWeight": 5, "bogus": 1 }],
                 "template": { "anything": { "goes": 1 } }, "labels": { "a": "b" } },
             "status": { "phase": "Healthy", "notInSchema": 3 }, "stray": 1 });
         prune_and_default(&mut o, &schema());

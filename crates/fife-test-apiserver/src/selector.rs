@@ -1,8 +1,42 @@
 //! Label and field selectors as the API server parses them from `labelSelector` and
-//! `fieldSelector`: equality (`=`, `==`, `!=`) and set-based (`in`, `notin`, `key`, `!key`).
+//! `fieldSelector`: equality (`=`, `==`, `!=`) and set-based (`in`, `notin`, `key`, `!key`);
+//! and `metav1.LabelSelector` objects (`matchLabels`, `matchExpressions`) as RBAC
+//! aggregation and admission policies write them.
 
 use serde_json::Value;
 use std::collections::BTreeSet;
+
+/// Does a `metav1.LabelSelector` object select these labels? An empty or null selector
+/// selects everything; an unknown operator selects nothing.
+pub fn label_selector_matches(selector: &Value, labels: &Value) -> bool {
+    let equal = selector["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let expressions = selector["matchExpressions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|e| {
+            let key = e["key"].as_str().unwrap_or_default();
+            let values: Vec<&str> = e["values"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let value = labels.get(key).and_then(Value::as_str);
+            match e["operator"].as_str().unwrap_or_default() {
+                "In" => value.is_some_and(|v| values.contains(&v)),
+                "NotIn" => value.is_none_or(|v| !values.contains(&v)),
+                "Exists" => value.is_some(),
+                "DoesNotExist" => value.is_none(),
+                _ => false,
+            }
+        });
+    equal && expressions
+}
 
 /// One requirement of a selector.
 #[derive(Debug, Clone, PartialEq)]

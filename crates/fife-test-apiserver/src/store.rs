@@ -3,6 +3,7 @@
 //! every verb shares (uid, creationTimestamp, generation, optimistic concurrency,
 //! finalizers, deletion with ownerReference garbage collection).
 
+use super::admission::{Admission, Attempt, Operation};
 use super::discovery::{Catalogue, ResourceType};
 use super::selector::Selector;
 use super::status::ApiError;
@@ -189,6 +190,14 @@ impl Store {
             self.create(&rt, "", object, "kube-apiserver")
                 .expect("a fresh store accepts the bootstrap policy");
         }
+    }
+
+    /// Every stored object of a type, across namespaces, shared with the store.
+    pub fn objects_of(&self, rt: &ResourceType) -> Vec<Arc<Value>> {
+        self.objects
+            .get(&key_of(rt))
+            .map(|objects| objects.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The stored Roles, ClusterRoles, RoleBindings and ClusterRoleBindings.
@@ -385,11 +394,12 @@ impl Store {
         object: Value,
         manager: &str,
     ) -> Result<Value, ApiError> {
-        self.create_or_check(rt, namespace, object, manager, false)
+        self.create_or_check(rt, namespace, object, manager, false, None)
     }
 
     /// Creates an object, or with `dry_run` only checks that it could be and returns it
-    /// as it would be stored.
+    /// as it would be stored. With `admission`, the validating admission policies judge
+    /// the object as it would be stored ([`super::admission`]).
     pub fn create_or_check(
         &mut self,
         rt: &ResourceType,
@@ -397,6 +407,7 @@ impl Store {
         mut object: Value,
         manager: &str,
         dry_run: bool,
+        admission: Option<&mut Admission>,
     ) -> Result<Value, ApiError> {
         if !object.is_object() {
             return Err(ApiError::bad_request(
@@ -501,6 +512,21 @@ impl Store {
         if rt.group == "apiextensions.k8s.io" {
             accept_crd(&mut object);
         }
+        check_schema(rt, &name, &object, None)?;
+        if let Some(admission) = admission {
+            super::admission::admit(
+                self,
+                admission,
+                Attempt {
+                    rt,
+                    operation: Operation::Create,
+                    namespace: &key.0,
+                    name: &name,
+                    object: Some(&object),
+                    old_object: None,
+                },
+            )?;
+        }
         if dry_run {
             return Ok(with_version(rt, &object));
         }
@@ -527,7 +553,21 @@ impl Store {
         rt: &ResourceType,
         namespace: &str,
         name: &str,
+        object: Value,
+    ) -> Result<Value, ApiError> {
+        self.update_admitted(rt, namespace, name, object, None)
+    }
+
+    /// [`Store::update`], judged by the validating admission policies when `admission`
+    /// is given; a dry-run admission stops there and returns the object as it would be
+    /// stored.
+    pub fn update_admitted(
+        &mut self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
         mut object: Value,
+        admission: Option<&mut Admission>,
     ) -> Result<Value, ApiError> {
         check_kind(rt, &object)?;
         if let Some(schema) = &rt.schema {
@@ -623,6 +663,24 @@ impl Store {
         if spec_view(rt, &old) != spec_view(rt, &object) {
             let generation = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
             object["metadata"]["generation"] = json!(generation);
+        }
+        check_schema(rt, name, &object, Some(&old))?;
+        if let Some(admission) = admission {
+            super::admission::admit(
+                self,
+                admission,
+                Attempt {
+                    rt,
+                    operation: Operation::Update,
+                    namespace: &ns,
+                    name,
+                    object: Some(&object),
+                    old_object: Some(&old),
+                },
+            )?;
+            if admission.dry_run {
+                return Ok(with_version(rt, &object));
+            }
         }
         let unchanged = {
             let mut a = old.clone();
@@ -951,6 +1009,26 @@ fn strip_managed_times(object: &mut Value) {
                 m.remove("time");
             }
         }
+    }
+}
+
+/// A custom resource's structural-schema validation and CEL rules
+/// ([`super::validation`]), or an admission policy's own checks
+/// ([`super::admission::check_definition`]); other kinds are not validated here.
+fn check_schema(
+    rt: &ResourceType,
+    name: &str,
+    object: &Value,
+    old: Option<&Value>,
+) -> Result<(), ApiError> {
+    let errors = match &rt.schema {
+        Some(schema) => super::validation::validate(object, old, schema),
+        None => super::admission::check_definition(rt, object),
+    };
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(super::validation::invalid(rt, name, &errors))
     }
 }
 

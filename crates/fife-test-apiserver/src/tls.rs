@@ -1,7 +1,10 @@
 //! HTTPS for the test server. `kubectl` (client-go) sends a kubeconfig's credentials
 //! only to `https://` servers, so authentication needs TLS. The certificate is a fixed
 //! test one (`tls/`, for `127.0.0.1` and `localhost`, signed by a test CA whose key was
-//! thrown away): never trust it outside tests.
+//! thrown away): never trust it outside tests. Clients may present a certificate signed
+//! by the fixed client CA (`tls/client-ca.crt`, its key thrown away too); the one such
+//! certificate, [`CLIENT_CERTIFICATE`], is the user `jane` in the groups `approvers` and
+//! `dev` ([`super::authn::user_from_certificate`]).
 
 use std::io;
 use std::sync::Arc;
@@ -15,6 +18,38 @@ use tokio_rustls::server::TlsStream;
 pub const CA_CERTIFICATE: &str = include_str!("../tls/ca.crt");
 const SERVER_CERTIFICATE: &str = include_str!("../tls/server.crt");
 const SERVER_KEY: &str = include_str!("../tls/server.key");
+/// The CA client certificates must be signed by (kube-apiserver's `--client-ca-file`).
+pub const CLIENT_CA_CERTIFICATE: &str = include_str!("../tls/client-ca.crt");
+/// A client certificate for `CN=jane, O=approvers, O=dev`, PEM, and its key.
+pub const CLIENT_CERTIFICATE: &str = include_str!("../tls/client.crt");
+pub const CLIENT_KEY: &str = include_str!("../tls/client.key");
+
+/// Who is at the other end of a connection: its address and, when it presented a
+/// client certificate the client CA signed, the user the certificate names.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub address: std::net::SocketAddr,
+    pub certificate_user: Option<super::authn::UserInfo>,
+}
+
+/// Client certificates are optional: without one, a request authenticates by token.
+fn client_verifier(
+    provider: &Arc<tokio_rustls::rustls::crypto::CryptoProvider>,
+) -> io::Result<Arc<dyn tokio_rustls::rustls::server::danger::ClientCertVerifier>> {
+    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_slice_iter(CLIENT_CA_CERTIFICATE.as_bytes()) {
+        roots
+            .add(certificate.map_err(io::Error::other)?)
+            .map_err(io::Error::other)?;
+    }
+    tokio_rustls::rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::clone(provider),
+    )
+    .allow_unauthenticated()
+    .build()
+    .map_err(io::Error::other)
+}
 
 fn acceptor() -> io::Result<TlsAcceptor> {
     let certificates = CertificateDer::pem_slice_iter(SERVER_CERTIFICATE.as_bytes())
@@ -22,10 +57,10 @@ fn acceptor() -> io::Result<TlsAcceptor> {
         .map_err(io::Error::other)?;
     let key = PrivateKeyDer::from_pem_slice(SERVER_KEY.as_bytes()).map_err(io::Error::other)?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(io::Error::other)?
-        .with_no_client_auth()
+        .with_client_cert_verifier(client_verifier(&provider)?)
         .with_single_cert(certificates, key)
         .map_err(io::Error::other)?;
     Ok(TlsAcceptor::from(Arc::new(config)))
@@ -50,7 +85,7 @@ impl TlsListener {
 
 impl axum::serve::Listener for TlsListener {
     type Io = TlsStream<TcpStream>;
-    type Addr = std::net::SocketAddr;
+    type Addr = Peer;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
@@ -59,7 +94,19 @@ impl axum::serve::Listener for TlsListener {
                 continue;
             };
             match self.acceptor.accept(stream).await {
-                Ok(tls) => return (tls, address),
+                Ok(tls) => {
+                    let certificate_user = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .and_then(|leaf| super::authn::user_from_certificate(leaf));
+                    let peer = Peer {
+                        address,
+                        certificate_user,
+                    };
+                    return (tls, peer);
+                }
                 Err(e) => {
                     tracing::debug!(error = %e, "a TLS handshake with the test API server failed")
                 }
@@ -68,7 +115,16 @@ impl axum::serve::Listener for TlsListener {
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.tcp.local_addr()
+        self.tcp.local_addr().map(|address| Peer {
+            address,
+            certificate_user: None,
+        })
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        stream.remote_addr().clone()
     }
 }
 

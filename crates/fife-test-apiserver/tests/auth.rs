@@ -1,7 +1,8 @@
-//! Authentication and RBAC, driven by the real `kubectl`: `auth whoami`, `auth can-i`
-//! (and `--list`) for Fife's ServiceAccount bound to the install's ClusterRole, forbidden
-//! writes with kube-apiserver's message, tokens from a token file and `kubectl create
-//! token`, anonymous requests refused.
+//! Authentication, RBAC and admission, driven by the real `kubectl`: `auth whoami`, `auth
+//! can-i` (and `--list`) for Fife's ServiceAccount bound to the install's ClusterRole,
+//! forbidden writes with kube-apiserver's message, tokens from a token file and `kubectl
+//! create token`, anonymous requests refused, a ValidatingAdmissionPolicy that holds an
+//! approval to the authenticated user and a CEL rule of Fife's CRDs refusing a Rollout.
 
 use fife_test_apiserver::authn::parse_token_file;
 use fife_test_apiserver::{ApiServer, Authentication, AuthorizationMode, Config};
@@ -288,6 +289,110 @@ async fn forbidden_writes_carry_the_real_servers_message() {
     assert!(!ok);
     assert!(
         err.contains("deployments.apps \"web\" is forbidden: User \"alice\" cannot patch resource \"deployments/scale\" in API group \"apps\" in the namespace \"default\""),
+        "{err}"
+    );
+}
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn admission_policies_and_crd_rules_refuse_with_the_real_servers_message() {
+    let cluster = Cluster::start().await;
+    cluster
+        .admin(&["apply", "-f", workspace().join("crds").to_str().unwrap()])
+        .await;
+    cluster
+        .admin(&["apply", "-f", &fixture("approval-crd.yaml")])
+        .await;
+    cluster
+        .admin(&["apply", "-f", &fixture("approval-policy.yaml")])
+        .await;
+    let listed = cluster
+        .admin(&[
+            "get",
+            "validatingadmissionpolicies,validatingadmissionpolicybindings",
+        ])
+        .await;
+    assert!(
+        listed.contains(
+            "validatingadmissionpolicy.admissionregistration.k8s.io/approver-is-requester"
+        ) && listed.contains(
+            "validatingadmissionpolicybinding.admissionregistration.k8s.io/approver-is-requester"
+        ),
+        "{listed}"
+    );
+
+    let alice = cluster.user("alice", "alice-token");
+    let approval = |name: &str, approver: &str| {
+        let path = cluster.dir.path().join(format!("{name}.yaml"));
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: fife.dev/v1alpha1\nkind: Approval\nmetadata: {{name: {name}, namespace: default}}\nspec: {{rollout: checkout-api, approver: {approver}}}\n"
+            ),
+        )
+        .unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let (ok, out, err) = cluster
+        .kubectl(&alice, &["apply", "-f", &approval("mine", "alice")])
+        .await;
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("approval.fife.dev/mine created"), "{out}");
+    let (ok, _, err) = cluster
+        .kubectl(&alice, &["apply", "-f", &approval("forged", "bob")])
+        .await;
+    assert!(!ok);
+    assert!(
+        err.contains("Error from server (Forbidden): error when creating")
+            && err.contains("approvals.fife.dev \"forged\" is forbidden: ValidatingAdmissionPolicy 'approver-is-requester' with binding 'approver-is-requester' denied request: spec.approver must be the approving user alice, not bob"),
+        "{err}"
+    );
+
+    let rollout = cluster.dir.path().join("inert.yaml");
+    std::fs::write(
+        &rollout,
+        "apiVersion: fife.dev/v1alpha1\nkind: Rollout\nmetadata: {name: inert, namespace: default}\nspec:\n  selector: {matchLabels: {app: web}}\n  strategy: {canary: {steps: [{setWeight: 5}]}}\n",
+    )
+    .unwrap();
+    let (ok, _, err) = cluster
+        .kubectl(&alice, &["apply", "-f", rollout.to_str().unwrap()])
+        .await;
+    assert!(!ok);
+    assert!(
+        // kubectl rewrites an Invalid Status with causes into this line.
+        err.trim()
+            == "The Rollout \"inert\" is invalid: spec: Invalid value: \"object\": set selector and template together; a Rollout with neither is inert",
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_certificate_is_the_user_and_groups_of_its_subject() {
+    let cluster = Cluster::start().await;
+    std::fs::write(
+        cluster.dir.path().join("jane"),
+        cluster.server.kubeconfig_with_client_certificate(),
+    )
+    .unwrap();
+    let (ok, out, err) = cluster.kubectl("jane", &["auth", "whoami"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("jane"), "{out}");
+    assert!(
+        out.contains("[approvers dev system:authenticated]"),
+        "{out}"
+    );
+    let (ok, _, err) = cluster.kubectl("jane", &["get", "pods"]).await;
+    assert!(!ok);
+    assert!(
+        err.contains("pods is forbidden: User \"jane\" cannot list resource \"pods\""),
         "{err}"
     );
 }

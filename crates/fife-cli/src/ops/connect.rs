@@ -1,7 +1,7 @@
 //! Connecting to a cluster the way `kubectl` does: `--kubeconfig`, then `KUBECONFIG`, then
 //! `~/.kube/config`, then the in-cluster service account; `--context`, `--namespace` and
-//! `--as` mean what they mean to `kubectl`. Also answers "who is asking?" for the
-//! `requestedBy` of manual actions.
+//! `--as` mean what they mean to `kubectl`. Also answers "who is asking?" from the API
+//! server's own answer (SelfSubjectReview), for manual actions, approvals and break-glasses.
 
 use clap::Args;
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
@@ -24,8 +24,8 @@ pub struct ClusterArgs {
     /// Namespace of the Rollout (default: the context's namespace, else `default`).
     #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
-    /// Act as this user (impersonation, as `kubectl --as`); also the `requestedBy` of
-    /// manual actions.
+    /// Act as this user (impersonation, as `kubectl --as`). Requests name whoever the API
+    /// server then authenticates, never the typed name.
     #[arg(long = "as", global = true, value_name = "USER")]
     pub impersonate: Option<String>,
 }
@@ -138,35 +138,49 @@ pub fn context_user(kubeconfig: &Kubeconfig, context: Option<&str>) -> Option<St
 }
 
 impl Cluster {
-    /// Who is asking, for `requestedBy`: `--as` when given; else the authenticated user
-    /// name from the SelfSubjectReview API (Kubernetes 1.28+), which is what the API
-    /// server's audit log will show; else the kubeconfig's user name.
+    /// Who is asking, for `requestedBy`: the user name the API server authenticated, from
+    /// the SelfSubjectReview API (Kubernetes 1.28+), which is what its audit log shows.
+    /// With `--as` that is the impersonated user only if the server allowed the
+    /// impersonation; a name typed on the command line or found in the kubeconfig is never
+    /// used. `None` when the server does not answer the review.
     pub async fn requester(&self) -> Option<String> {
-        if let Some(user) = &self.impersonate {
-            return Some(user.clone());
-        }
-        if let Some(user) = self.reviewed_user().await {
-            return Some(user);
-        }
-        self.kubeconfig_user.clone()
+        self.identity().await.ok().map(|me| me.username)
     }
 
-    async fn reviewed_user(&self) -> Option<String> {
+    /// The authenticated user and groups, as the API server reports them.
+    pub async fn identity(&self) -> Result<Identity, OpsError> {
         let review = serde_json::json!({
             "apiVersion": "authentication.k8s.io/v1",
             "kind": "SelfSubjectReview",
             "metadata": {},
         });
-        let body = serde_json::to_vec(&review).ok()?;
+        let unanswered = |detail: String| OpsError::NoIdentity { detail };
+        let body = serde_json::to_vec(&review).map_err(|e| unanswered(e.to_string()))?;
         let request = kube::core::Request::new("/apis/authentication.k8s.io/v1/selfsubjectreviews")
             .create(&kube::api::PostParams::default(), body)
-            .ok()?;
-        // Older servers (and the test server) do not serve the API: fall back quietly.
-        let reviewed: SelfSubjectReview = self.client.request(request).await.ok()?;
-        reviewed
-            .status?
-            .user_info?
-            .username
-            .filter(|name| !name.is_empty())
+            .map_err(|e| unanswered(e.to_string()))?;
+        let reviewed: SelfSubjectReview = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| unanswered(e.to_string()))?;
+        let user = reviewed
+            .status
+            .and_then(|s| s.user_info)
+            .unwrap_or_default();
+        match user.username.filter(|name| !name.is_empty()) {
+            Some(username) => Ok(Identity {
+                username,
+                groups: user.groups.unwrap_or_default(),
+            }),
+            None => Err(unanswered("the review named no user".into())),
+        }
     }
+}
+
+/// A user as the API server authenticated them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub username: String,
+    pub groups: Vec<String>,
 }

@@ -59,6 +59,17 @@ pub enum OpsError {
         detail: String,
     },
 
+    #[error(
+        "the API server did not say who you are ({detail}); approvals and break-glasses need the SelfSubjectReview API (Kubernetes 1.28+) so that no typed name is trusted"
+    )]
+    NoIdentity { detail: String },
+
+    #[error("admission refused the request: {message}")]
+    AdmissionRefused { message: String },
+
+    #[error("{0}")]
+    Release(String),
+
     #[error("cannot write to the terminal: {0}")]
     Output(#[from] std::io::Error),
 }
@@ -106,6 +117,12 @@ impl Attempt<'_> {
     ///   (`User "u" cannot patch resource "rollouts" in API group "fife.dev" ...`), else
     ///   from the attempt.
     pub fn explain_status(&self, status: &Status) -> OpsError {
+        // A ValidatingAdmissionPolicy's denial is about the request, not about RBAC.
+        if status.message.contains("ValidatingAdmissionPolicy") {
+            return OpsError::AdmissionRefused {
+                message: status.message.clone(),
+            };
+        }
         match status.code {
             404 => match status.details.as_ref() {
                 Some(details) if details.kind == "namespaces" => OpsError::NamespaceNotFound {

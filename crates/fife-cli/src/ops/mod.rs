@@ -1,5 +1,6 @@
 //! The cluster-facing commands (`get`, `list`, `promote`, `abort`, `retry`, `pause`,
-//! `resume`, `status`): what `kubectl fife` does against a live Rollout. Each command is a
+//! `resume`, `status`, `approve`, `break-glass`): what `kubectl fife` does against a live
+//! Rollout. Each command is a
 //! thin shell around a pure part (rendering, patch bodies, verdicts) that is tested alone.
 //!
 //! ```text
@@ -12,6 +13,7 @@ pub mod action;
 pub mod connect;
 pub mod error;
 pub mod get;
+pub mod release;
 pub mod render;
 pub mod status;
 

@@ -10,6 +10,7 @@ pub mod act;
 pub mod error;
 pub mod observe;
 pub mod record;
+pub mod release;
 pub mod report;
 
 use std::sync::Arc;
@@ -179,6 +180,7 @@ mod tests {
                 step_index,
                 revision: Some("r1".into()),
                 manual: None,
+                gate: None,
             })
             .collect();
         fife_engine::Decision { events, ..none }

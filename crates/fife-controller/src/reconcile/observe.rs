@@ -9,6 +9,7 @@ use kube::{Api, ResourceExt};
 
 use crate::build::children::{ExistingChildren, deployment_revision, qualified_name};
 use crate::reconcile::error::ReconcileError;
+use crate::reconcile::release::observe_release;
 use crate::runtime::context::Context;
 use fife_api::labels::Role;
 
@@ -66,6 +67,9 @@ pub async fn observe(
         baseline: children.baseline.as_ref().and_then(observed_child),
         step_analysis: step_run.as_ref().map(observed_analysis),
         background_analysis: background_run.as_ref().map(observed_analysis),
+        release: observe_release(ctx, namespace, children.stable.as_ref())
+            .await
+            .map_err(fail)?,
     };
     Ok(Some(Observation {
         rollout,

@@ -17,9 +17,10 @@ use fife_engine::{Decision, EventAction, RolloutEvent};
 use kube::ResourceExt;
 
 use crate::reconcile::observe::Observation;
+use crate::reconcile::release;
 
 /// Annotations copied into every record as `source` (commit, pull request, pipeline run).
-pub const SOURCE_ANNOTATION_PREFIX: &str = "source.fife.dev/";
+pub use fife_api::labels::SOURCE_ANNOTATION_PREFIX;
 
 /// The audit action an engine event is recorded as.
 pub fn audit_action(action: EventAction) -> AuditAction {
@@ -38,6 +39,9 @@ pub fn audit_action(action: EventAction) -> AuditAction {
         EventAction::ManualRetry => AuditAction::ManualRetry,
         EventAction::ManualPause => AuditAction::ManualPause,
         EventAction::ManualResume => AuditAction::ManualResume,
+        EventAction::GatePassed => AuditAction::GatePassed,
+        EventAction::GateBlocked => AuditAction::GateBlocked,
+        EventAction::GateBypassed => AuditAction::GateBypassed,
     }
 }
 
@@ -50,10 +54,10 @@ pub fn decision_entries(
 ) -> Vec<AuditEntry> {
     let rollout = &observation.rollout;
     let steps = u32::try_from(rollout.spec.steps().len()).unwrap_or(u32::MAX);
-    decision
-        .events
-        .iter()
-        .map(|event| {
+    let release = observation.engine.release.as_ref();
+    let mut entries: Vec<AuditEntry> = Vec::new();
+    for event in &decision.events {
+        let entry = {
             let action = audit_action(event.action);
             let actor = actor(event, rollout, identity);
             let mut entry = rollout_entry(rollout, now, action, actor, event.message.clone());
@@ -92,9 +96,24 @@ pub fn decision_entries(
                     "progressDeadlineSeconds": rollout.spec.progress_deadline_seconds
                 }));
             }
+            if let Some(gate) = &event.gate {
+                entry.evidence.extra = Some(serde_json::json!({
+                    "gate": release::gate_evidence(gate, release)
+                }));
+            }
             entry
-        })
-        .collect()
+        };
+        let revision = entry.revision.clone().unwrap_or_default();
+        entries.push(entry);
+        // A promotion under a release policy is followed by its deploy record.
+        if matches!(event.action, EventAction::Promoted | EventAction::Healthy)
+            && let Some(deploy) =
+                release::deploy_entry(rollout, decision, release, &revision, identity, now)
+        {
+            entries.push(deploy);
+        }
+    }
+    entries
 }
 
 /// An entry about `rollout` with its identity, generation, images and source annotations.
@@ -280,6 +299,7 @@ mod tests {
             analysis: Vec::new(),
             requeue_after: None,
             events,
+            release: None,
         }
     }
 
@@ -290,6 +310,7 @@ mod tests {
             step_index: Some(1),
             revision: None,
             manual,
+            gate: None,
         }
     }
 

@@ -65,6 +65,30 @@ pub async fn write_status(
     };
     let api: Api<Rollout> =
         Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
+    let failed = |source| ReconcileError::Report {
+        object: format!(
+            "Rollout {}",
+            crate::reconcile::observe::rollout_key(rollout)
+        ),
+        source,
+    };
+    // A gate that stops holding removes a whole object with required fields; removed
+    // explicitly, so no server leaves an empty `holding: {}` behind after the apply.
+    let was_held = rollout
+        .status
+        .as_ref()
+        .and_then(|s| s.release.as_ref())
+        .is_some_and(|r| r.holding.is_some());
+    if was_held && status.release.as_ref().is_none_or(|r| r.holding.is_none()) {
+        let clear = json!({ "status": { "release": { "holding": null } } });
+        api.patch_status(
+            &rollout.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&clear),
+        )
+        .await
+        .map_err(failed)?;
+    }
     let patch = json!({
         "apiVersion": fife_api::API_VERSION,
         "kind": "Rollout",
@@ -76,13 +100,7 @@ pub async fn write_status(
         &Patch::Apply(&patch),
     )
     .await
-    .map_err(|source| ReconcileError::Report {
-        object: format!(
-            "Rollout {}",
-            crate::reconcile::observe::rollout_key(rollout)
-        ),
-        source,
-    })?;
+    .map_err(failed)?;
     Ok(true)
 }
 
@@ -163,6 +181,7 @@ pub async fn publish_warning(ctx: &Context, rollout: &Rollout, reason: &str, not
 
 /// Rollout gauges and outcome counters.
 pub fn update_metrics(ctx: &Context, rollout: &Rollout, decision: &Decision) {
+    crate::reconcile::release::count_gates(ctx, rollout, decision);
     let status = &decision.status;
     let phase = status
         .phase
@@ -309,6 +328,7 @@ mod tests {
                 step_index: Some(1),
                 revision: None,
                 manual: None,
+                gate: None,
             })
             .collect()
     }

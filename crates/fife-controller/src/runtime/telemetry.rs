@@ -29,6 +29,8 @@ pub const ABORT_REASONS: [&str; 3] = ["analysis", "progressDeadline", "manual"];
 pub const ROLLBACK_REASONS: [&str; 2] = ["abort", "spec"];
 /// `phase` of `fife_analysis_runs_total` (run phases) and `fife_measurements_total`.
 pub const ANALYSIS_PHASES: [&str; 4] = ["Successful", "Failed", "Inconclusive", "Error"];
+/// `outcome` of `fife_gate_outcomes_total`.
+pub const GATE_OUTCOMES: [&str; 3] = ["Passed", "Blocked", "Bypassed"];
 /// `step` of `fife_reconcile_errors_total`: the pipeline steps that can fail.
 pub const RECONCILE_STEPS: [&str; 5] = ["observe", "record", "build", "act", "report"];
 
@@ -48,6 +50,12 @@ pub struct Metrics {
     measurements: Family<Labels, Counter>,
     reconcile_duration: Histogram,
     reconcile_errors: Family<Labels, Counter>,
+    /// Time a change waited at a release gate, by `tier` and `gate`.
+    gate_wait: Family<Labels, Histogram, fn() -> Histogram>,
+    /// Release gate outcomes, by `gate` and `outcome`.
+    gate_outcomes: Family<Labels, Counter>,
+    /// Break-glass uses, by `namespace` and `rollout`: the alert rules page on it.
+    break_glass: Family<Labels, Counter>,
     audit_records: Counter,
     audit_write_failures: Counter,
     leader: Gauge,
@@ -77,6 +85,9 @@ impl Metrics {
             measurements: Family::default(),
             reconcile_duration: Histogram::new(exponential_buckets(0.005, 2.0, 12)),
             reconcile_errors: Family::default(),
+            gate_wait: Family::new_with_constructor(gate_wait_histogram),
+            gate_outcomes: Family::default(),
+            break_glass: Family::default(),
             audit_records: Counter::default(),
             audit_write_failures: Counter::default(),
             leader: Gauge::default(),
@@ -131,6 +142,21 @@ impl Metrics {
             m.reconcile_errors.clone(),
         );
         registry.register(
+            "gate_wait_seconds",
+            "Time a change waited at a release gate, by tier and gate",
+            m.gate_wait.clone(),
+        );
+        registry.register(
+            "gate_outcomes",
+            "Release gate outcomes, by gate and outcome",
+            m.gate_outcomes.clone(),
+        );
+        registry.register(
+            "break_glass_uses",
+            "Break-glasses that let a change past a freeze or approvals, by rollout",
+            m.break_glass.clone(),
+        );
+        registry.register(
             "audit_records_written",
             "Audit records made durable",
             m.audit_records.clone(),
@@ -152,6 +178,14 @@ impl Metrics {
         }
         for step in RECONCILE_STEPS {
             drop(m.reconcile_errors.get_or_create(&step_labels(step)));
+        }
+        for gate in fife_api::release::ReleaseGate::ALL {
+            for outcome in GATE_OUTCOMES {
+                drop(m.gate_outcomes.get_or_create(&vec![
+                    ("gate", fife_api::wire::wire_name(&gate)),
+                    ("outcome", outcome.to_owned()),
+                ]));
+            }
         }
         Metrics { registry, ..m }
     }
@@ -221,6 +255,39 @@ impl Metrics {
                 family.remove(&outcome_labels(namespace, name, reason));
             }
         }
+        self.break_glass
+            .remove(&rollout_labels(namespace, name, None));
+    }
+
+    /// A release gate's outcome; `waited_seconds` when it stopped holding a change.
+    pub fn gate(&self, tier: &str, gate: &str, outcome: &str, waited_seconds: Option<f64>) {
+        self.gate_outcomes
+            .get_or_create(&vec![
+                ("gate", gate.to_owned()),
+                ("outcome", outcome.to_owned()),
+            ])
+            .inc();
+        if let Some(seconds) = waited_seconds {
+            self.gate_wait
+                .get_or_create(&vec![("tier", tier.to_owned()), ("gate", gate.to_owned())])
+                .observe(seconds);
+        }
+    }
+
+    /// A break-glass let a change of `namespace/name` through.
+    pub fn break_glass_used(&self, namespace: &str, name: &str) {
+        self.break_glass
+            .get_or_create(&rollout_labels(namespace, name, None))
+            .inc();
+    }
+
+    /// `namespace/name` is governed by a release policy: its break-glass counter exists at
+    /// 0 from now on, so the first use is an increase an alert sees.
+    pub fn governed(&self, namespace: &str, name: &str) {
+        drop(
+            self.break_glass
+                .get_or_create(&rollout_labels(namespace, name, None)),
+        );
     }
 
     /// A canary revision of `namespace/name` became stable.
@@ -312,6 +379,11 @@ fn phase_labels(phase: &str) -> Labels {
 
 fn step_labels(step: &str) -> Labels {
     vec![("step", step.to_owned())]
+}
+
+/// Gate waits run from seconds (a verification) to days (a weekend freeze).
+fn gate_wait_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 4.0, 10))
 }
 
 fn rollout_labels(namespace: &str, name: &str, phase: Option<&str>) -> Labels {

@@ -248,7 +248,7 @@ impl<'a> Machine<'a> {
 }
 
 /// `t` rounded up to a whole second: the precision a Kubernetes `Time` keeps on the wire.
-fn ceil_to_second(t: jiff::Timestamp) -> jiff::Timestamp {
+pub(super) fn ceil_to_second(t: jiff::Timestamp) -> jiff::Timestamp {
     if t.subsec_nanosecond() == 0 {
         t
     } else {

@@ -18,11 +18,13 @@ use crate::revision::pod_template_hash;
 mod availability;
 mod gates;
 mod manual;
+mod release;
 mod steps;
 mod summary;
 mod traffic;
 
 pub use availability::AVAILABLE_CONDITION;
+pub use release::{GateEvent, ObservedRelease, RELEASE_GATES_CONDITION};
 pub use summary::summarize;
 pub use traffic::{replicas_for, weight_at, weights_for};
 
@@ -66,6 +68,8 @@ pub struct Observed {
     pub step_analysis: Option<ObservedAnalysis>,
     /// The AnalysisRun named by `status.backgroundAnalysisRun`, if it exists.
     pub background_analysis: Option<ObservedAnalysis>,
+    /// The release policy's inputs; `None` when the controller observes no policy kinds.
+    pub release: Option<ObservedRelease>,
 }
 
 /// A child Deployment to run: which revision, how many pods.
@@ -122,6 +126,8 @@ pub struct RolloutEvent {
     pub step_index: Option<i32>,
     pub revision: Option<String>,
     pub manual: Option<ManualActor>,
+    /// The gate outcome, for the release-gate actions.
+    pub gate: Option<GateEvent>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,6 +151,12 @@ pub enum EventAction {
     ProgressDeadlineExceeded,
     /// The first revision of a Rollout became stable without steps: nothing to compare.
     Healthy,
+    /// A release gate let the change pass (or stopped holding it).
+    GatePassed,
+    /// A release gate holds the change.
+    GateBlocked,
+    /// A break-glass let the change past a freeze or missing approvals.
+    GateBypassed,
 }
 
 /// The outcome of one `decide`: write `status`, apply `children` and `weights`, act on
@@ -157,6 +169,9 @@ pub struct Decision {
     pub analysis: Vec<AnalysisIntent>,
     pub requeue_after: Option<std::time::Duration>,
     pub events: Vec<RolloutEvent>,
+    /// The release policy's judgement of the current change, when a policy governs it:
+    /// the deploy record of a promotion is built from it.
+    pub release: Option<fife_policy::GateReport>,
 }
 
 /// Which AnalysisRun an analysis of a revision gets. Deterministic, so a controller restart
@@ -199,6 +214,7 @@ pub fn decide(rollout: &Rollout, observed: &Observed, now: jiff::Timestamp) -> D
 
 /// One `decide` call in progress: the status being built and what it implies.
 struct Machine<'a> {
+    rollout: &'a Rollout,
     name: String,
     spec: &'a RolloutSpec,
     observed: &'a Observed,
@@ -212,6 +228,8 @@ struct Machine<'a> {
     /// Set when a manual promote was applied in this call: it also carries the rollout past
     /// an Inconclusive background analysis at the end of the steps.
     person_promoted: bool,
+    /// The release policy's judgement of the current change, once evaluated.
+    release: Option<fife_policy::GateReport>,
 }
 
 /// How `run` ended for the canary: still stepping, or ready to become stable.
@@ -223,6 +241,7 @@ enum StepOutcome {
 impl<'a> Machine<'a> {
     pub(super) fn new(rollout: &'a Rollout, observed: &'a Observed, now: jiff::Timestamp) -> Self {
         Machine {
+            rollout,
             name: rollout.metadata.name.clone().unwrap_or_default(),
             spec: &rollout.spec,
             observed,
@@ -242,6 +261,7 @@ impl<'a> Machine<'a> {
             events: Vec::new(),
             wakeups: Vec::new(),
             person_promoted: false,
+            release: None,
         }
         .with_generation(rollout.metadata.generation)
     }
@@ -288,6 +308,7 @@ impl<'a> Machine<'a> {
             step_index,
             revision,
             manual: None,
+            gate: None,
         });
     }
 
@@ -338,7 +359,12 @@ impl<'a> Machine<'a> {
                 .map(|o| o.revision.clone());
         }
         let Some(stable) = self.status.stable_revision.clone() else {
-            // First deployment: there is no other version to compare against.
+            // First deployment: there is no other version to compare against, but the
+            // release gates that come before any pod runs still apply.
+            if self.start_held(&desired) {
+                return;
+            }
+            self.clear_release();
             self.status.stable_revision = Some(desired.clone());
             self.status.canary_revision = None;
             self.status.current_step_index = Some(self.step_count());
@@ -351,6 +377,8 @@ impl<'a> Machine<'a> {
         };
 
         if desired == stable {
+            // Going back to stable is never held by a gate.
+            self.clear_release();
             if let Some(canary) = self.status.canary_revision.clone() {
                 self.handle_stray_manual_action();
                 self.stop_analyses();
@@ -370,6 +398,10 @@ impl<'a> Machine<'a> {
         }
 
         if self.status.canary_revision.as_deref() != Some(desired.as_str()) {
+            if self.start_held(&desired) {
+                self.held_before_start(&stable, &desired);
+                return;
+            }
             if let Some(previous) = self.status.canary_revision.clone() {
                 self.stop_analyses();
                 self.say(format!("revision {desired} replaces canary revision {previous} and starts again from step 1"));
@@ -386,6 +418,8 @@ impl<'a> Machine<'a> {
                 ),
             );
             self.enter_step(0);
+        } else {
+            self.release = self.evaluate_release(&desired);
         }
 
         self.handle_manual_action();
@@ -406,17 +440,47 @@ impl<'a> Machine<'a> {
             self.aborted();
             return;
         }
+        if self.step_held() {
+            self.canary_children();
+            self.update_available();
+            return;
+        }
         match self.step_through() {
             StepOutcome::Waiting => {
                 self.canary_children();
                 self.update_available();
                 self.check_progress_deadline_wakeup();
             }
+            StepOutcome::Promote { .. } if self.promotion_held() => {
+                self.canary_children();
+                self.update_available();
+                self.check_progress_deadline_wakeup();
+            }
             StepOutcome::Promote { by_person } => {
                 self.promote(by_person);
+                self.clear_release();
                 self.steady_state();
             }
         }
+    }
+
+    /// A new revision a gate holds before it starts: the stable keeps all traffic, and a
+    /// canary of an earlier revision it replaces is removed.
+    fn held_before_start(&mut self, stable: &str, desired: &str) {
+        if let Some(previous) = self.status.canary_revision.clone() {
+            self.stop_analyses();
+            self.clear_canary_state();
+            self.status.canary_revision = None;
+            self.status.current_step_index = Some(self.step_count());
+            self.event(
+                EventAction::RolledBack,
+                format!("canary revision {previous} is removed: revision {desired} replaces it and waits for a release gate; stable revision {stable} serves all traffic"),
+            );
+        }
+        self.handle_stray_manual_action();
+        let message = self.status.message.clone();
+        self.steady_state();
+        self.status.message = message;
     }
 
     pub(super) fn finish(mut self) -> Decision {
@@ -430,6 +494,7 @@ impl<'a> Machine<'a> {
             analysis: self.analysis,
             requeue_after: self.wakeups.into_iter().min(),
             events: self.events,
+            release: self.release,
         }
     }
 
@@ -438,7 +503,7 @@ impl<'a> Machine<'a> {
         self.spec.template.as_ref()?;
         let phase = if self.status.abort {
             RolloutPhase::Degraded
-        } else if !self.status.pause_conditions.is_empty() {
+        } else if !self.status.pause_conditions.is_empty() || self.gate_holds() {
             RolloutPhase::Paused
         } else if self.status.canary_revision.is_some() {
             RolloutPhase::Progressing

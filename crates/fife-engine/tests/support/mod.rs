@@ -123,6 +123,7 @@ pub fn observe_applied(
                 phase,
                 message: None,
             }),
+        release: None,
     }
 }
 
