@@ -77,6 +77,26 @@ pub struct ImageVerification {
     /// image passes when a signature verifies against any of them.
     #[schemars(length(min = 1))]
     pub keys_secret: String,
+    /// When set, every image must also carry SLSA provenance (an in-toto attestation signed
+    /// by one of the keys) that meets each condition set here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<ProvenanceConditions>,
+}
+
+/// What an image's SLSA provenance must say; an unset field asks nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvenanceConditions {
+    /// The builder id, exactly (e.g. the SLSA GitHub generator's workflow at a tag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builder_id: Option<String>,
+    /// The source repository, e.g. `https://github.com/acme/api` (a `git+` prefix and a
+    /// `.git` suffix are ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_repo: Option<String>,
+    /// The source ref, exactly, e.g. `refs/heads/main` or `refs/tags/v1.2.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ref: Option<String>,
 }
 
 /// A risk tier: which changes belong to it and which gates they pass through.

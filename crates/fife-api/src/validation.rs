@@ -311,11 +311,20 @@ fn validate_selector(
     }
 }
 
-/// `image@sha256:<64 hex>`: the only form that names exactly one image.
+/// The digest an image reference is pinned to: `sha256:<64 lower-case hex>` from
+/// `name[:tag]@sha256:…`, the only form that names exactly one image (OCI digests are
+/// lower-case); `None` for a tag alone or a malformed digest. The one reading of a pinned
+/// reference: validation, the release gates and the signature check all call it.
+pub fn image_digest(image: &str) -> Option<&str> {
+    let (name, digest) = image.rsplit_once('@')?;
+    let hex = digest.strip_prefix("sha256:")?;
+    let lower_hex = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    (!name.is_empty() && lower_hex).then_some(digest)
+}
+
+/// `image@sha256:<64 hex>`: see [`image_digest`].
 pub fn is_pinned_by_digest(image: &str) -> bool {
-    image.split_once("@sha256:").is_some_and(|(name, hex)| {
-        !name.is_empty() && hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())
-    })
+    image_digest(image).is_some()
 }
 
 fn validate_digests(template: &PodTemplateSpec, problems: &mut Vec<Problem>) {
@@ -1114,6 +1123,14 @@ mod tests {
         assert!(!is_pinned_by_digest("reg.example.com/app:1.0"));
         assert!(!is_pinned_by_digest(&format!("@sha256:{hex}")));
         assert!(!is_pinned_by_digest("app@sha256:abc"));
+        assert!(!is_pinned_by_digest(&format!(
+            "app@sha256:{}",
+            hex.to_uppercase()
+        )));
+        assert_eq!(
+            image_digest(&format!("reg.example.com:5000/app:1.0@sha256:{hex}")),
+            Some(format!("sha256:{hex}").as_str())
+        );
     }
 
     #[test]

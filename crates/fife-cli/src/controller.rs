@@ -61,6 +61,14 @@ pub struct ControllerArgs {
     /// name from POD_NAME, else the host name and process id).
     #[arg(long, env = "FIFE_IDENTITY")]
     identity: Option<String>,
+    /// A registry (HOST:PORT) the signature gate reaches over plain HTTP instead of HTTPS,
+    /// e.g. a local development registry; repeatable, or comma-separated in the variable.
+    #[arg(long, env = "FIFE_REGISTRY_PLAIN_HTTP", value_delimiter = ',')]
+    registry_plain_http: Vec<String>,
+    /// The namespace of the release policies' keys Secrets (`verifyImages.keysSecret`):
+    /// the controller's own; default: the lease namespace, which the install sets to it.
+    #[arg(long, env = "FIFE_IMAGE_KEYS_NAMESPACE")]
+    image_keys_namespace: Option<String>,
 }
 
 pub fn run(args: ControllerArgs) -> ExitCode {
@@ -72,6 +80,10 @@ pub fn run(args: ControllerArgs) -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let image_keys_namespace = args
+        .image_keys_namespace
+        .clone()
+        .unwrap_or_else(|| args.lease_namespace.clone());
     let config = ControllerConfig {
         kubeconfig: args.kubeconfig,
         namespace: args.namespace,
@@ -95,6 +107,8 @@ pub fn run(args: ControllerArgs) -> ExitCode {
             grace: args.lease_grace,
         }),
         identity,
+        registry_plain_http: args.registry_plain_http,
+        image_keys_namespace,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -11,6 +11,7 @@ mod ops;
 mod replay;
 mod time_arg;
 mod validate;
+mod verify_image;
 mod yaml_lines;
 
 use std::process::ExitCode;
@@ -38,6 +39,8 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Check Rollout and analysis manifests offline (for GitOps CI).
     Validate(validate::ValidateArgs),
+    /// Check an image's cosign signature (and SLSA provenance) as the controller's gate does.
+    VerifyImage(verify_image::VerifyImageArgs),
     /// Show a Rollout as a tree (`get rollout NAME [--watch]`).
     Get(ops::get::GetArgs),
     /// List Rollouts as a table (`list rollouts`).
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Validate(args) => validate::run(args),
+        Command::VerifyImage(args) => verify_image::run(args),
         Command::Get(args) => ops::get::run_get(args),
         Command::List(args) => ops::get::run_list(args),
         Command::Promote(args) => ops::action::run_promote(args),

@@ -48,6 +48,7 @@ use kube::{Api, Client, ResourceExt};
 
 use crate::runtime::caches::Caches;
 use crate::runtime::context::Context;
+use crate::runtime::image_verdicts::ImageVerifier;
 use crate::runtime::leader::{Leadership, LeaseConfig};
 use crate::runtime::telemetry::Metrics;
 
@@ -76,6 +77,10 @@ pub struct ControllerConfig {
     pub lease: Option<LeaseSettings>,
     /// Who acts, in audit records, Events and the Lease.
     pub identity: String,
+    /// Registries (`host:port`) the signature gate reaches over plain HTTP; HTTPS otherwise.
+    pub registry_plain_http: Vec<String>,
+    /// Where the release policies' keys Secrets live: the controller's own namespace.
+    pub image_keys_namespace: String,
 }
 
 /// Where the leader Lease lives and how long it lasts.
@@ -441,14 +446,20 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
         service_store,
         run_store,
     );
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        caches,
-        Arc::clone(&audit),
-        Arc::clone(&metrics),
-        leadership,
-        config.identity.clone(),
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            caches,
+            Arc::clone(&audit),
+            Arc::clone(&metrics),
+            leadership,
+            config.identity.clone(),
+        )
+        .with_image_verifier(ImageVerifier::new(
+            config.registry_plain_http.clone(),
+            config.image_keys_namespace.clone(),
+        )),
+    );
 
     let forget_ctx = Arc::clone(&ctx);
     let rollout_events = watcher(

@@ -30,7 +30,8 @@ use crate::schedule::{Calendar, Window, calendar};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ImageVerdict {
     Verified,
-    /// Verification failed; `reason` names the key and what failed.
+    /// Verification failed; `reason` is a sentence naming the image, the key, what failed
+    /// and what to do (`fife_provenance::Refusal`).
     Refused {
         reason: String,
     },
@@ -280,15 +281,13 @@ fn signature_gate(change: &Change, images: &BTreeMap<String, ImageVerdict>) -> O
         match images.get(image).unwrap_or(&ImageVerdict::Pending) {
             ImageVerdict::Verified => {}
             ImageVerdict::Pending => pending.push(image.clone()),
-            ImageVerdict::Refused { reason } => refused.push(format!("{image}: {reason}")),
+            ImageVerdict::Refused { reason } => refused.push(reason.clone()),
         }
     }
     if !refused.is_empty() {
         return Outcome::Blocked {
-            reason: format!(
-                "image verification refused {}; push a signed image or fix the policy's keys",
-                refused.join("; ")
-            ),
+            // Each reason is a sentence naming the image, the key and what to do.
+            reason: format!("image verification refused: {}", refused.join("; ")),
             opens_at: None,
         };
     }

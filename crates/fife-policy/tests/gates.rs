@@ -277,6 +277,7 @@ fn tags_and_unverified_images_never_start() {
     let mut world = World::new();
     world.policies[0].spec.verify_images = Some(ImageVerification {
         keys_secret: "release-keys".into(),
+        ..Default::default()
     });
     world.approvals = vec![approval("a2", "bob"), approval("a3", "carol")];
     let mut c = change();

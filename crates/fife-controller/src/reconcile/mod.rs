@@ -17,6 +17,7 @@ pub mod observe;
 pub mod record;
 pub mod release;
 pub mod report;
+pub mod signatures;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

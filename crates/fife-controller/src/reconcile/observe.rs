@@ -107,7 +107,7 @@ async fn observe_children(ctx: &Context, rollout: Rollout) -> Result<Observation
         baseline: children.baseline.as_ref().and_then(observed_child),
         step_analysis: step_run.as_ref().map(observed_analysis),
         background_analysis: background_run.as_ref().map(observed_analysis),
-        release: observe_release(ctx, &namespace, children.stable.as_ref())
+        release: observe_release(ctx, &rollout, &namespace, children.stable.as_ref())
             .await
             .map_err(fail)?,
     };

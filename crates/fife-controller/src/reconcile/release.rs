@@ -3,9 +3,9 @@
 //! promotions into audit records (`GatePassed`/`GateBlocked`/`GateBypassed`, and the
 //! `Deployed` record auditors ask for); report counts them in the gate metrics.
 //!
-//! Image verification plugs in here: a verifier fills `ObservedRelease::images` with one
-//! verdict per image reference before `decide`; until one does, a policy with
-//! `verifyImages` holds every change at its Signature gate.
+//! Image verification plugs in here: [`image_verdicts`] fills `ObservedRelease::images`
+//! with one verdict per image reference before `decide`; an image without one holds the
+//! change at its Signature gate.
 
 use std::collections::BTreeMap;
 
@@ -27,12 +27,15 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 
+use crate::reconcile::signatures::image_verdicts;
 use crate::runtime::context::Context;
 
-/// Reads what the gate step needs. `None` when no ReleasePolicy exists (or its CRD is not
-/// installed): the engine then applies no gate.
+/// Reads what the gate step needs, with the image verifier's verdicts on the new template.
+/// `None` when no ReleasePolicy exists (or its CRD is not installed): the engine then
+/// applies no gate.
 pub async fn observe_release(
     ctx: &Context,
+    rollout: &Rollout,
     namespace: &str,
     stable: Option<&Deployment>,
 ) -> Result<Option<ObservedRelease>, kube::Error> {
@@ -47,11 +50,19 @@ pub async fn observe_release(
         .and_then(|d| d.spec.as_ref())
         .and_then(|s| s.template.spec.as_ref())
         .map(fife_policy::change::pod_images);
+    let images = match rollout.spec.template.as_ref() {
+        Some(template) => {
+            let revision = fife_engine::pod_template_hash(template);
+            let change = fife_policy::Change::of(rollout, &revision, stable_images.clone());
+            image_verdicts(ctx, &change, &policies).await?
+        }
+        None => BTreeMap::new(),
+    };
     Ok(Some(ObservedRelease {
         policies,
         approvals,
         break_glasses,
-        images: BTreeMap::new(),
+        images,
         stable_images,
     }))
 }

@@ -12,6 +12,7 @@ use kube::Client;
 
 use crate::runtime::caches::Caches;
 use crate::runtime::events::EventPublisher;
+use crate::runtime::image_verdicts::ImageVerifier;
 use crate::runtime::leader::Leadership;
 use crate::runtime::telemetry::Metrics;
 
@@ -31,6 +32,8 @@ pub struct Context {
     pub leadership: Leadership,
     /// Who acts, as written in audit records and Events.
     pub identity: String,
+    /// The signature gate's verdicts, one registry check per digest and key set.
+    pub images: ImageVerifier,
     memory: ObjectMemory,
 }
 
@@ -76,8 +79,16 @@ impl Context {
             metrics,
             leadership,
             identity,
+            images: ImageVerifier::new(Vec::new(), "default".into()),
             memory: ObjectMemory::default(),
         }
+    }
+
+    /// The verifier of the signature gate (the default reaches every registry over HTTPS and
+    /// reads keys Secrets in `default`).
+    pub fn with_image_verifier(mut self, images: ImageVerifier) -> Self {
+        self.images = images;
+        self
     }
 
     /// The delay before retrying `key` after another failure.

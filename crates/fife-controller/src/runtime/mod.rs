@@ -1,10 +1,11 @@
 //! What the two loops run inside: the shared context, leader election, the operations
-//! endpoint and the controller's own metrics.
+//! endpoint, the controller's own metrics and the image verdicts of the signature gate.
 
 pub mod audit_head;
 pub mod caches;
 pub mod context;
 pub mod events;
+pub mod image_verdicts;
 pub mod leader;
 pub mod server;
 pub mod telemetry;
