@@ -67,6 +67,20 @@ fn duration_that_does_not_parse() {
     );
 }
 
+/// Argo Rollouts' `pause: {duration: 10}` is ten seconds; a negative number is refused.
+#[test]
+fn duration_as_integer_seconds() {
+    assert_reports(
+        "argo-integer-seconds.yaml",
+        10,
+        "Rollout/web",
+        "spec.strategy.canary.steps[2].pause.duration",
+        "-1 is out of range: use 0 or more",
+    );
+    let (_, stdout, _) = validate(&[&fixture("argo-integer-seconds.yaml")]);
+    assert!(!stdout.contains("steps[1]"), "{stdout}");
+}
+
 #[test]
 fn step_with_two_kinds() {
     assert_reports(
