@@ -1,5 +1,6 @@
-//! `Duration`: the spans users write in manifests (`30s`, `10m`, `1h30m`), parsed once and
-//! carried as a number, written back in one canonical form.
+//! `Duration`: the spans users write in manifests (`30s`, `10m`, `1h30m`, or Argo Rollouts'
+//! integer seconds `10`), parsed once and carried as a number, written back in one canonical
+//! form.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -143,10 +144,34 @@ impl Serialize for Duration {
     }
 }
 
+/// What a manifest may hold where a duration goes: a string in Fife's language, or a bare
+/// integer number of seconds as Argo Rollouts writes `pause: {duration: 10}`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Written<'a> {
+    Seconds(i64),
+    #[serde(borrow)]
+    Text(Cow<'a, str>),
+}
+
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = Cow::<'de, str>::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
+        match Written::deserialize(deserializer).map_err(|_| {
+            serde::de::Error::custom(
+                "expected a duration: a string such as \"30s\" or \"10m\", or a whole number of seconds",
+            )
+        })? {
+            Written::Seconds(secs) => u64::try_from(secs)
+                .ok()
+                .and_then(|secs| secs.checked_mul(1_000))
+                .map(Duration::from_millis)
+                .ok_or_else(|| {
+                    serde::de::Error::custom(format!(
+                        "duration {secs} is not a number of seconds Fife can use: write 0 or more, such as 30 or \"30s\""
+                    ))
+                }),
+            Written::Text(text) => text.parse().map_err(serde::de::Error::custom),
+        }
     }
 }
 
@@ -160,10 +185,13 @@ impl JsonSchema for Duration {
     }
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        // Int-or-string as Kubernetes spells it; the pattern applies to strings only and
+        // the minimum to integers only, as the API server validates them.
         json_schema!({
-            "type": "string",
+            "x-kubernetes-int-or-string": true,
             "pattern": DURATION_PATTERN,
-            "description": "A span of time: integer terms with units ms, s, m, h, e.g. \"30s\", \"10m\", \"1h30m\"."
+            "minimum": 0,
+            "description": "A span of time: integer terms with units ms, s, m, h, e.g. \"30s\", \"10m\", \"1h30m\"; or a whole number of seconds, as Argo Rollouts writes it (10 is 10s)."
         })
     }
 }
@@ -240,6 +268,25 @@ mod tests {
         assert_eq!(d, Duration::from_secs(300));
         assert_eq!(serde_json::to_string(&d).unwrap(), "\"5m\"");
         assert!(serde_json::from_str::<Duration>("\"5 minutes\"").is_err());
-        assert!(serde_json::from_str::<Duration>("300").is_err());
+    }
+
+    #[test]
+    fn accepts_argo_integer_seconds() {
+        let d: Duration = serde_json::from_str("10").unwrap();
+        assert_eq!(d, Duration::from_secs(10));
+        assert_eq!(serde_json::to_string(&d).unwrap(), "\"10s\"");
+        assert_eq!(
+            serde_json::from_str::<Duration>("0").unwrap(),
+            Duration::ZERO
+        );
+        let negative = serde_json::from_str::<Duration>("-5")
+            .unwrap_err()
+            .to_string();
+        assert!(negative.contains("write 0 or more"), "{negative}");
+        let fraction = serde_json::from_str::<Duration>("1.5")
+            .unwrap_err()
+            .to_string();
+        assert!(fraction.contains("whole number of seconds"), "{fraction}");
+        assert!(serde_json::from_str::<Duration>("true").is_err());
     }
 }

@@ -108,7 +108,11 @@ fn check_value(value: &Value, schema: &JSONSchemaProps, path: &str, problems: &m
         return;
     }
     if schema.x_kubernetes_int_or_string == Some(true) {
-        if !(value.is_i64() || value.is_u64() || value.is_string()) {
+        if value.is_string() {
+            check_string(value, schema, path, problems);
+        } else if value.is_i64() || value.is_u64() {
+            check_bounds(value, schema, path, problems);
+        } else {
             problems.push(problem(
                 path,
                 format!("expected an integer or a string, found {}", describe(value)),

@@ -1,6 +1,11 @@
 //! `fife validate FILE... [--templates DIR]`: offline checks of Rollout and analysis
 //! manifests for GitOps CI. Prints `FILE:LINE: kind/name: field.path: message` per problem;
 //! exits 1 when any error is found, 2 when a file cannot be read or parsed, 0 otherwise.
+//!
+//! Objects of other API groups are named too, so a file that holds nothing Fife reads does
+//! not pass in silence: an Argo Rollouts or Flagger object is an error, because CI passing it
+//! would claim a progressive delivery that no Fife controller runs; anything else (Services,
+//! Deployments, RBAC beside a Rollout in one GitOps directory) is a note and exits 0.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -41,6 +46,44 @@ struct Finding {
     line: u64,
     subject: String,
     problem: Problem,
+    /// Information that is neither an error nor a warning: an object Fife ignores.
+    note: bool,
+}
+
+/// What `fife validate` says about an object outside `fife.dev`, or `None` for one Fife
+/// reads or that says nothing about itself (an empty document).
+fn foreign_object(api_version: &str, kind: &str) -> Option<Problem> {
+    if api_version.is_empty() && kind.is_empty() {
+        return None;
+    }
+    // The core group's Secrets are read for credential marks (fife_api::credentials).
+    if api_version == "v1" && kind == "Secret" {
+        return None;
+    }
+    let group = api_version.split_once('/').map_or("", |(group, _)| group);
+    let (severity, message) = match group {
+        "argoproj.io" => (
+            Severity::Error,
+            format!(
+                "an Argo Rollouts {kind} ({api_version}), which Fife does not read: change its apiVersion to {API_VERSION} and translate the fields docs/migrating.md lists (\"From Argo Rollouts\")"
+            ),
+        ),
+        "flagger.app" => (
+            Severity::Error,
+            format!(
+                "a Flagger {kind} ({api_version}), which Fife does not read: write it as a {API_VERSION} Rollout or AnalysisTemplate (docs/migrating.md, \"From Flagger\")"
+            ),
+        ),
+        _ => (
+            Severity::Warning,
+            format!("Fife ignores {api_version} {kind} objects: this one is not checked"),
+        ),
+    };
+    Some(Problem {
+        severity,
+        path: "apiVersion".to_owned(),
+        message,
+    })
 }
 
 pub fn run(args: ValidateArgs) -> ExitCode {
@@ -120,6 +163,7 @@ pub fn run(args: ValidateArgs) -> ExitCode {
                 line: document.line_of("apiVersion"),
                 file,
                 subject: format!("{kind}/{name}"),
+                note: false,
                 problem: error(
                     "apiVersion",
                     format!("{api_version} is not served: use {API_VERSION}"),
@@ -128,6 +172,15 @@ pub fn run(args: ValidateArgs) -> ExitCode {
             continue;
         }
         if api_version != API_VERSION {
+            if let Some(problem) = foreign_object(api_version, &kind) {
+                findings.push(Finding {
+                    line: document.line_of("apiVersion"),
+                    note: problem.severity == Severity::Warning,
+                    file,
+                    subject: format!("{kind}/{name}"),
+                    problem,
+                });
+            }
             continue;
         }
         let schema = schemas
@@ -138,6 +191,7 @@ pub fn run(args: ValidateArgs) -> ExitCode {
                 line: document.line_of("kind"),
                 file,
                 subject: format!("{kind}/{name}"),
+                note: false,
                 problem: error(
                     "kind",
                     format!("{kind:?} is not a {API_VERSION} kind: use Rollout, AnalysisTemplate, ClusterAnalysisTemplate, AnalysisRun, ReleasePolicy, Approval or BreakGlass"),
@@ -176,6 +230,7 @@ pub fn run(args: ValidateArgs) -> ExitCode {
                     file: file.clone(),
                     subject: format!("{kind}/{name}"),
                     problem,
+                    note: false,
                 });
                 None
             }
@@ -187,6 +242,7 @@ pub fn run(args: ValidateArgs) -> ExitCode {
                 file: file.clone(),
                 subject: format!("{kind}/{name}"),
                 problem,
+                note: false,
             });
         }
         if let Some(object) = &object {
@@ -219,6 +275,7 @@ pub fn run(args: ValidateArgs) -> ExitCode {
                 file: doc.file.clone(),
                 subject: format!("{}/{}", doc.kind, doc.name),
                 problem,
+                note: false,
             });
         }
     }
@@ -232,6 +289,7 @@ pub fn run(args: ValidateArgs) -> ExitCode {
         .count();
     for finding in &findings {
         let severity = match finding.problem.severity {
+            _ if finding.note => "note: ",
             Severity::Error => "",
             Severity::Warning => "warning: ",
         };

@@ -67,6 +67,20 @@ fn duration_that_does_not_parse() {
     );
 }
 
+/// Argo Rollouts' `pause: {duration: 10}` is ten seconds; a negative number is refused.
+#[test]
+fn duration_as_integer_seconds() {
+    assert_reports(
+        "argo-integer-seconds.yaml",
+        10,
+        "Rollout/web",
+        "spec.strategy.canary.steps[2].pause.duration",
+        "-1 is out of range: use 0 or more",
+    );
+    let (_, stdout, _) = validate(&[&fixture("argo-integer-seconds.yaml")]);
+    assert!(!stdout.contains("steps[1]"), "{stdout}");
+}
+
 #[test]
 fn step_with_two_kinds() {
     assert_reports(
@@ -230,6 +244,45 @@ fn comparison_metric_needs_a_baseline() {
 }
 
 #[test]
+fn argo_and_flagger_objects_are_errors_named_by_kind() {
+    assert_reports(
+        "other-groups.yaml",
+        1,
+        "Rollout/web",
+        "apiVersion",
+        "an Argo Rollouts Rollout (argoproj.io/v1alpha1), which Fife does not read: change its apiVersion to fife.dev/v1alpha1",
+    );
+    assert_reports(
+        "other-groups.yaml",
+        11,
+        "Canary/podinfo",
+        "apiVersion",
+        "a Flagger Canary (flagger.app/v1beta1), which Fife does not read",
+    );
+    assert_reports(
+        "other-groups.yaml",
+        17,
+        "Service/web",
+        "apiVersion",
+        "note: Fife ignores v1 Service objects",
+    );
+}
+
+/// A Service or RBAC object beside a Rollout is ordinary in a GitOps directory: CI passes it.
+#[test]
+fn objects_of_other_groups_are_noted_and_pass() {
+    let file = fixture("only-ignored.yaml");
+    let (code, stdout, stderr) = validate(&[&file]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout,
+        format!(
+            "{file}:1: Service/web: apiVersion: note: Fife ignores v1 Service objects: this one is not checked\n"
+        )
+    );
+}
+
+#[test]
 fn unparseable_yaml_exits_2_with_its_line() {
     let file = fixture("unparseable.yaml");
     let (code, _, stderr) = validate(&[&file]);
@@ -268,7 +321,7 @@ fn every_example_validates_clean() {
         assert_eq!(code, 0, "{file}:\n{stdout}\n{stderr}");
         let errors: Vec<&str> = stdout
             .lines()
-            .filter(|l| !l.contains(": warning: "))
+            .filter(|l| !l.contains(": warning: ") && !l.contains(": note: "))
             .collect();
         assert!(errors.is_empty(), "{file}: {errors:?}");
     }
