@@ -187,3 +187,150 @@ async fn without_the_deployments_rule_the_403_is_reported_on_the_rollout() {
         "{note}"
     );
 }
+
+/// The rule and verb of the installed ClusterRole each request of the controller's
+/// ServiceAccount needed: `(apiGroup, resource[/subresource], verb)`, from the journal.
+fn rules_used(cluster: &Cluster) -> std::collections::BTreeSet<(String, String, String)> {
+    let mut used = std::collections::BTreeSet::new();
+    for entry in cluster.api.journal(0) {
+        if entry.user.as_deref() != Some("system:serviceaccount:fife-system:fife-controller")
+            || entry.status >= 400
+        {
+            continue;
+        }
+        let (path, query) = entry.path.split_once('?').unwrap_or((&entry.path, ""));
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let (group, rest) = match parts.as_slice() {
+            ["api", _version, rest @ ..] => ("", rest),
+            ["apis", group, _version, rest @ ..] => (*group, rest),
+            _ => continue,
+        };
+        let rest = match rest {
+            ["namespaces", _ns, rest @ ..] if !rest.is_empty() => rest,
+            rest => rest,
+        };
+        let (resource, named) = match rest {
+            [resource] => (resource.to_string(), false),
+            [resource, _name] => (resource.to_string(), true),
+            [resource, _name, sub] => (format!("{resource}/{sub}"), true),
+            _ => continue,
+        };
+        let verb = match (entry.method.as_str(), named) {
+            ("GET", _) if query.split('&').any(|p| p == "watch=true" || p == "watch=1") => {
+                "watch"
+            }
+            ("GET", false) => "list",
+            ("GET", true) => "get",
+            ("POST", _) => "create",
+            ("PATCH", _) => "patch",
+            ("PUT", _) => "update",
+            ("DELETE", _) => "delete",
+            _ => continue,
+        };
+        used.insert((group.to_owned(), resource, verb.to_owned()));
+    }
+    used
+}
+
+/// Every verb the installed ClusterRole grants, as `(apiGroup, resource, verb)`.
+fn rules_granted() -> std::collections::BTreeSet<(String, String, String)> {
+    let text = std::fs::read_to_string(workspace().join("examples/install/rbac.yaml")).unwrap();
+    let mut granted = std::collections::BTreeSet::new();
+    for document in text.split("\n---\n") {
+        let object: Value = serde_saphyr::from_str(document).unwrap();
+        if object["kind"] != "ClusterRole" {
+            continue;
+        }
+        for rule in object["rules"].as_array().unwrap() {
+            let list = |key: &str| -> Vec<String> {
+                rule[key]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_owned())
+                    .collect()
+            };
+            for group in list("apiGroups") {
+                for resource in list("resources") {
+                    for verb in list("verbs") {
+                        granted.insert((group.clone(), resource.clone(), verb));
+                    }
+                }
+            }
+        }
+    }
+    granted
+}
+
+/// Least privilege, both ways, rule by rule: a release with a canary step and an
+/// HTTPRoute, run under the installed ClusterRole, uses every verb it grants except the
+/// ones listed here (each with the test that needs it), and needs nothing else. So
+/// removing any other rule or verb makes `a_release_goes_through_under_the_installed_cluster_role`
+/// fail with a 403 (that test allows none), and a verb the controller stops using fails
+/// this test until it leaves the role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_role_grants_exactly_what_a_release_uses() {
+    // Verbs a plain release does not reach, and why the role keeps them.
+    let elsewhere: &[(&str, &str, &str, &str)] = &[
+        // AnalysisRuns are created, terminated and their status written only when a step
+        // or the background runs an analysis (e2e_analysis, e2e_thresholds).
+        ("fife.dev", "analysisruns", "create", "a step's analysis"),
+        ("fife.dev", "analysisruns", "patch", "terminating a run"),
+        ("fife.dev", "analysisruns/status", "patch", "a run's result"),
+        ("fife.dev", "analysisruns", "get", "a run read back after 409"),
+        ("fife.dev", "analysistemplates", "get", "a step naming a template"),
+        ("fife.dev", "clusteranalysistemplates", "get", "a step naming one"),
+        ("fife.dev", "releasepolicies", "get", "read by list"),
+        ("fife.dev", "approvals", "get", "read by list"),
+        ("fife.dev", "breakglasses", "get", "read by list"),
+        ("fife.dev", "rollouts", "get", "a cached Rollout older than our write"),
+        ("apps", "deployments", "get", "children come from the cache"),
+        ("", "services", "get", "Services come from the cache"),
+        // Credentials of Prometheus providers and image keys (e2e_prometheus_auth,
+        // e2e_signatures).
+        ("", "secrets", "get", "provider credentials and image keys"),
+    ];
+    let cluster = rbac_cluster().await;
+    let kubeconfig = install(&cluster, None).await;
+    let _controller = start(&cluster, &kubeconfig);
+    cluster.apply(ROUTE).await;
+    let gateway = "      trafficRouting: {gatewayAPI: {httpRoute: web}}\n";
+    let steps = "        - setWeight: 50\n        - pause: {duration: 1s}\n";
+    cluster
+        .apply(&rollout("web", "web:1", 2, gateway, steps))
+        .await;
+    cluster
+        .wait_phase("web", "Healthy", Duration::from_secs(30))
+        .await;
+    cluster
+        .merge_patch("rollout/web", &image_patch("web:2"))
+        .await;
+    cluster
+        .wait_for("the canary at 50%", Duration::from_secs(30), || async {
+            let s = cluster.rollout_status("web").await;
+            (s["weights"]["canary"] == 50).then_some(())
+        })
+        .await;
+    cluster
+        .wait_for("promoted", Duration::from_secs(30), || async {
+            let s = cluster.rollout_status("web").await;
+            (s["phase"] == "Healthy" && s["weights"]["canary"] == 0).then_some(())
+        })
+        .await;
+    let used = rules_used(&cluster);
+    let granted = rules_granted();
+    let not_granted: Vec<_> = used.difference(&granted).collect();
+    assert!(not_granted.is_empty(), "used but not granted: {not_granted:#?}");
+    let elsewhere: std::collections::BTreeSet<(String, String, String)> = elsewhere
+        .iter()
+        .map(|(g, r, v, _)| (g.to_string(), r.to_string(), v.to_string()))
+        .collect();
+    let unused: Vec<_> = granted
+        .difference(&used)
+        .filter(|rule| !elsewhere.contains(*rule))
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "granted, not used by a release and not listed as needed elsewhere: {unused:#?}"
+    );
+}

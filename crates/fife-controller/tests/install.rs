@@ -197,7 +197,7 @@ fn the_cluster_role_grants_exactly_what_the_controller_uses() {
         (
             "events.k8s.io".into(),
             "events".into(),
-            v(&["create", "patch"]),
+            v(&["create"]),
         ),
         ("".into(), "secrets".into(), v(&["get"])),
     ];
