@@ -194,11 +194,7 @@ fn the_cluster_role_grants_exactly_what_the_controller_uses() {
             "httproutes".into(),
             v(&["get", "patch"]),
         ),
-        (
-            "events.k8s.io".into(),
-            "events".into(),
-            v(&["create"]),
-        ),
+        ("events.k8s.io".into(), "events".into(), v(&["create"])),
         ("".into(), "secrets".into(), v(&["get"])),
     ];
     expected.sort();

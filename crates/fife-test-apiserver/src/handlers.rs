@@ -217,6 +217,7 @@ async fn answer(
     let request = Request {
         state: &state,
         target,
+        attributes,
         params,
         headers: &headers,
         body: &body,
@@ -446,6 +447,8 @@ fn resolve(store: &Store, group: &str, version: &str, rest: &[&str]) -> Option<T
 struct Request<'a> {
     state: &'a Arc<State>,
     target: Target,
+    /// What the authorizer was asked before the handler ran.
+    attributes: authz::Attributes,
     params: Params,
     headers: &'a HeaderMap,
     body: &'a Bytes,
@@ -548,6 +551,25 @@ impl Request<'_> {
 
     /// Runs `write` with this request's admission context, keeping its warnings for
     /// the response whether or not the write is admitted.
+    /// An apply that creates its object is authorized as `create` as well as `patch`, as
+    /// kube-apiserver's patch handler does: a role with `patch` alone cannot create.
+    fn authorize_create(&self, store: &Store) -> Result<(), ApiError> {
+        if self.state.config.authorization_mode == AuthorizationMode::AlwaysAllow {
+            return Ok(());
+        }
+        let mut attributes = self.attributes.clone();
+        attributes.verb = "create".to_owned();
+        if store
+            .rbac_policy()
+            .authorize(self.user, &attributes)
+            .allowed
+        {
+            Ok(())
+        } else {
+            Err(authz::forbidden(self.user, &attributes))
+        }
+    }
+
     fn admitted<T>(&self, write: impl FnOnce(&mut Admission) -> T) -> T {
         let mut admission = Admission::new(
             self.user.clone(),
@@ -908,6 +930,7 @@ impl Request<'_> {
         let old = match store.get(&rt, self.ns(), self.name()) {
             Ok(old) => old,
             Err(e) if e.code == 404 && sub.is_empty() => {
+                self.authorize_create(store)?;
                 let mut created = apply::apply(&json!({}), &config, &req).map_err(conflict)?;
                 created["metadata"]["name"] = json!(self.name());
                 if rt.namespaced {
