@@ -255,12 +255,12 @@ pub fn release_report(
             r.revision.clone().unwrap_or_default(),
         )
     };
-    let failed = |r: &AuditRecord| {
-        matches!(
-            r.action,
-            AuditAction::Aborted | AuditAction::ManualAbort | AuditAction::RolledBack
-        )
-    };
+    // A person's abort is recorded twice, as the request (ManualAbort) and as the
+    // engine's Aborted that follows it in the same decision; only the outcome counts, or
+    // one failed change would count as two. An Aborted and the RolledBack that removes the
+    // same canary later name the same revision, so they are one change.
+    let failed =
+        |r: &AuditRecord| matches!(r.action, AuditAction::Aborted | AuditAction::RolledBack);
     let mut report = ReleaseReport {
         since,
         ..ReleaseReport::default()

@@ -158,6 +158,25 @@ async fn held_by(cluster: &Cluster, gate: &str) -> Value {
         .await
 }
 
+/// Waits until `gate` holds with a message containing `text`: a status written before
+/// the last change may still show the gate with its older message.
+async fn held_saying(cluster: &Cluster, gate: &str, text: &str) -> Value {
+    cluster
+        .wait_for(
+            &format!("the {gate} gate to say {text:?}"),
+            Duration::from_secs(30),
+            || async {
+                let release = release(cluster).await;
+                (release["holding"]["gate"] == gate
+                    && release["holding"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains(text)))
+                .then_some(release)
+            },
+        )
+        .await
+}
+
 async fn canary_weight(cluster: &Cluster, weight: i64) {
     cluster
         .wait_for(
@@ -274,14 +293,7 @@ async fn approvals_freezes_and_break_glass_end_to_end() {
     .await;
     assert!(ok, "{out}{err}");
     assert!(out.contains("bob approves revision"), "{out}");
-    let held = held_by(&cluster, "Approval").await;
-    assert!(
-        held["holding"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("2 approval(s) from sre (bob)"),
-        "{held}"
-    );
+    held_saying(&cluster, "Approval", "2 approval(s) from sre (bob)").await;
     let (ok, out, err) = fife(&carol, &["approve", "web", "-n", "default"]).await;
     assert!(ok, "{out}{err}");
     canary_weight(&cluster, 50).await;
@@ -366,14 +378,7 @@ async fn approvals_freezes_and_break_glass_end_to_end() {
         .nth(1)
         .expect("the BreakGlass's name")
         .to_owned();
-    let held = held_by(&cluster, "Freeze").await;
-    assert!(
-        held["holding"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("waits for a second person"),
-        "{held}"
-    );
+    held_saying(&cluster, "Freeze", "waits for a second person").await;
     let (ok, _, err) = fife(&erin, &["break-glass", "approve", &name, "-n", "default"]).await;
     assert!(!ok && err.contains("admission refused"), "{err}");
     let (ok, _, err) = fife(&frank, &["break-glass", "approve", &name, "-n", "default"]).await;

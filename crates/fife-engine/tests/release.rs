@@ -81,8 +81,11 @@ fn changed_rollout(steps: Vec<fife_api::CanaryStep>) -> (fife_api::Rollout, Obse
     r.spec.template = Some(mk_template(NEW));
     r.metadata.annotations = Some(
         [
-            ("fife.dev/source-author".to_owned(), "alice".to_owned()),
-            ("fife.dev/applied-by".to_owned(), "ci".to_owned()),
+            (
+                fife_api::labels::SOURCE_AUTHOR.to_owned(),
+                "alice".to_owned(),
+            ),
+            (fife_api::labels::APPLIED_BY.to_owned(), "ci".to_owned()),
         ]
         .into(),
     );

@@ -381,15 +381,17 @@ impl<'a> Machine<'a> {
             self.clear_release();
             if let Some(canary) = self.status.canary_revision.clone() {
                 self.handle_stray_manual_action();
+                // Recorded before the canary is cleared, so the record names the revision
+                // that failed, not the stable one.
+                self.event(
+                    EventAction::RolledBack,
+                    format!("the template is back at stable revision {stable}: canary revision {canary} is removed"),
+                );
                 self.stop_analyses();
                 self.clear_canary_state();
                 self.status.canary_revision = None;
                 self.status.current_step_index = Some(self.step_count());
                 self.status.weights = Some(weights_for(0, false));
-                self.event(
-                    EventAction::RolledBack,
-                    format!("the template is back at stable revision {stable}: canary revision {canary} is removed"),
-                );
             } else {
                 self.handle_stray_manual_action();
             }
@@ -468,14 +470,15 @@ impl<'a> Machine<'a> {
     /// canary of an earlier revision it replaces is removed.
     fn held_before_start(&mut self, stable: &str, desired: &str) {
         if let Some(previous) = self.status.canary_revision.clone() {
-            self.stop_analyses();
-            self.clear_canary_state();
-            self.status.canary_revision = None;
-            self.status.current_step_index = Some(self.step_count());
+            // Recorded before the canary is cleared, so the record names the removed one.
             self.event(
                 EventAction::RolledBack,
                 format!("canary revision {previous} is removed: revision {desired} replaces it and waits for a release gate; stable revision {stable} serves all traffic"),
             );
+            self.stop_analyses();
+            self.clear_canary_state();
+            self.status.canary_revision = None;
+            self.status.current_step_index = Some(self.step_count());
         }
         self.handle_stray_manual_action();
         let message = self.status.message.clone();

@@ -107,6 +107,19 @@ impl<'a> Machine<'a> {
     /// Before a new revision starts: `true` when a gate holds it. When none does, every
     /// start verdict is recorded (passed or bypassed) and the canary's start time kept.
     pub(super) fn start_held(&mut self, revision: &str) -> bool {
+        let first = self.events.len();
+        let held = self.start_gates(revision);
+        // The start gates judge the new revision before it is the canary: their records
+        // name it (not the stable one), so the audit ties each outcome to its change.
+        for event in &mut self.events[first..] {
+            if event.gate.is_some() {
+                event.revision = Some(revision.to_owned());
+            }
+        }
+        held
+    }
+
+    fn start_gates(&mut self, revision: &str) -> bool {
         self.release = self.evaluate_release(revision);
         let Some(report) = self.release.clone() else {
             self.status.release = None;
