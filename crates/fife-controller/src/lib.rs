@@ -440,12 +440,14 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     let (deployment_store, deployment_writer) = reflector::store();
     let (service_store, service_writer) = reflector::store();
     let (run_store, run_writer) = reflector::store();
+    let (release_policy_store, release_policy_writer) = reflector::store();
     let caches = Caches::new(
         rollout_store.clone(),
         deployment_store,
         service_store,
         run_store,
-    );
+    )
+    .with_policies(release_policy_store);
     let ctx = Arc::new(
         Context::new(
             client.clone(),
@@ -511,6 +513,14 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     .inspect(ctx.caches.noting("analysisruns"))
     .touched_objects();
 
+    let policy_events = watcher(
+        Api::<DeserializeGuard<ReleasePolicy>>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(release_policy_writer)
+    .touched_objects();
+
     let store = rollout_store.clone();
     let cluster_store = rollout_store.clone();
     let policy_store = rollout_store.clone();
@@ -554,18 +564,14 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
         },
     )
     // A ReleasePolicy may govern any Rollout: all are looked at again when one changes.
-    .watches(
-        Api::<DeserializeGuard<ReleasePolicy>>::all(client.clone()),
-        watcher::Config::default(),
-        move |_| {
-            policy_store
-                .state()
-                .iter()
-                .filter_map(|guard| guard.0.as_ref().ok())
-                .map(|r| named_rollout(&r.name_any(), r.namespace()))
-                .collect::<Vec<_>>()
-        },
-    );
+    .watches_stream(policy_events, move |_: DeserializeGuard<ReleasePolicy>| {
+        policy_store
+            .state()
+            .iter()
+            .filter_map(|guard| guard.0.as_ref().ok())
+            .map(|r| named_rollout(&r.name_any(), r.namespace()))
+            .collect::<Vec<_>>()
+    });
     let rollouts = if namespace_filter.is_none() {
         rollouts.watches(
             Api::<DeserializeGuard<ClusterAnalysisTemplate>>::all(client.clone()),

@@ -39,7 +39,10 @@ pub async fn observe_release(
     namespace: &str,
     stable: Option<&Deployment>,
 ) -> Result<Option<ObservedRelease>, kube::Error> {
-    let policies: Vec<ReleasePolicy> = list(Api::all(ctx.client.clone())).await?;
+    let policies: Vec<ReleasePolicy> = match ctx.caches.release_policies() {
+        Some(cached) => cached,
+        None => list(Api::all(ctx.client.clone())).await?,
+    };
     if policies.is_empty() {
         return Ok(None);
     }

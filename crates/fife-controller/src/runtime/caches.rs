@@ -39,6 +39,9 @@ pub struct Caches {
     pub deployments: Store<Deployment>,
     pub services: Store<Service>,
     pub runs: Store<DeserializeGuard<AnalysisRun>>,
+    /// ReleasePolicies, cluster-wide: every reconcile asks which govern its Rollout, and
+    /// most clusters have none, so the answer must cost no request.
+    pub policies: Option<Store<DeserializeGuard<fife_api::ReleasePolicy>>>,
     /// The last error of each watch that has not recovered since, by kind.
     watch_errors: Arc<Mutex<BTreeMap<&'static str, String>>>,
 }
@@ -67,8 +70,33 @@ impl Caches {
             deployments,
             services,
             runs,
+            policies: None,
             watch_errors: Arc::default(),
         }
+    }
+
+    /// The same caches, with ReleasePolicies read from `policies`.
+    pub fn with_policies(
+        mut self,
+        policies: Store<DeserializeGuard<fife_api::ReleasePolicy>>,
+    ) -> Self {
+        self.policies = Some(policies);
+        self
+    }
+
+    /// The ReleasePolicies, from their cache once it has listed; `None` before (or without
+    /// a cache), when the caller reads them from the API.
+    pub fn release_policies(&self) -> Option<Vec<fife_api::ReleasePolicy>> {
+        let store = self.policies.as_ref()?;
+        // Ready means the first complete list arrived; polled once, never awaited.
+        futures::FutureExt::now_or_never(store.wait_until_ready())?.ok()?;
+        Some(
+            store
+                .state()
+                .iter()
+                .filter_map(|guard| guard.0.as_ref().ok().cloned())
+                .collect(),
+        )
     }
 
     /// Waits, at most `within`, until every store holds its first complete list: before
