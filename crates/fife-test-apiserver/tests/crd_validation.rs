@@ -226,6 +226,14 @@ fn analysis_cases() -> Vec<(&'static str, &'static str, Value)> {
             m(json!({ "compare": { "confidence": 1 } }), comparison()),
         ),
         (
+            "!has(self.test) || self.test != 'counts' || (has(self.requests) && self.requests.contains('{{role}}'))",
+            "spec.metrics[0].compare",
+            m(
+                json!({ "compare": { "confidence": 0.95, "test": "counts" } }),
+                comparison(),
+            ),
+        ),
+        (
             "!has(self.allowedIncrease) || self.allowedIncrease >= 1.0",
             "spec.metrics[0].compare",
             m(
