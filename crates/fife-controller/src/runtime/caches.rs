@@ -239,7 +239,7 @@ mod tests {
                 ("fife.dev/manual".to_owned(), "promote".to_owned()),
             ])),
             labels: Some(BTreeMap::from([(
-                "fife.dev/rollout".to_owned(),
+                fife_api::labels::ROLLOUT_LABEL.to_owned(),
                 "web".to_owned(),
             )])),
             ..ObjectMeta::default()
