@@ -66,6 +66,15 @@ impl ResourceType {
         }
     }
 
+    /// `Deployment.apps`, the kind as the real server names it in `is invalid` messages.
+    pub fn qualified_kind(&self) -> String {
+        if self.group.is_empty() {
+            self.kind.clone()
+        } else {
+            format!("{}.{}", self.kind, self.group)
+        }
+    }
+
     fn builtin(group: &str, version: &str, plural: &str, kind: &str, namespaced: bool) -> Self {
         Self {
             group: group.into(),

@@ -73,7 +73,10 @@ impl ApiError {
         let mut e = Self::new(
             422,
             "Invalid",
-            format!("{} \"{name}\" is invalid: {field}: {message}", rt.kind),
+            format!(
+                "{} \"{name}\" is invalid: {field}: {message}",
+                rt.qualified_kind()
+            ),
         );
         e.details = Some(json!({ "name": name, "group": rt.group, "kind": rt.kind,
             "causes": [{ "reason": "FieldValueInvalid", "message": message, "field": field }] }));

@@ -104,11 +104,7 @@ pub fn invalid(rt: &ResourceType, name: &str, errors: &[FieldError]) -> ApiError
         [one] => one.clone(),
         many => format!("[{}]", many.join(", ")),
     };
-    let qualified = if rt.group.is_empty() {
-        rt.kind.clone()
-    } else {
-        format!("{}.{}", rt.kind, rt.group)
-    };
+    let qualified = rt.qualified_kind();
     let mut e = ApiError::new(
         422,
         "Invalid",

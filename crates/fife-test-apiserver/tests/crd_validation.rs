@@ -91,6 +91,7 @@ impl Cluster {
             "AnalysisTemplate" => ("analysistemplates", true),
             "AnalysisRun" => ("analysisruns", true),
             "Rollout" => ("rollouts", true),
+            "Approval" => ("approvals", true),
             "HTTPRoute" => ("httproutes", true),
             other => panic!("no path for {other}"),
         };
@@ -119,6 +120,42 @@ impl Cluster {
             response.json().await.unwrap_or(Value::Null),
         )
     }
+}
+
+impl Cluster {
+    /// PUT `manifest` over the stored object of the same name (an update, so transition
+    /// rules see `oldSelf`).
+    async fn replace(&self, manifest: &Value) -> (u16, Value) {
+        let name = manifest["metadata"]["name"].as_str().unwrap();
+        let response = self
+            .http
+            .put(format!(
+                "{}{}/{name}",
+                self.server.url(),
+                Self::collection(manifest)
+            ))
+            .json(manifest)
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status().as_u16(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+}
+
+/// Transition rules (`oldSelf`) are only judged on an update: each case is an object that
+/// creates and a change to it that the rule refuses.
+fn transition_cases() -> Vec<(&'static str, &'static str, Value, Value)> {
+    let approval = json!({ "apiVersion": "fife.dev/v1alpha1", "kind": "Approval",
+        "metadata": { "name": "checkout-api-7f9c" },
+        "spec": { "rollout": "checkout-api", "rolloutUid": "0b7c6a52-3d1e-4f7e-9a53-1c2d3e4f5a6b",
+            "revision": "7f9c", "approver": "jane",
+            "digests": ["registry.example/checkout@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"] } });
+    let mut retargeted = approval.clone();
+    retargeted["spec"]["revision"] = json!("8a1d");
+    vec![("self == oldSelf", "spec", approval, retargeted)]
 }
 
 #[tokio::test]
@@ -335,6 +372,38 @@ async fn every_cel_rule_of_every_crd_refuses_a_manifest_with_its_message() {
 
     let crds = crds();
     let mut exercised: BTreeSet<(String, String)> = BTreeSet::new();
+    for (rule, field, created, changed) in transition_cases() {
+        let (code, body) = cluster.create(&created).await;
+        assert_eq!(code, 201, "{rule}: {body}");
+        let stored = body["metadata"]["resourceVersion"].clone();
+        let (mut created, mut changed) = (created, changed);
+        created["metadata"]["resourceVersion"] = stored.clone();
+        changed["metadata"]["resourceVersion"] = stored;
+        let kind = created["kind"].as_str().unwrap();
+        let crd_name = format!("{}s.fife.dev", kind.to_lowercase());
+        let crd = crds
+            .iter()
+            .find(|c| c["metadata"]["name"] == crd_name.as_str())
+            .unwrap();
+        let message = rules_of(crd)
+            .into_iter()
+            .find(|(r, _)| r == rule)
+            .unwrap_or_else(|| panic!("{crd_name} has no rule {rule}"))
+            .1;
+        let (code, body) = cluster.replace(&changed).await;
+        assert_eq!(code, 422, "{crd_name} {rule}: {body}");
+        let expected = json!({ "reason": "FieldValueInvalid", "field": field,
+            "message": format!("Invalid value: \"object\": {message}") });
+        let causes = body["details"]["causes"].as_array().unwrap();
+        assert!(
+            causes.contains(&expected),
+            "{crd_name} {rule}: expected {expected} in {body}"
+        );
+        // The same object written back unchanged passes the rule.
+        let (code, body) = cluster.replace(&created).await;
+        assert_eq!(code, 200, "{crd_name} {rule} unchanged: {body}");
+        exercised.insert((crd_name, rule.to_string()));
+    }
     for (crd_name, rule, field, manifest) in &cases {
         let crd = crds
             .iter()

@@ -401,7 +401,7 @@ async fn the_real_crds_and_examples_apply_and_print_their_columns() {
 
     c.ok(&[
         "patch", "rollouts.fife.dev", "checkout-api", "--subresource", "status", "--type", "merge", "-p",
-        r#"{"status":{"phase":"Paused","stepLabel":"3/7","weights":{"canary":25,"baseline":25,"stable":50},"readyLabel":"9/10","message":"waiting for promotion"}}"#,
+        r#"{"status":{"phase":"Paused","stepLabel":"3/7","weights":{"canary":25,"baseline":25,"stable":50},"readyLabel":"9/10","message":"waiting for promotion","release":{"holding":{"gate":"Freeze","message":"frozen","policy":"prod","since":"2026-12-01T00:00:00Z","opensAt":"2026-12-01T06:00:00Z"}}}}"#,
     ])
     .await;
     let out = c.ok(&["get", "frol", "checkout-api"]).await;
@@ -409,14 +409,14 @@ async fn the_real_crds_and_examples_apply_and_print_their_columns() {
     let header: Vec<&str> = lines[0].split_whitespace().collect();
     assert_eq!(
         header,
-        vec!["NAME", "PHASE", "STEP", "WEIGHT", "READY", "AGE", "MESSAGE"],
+        vec!["NAME", "PHASE", "STEP", "WEIGHT", "READY", "GATE", "OPENS", "AGE", "MESSAGE"],
         "{out}"
     );
     let row: Vec<&str> = lines[1].split_whitespace().collect();
     assert_eq!(
-        &row[..5],
-        &["checkout-api", "Paused", "3/7", "25", "9/10"],
+        &row[..7],
+        &["checkout-api", "Paused", "3/7", "25", "9/10", "Freeze", "2026-12-01T06:00:00Z"],
         "{out}"
     );
-    assert_eq!(&row[6..], &["waiting", "for", "promotion"], "{out}");
+    assert_eq!(&row[8..], &["waiting", "for", "promotion"], "{out}");
 }
