@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use fife_api::Rollout;
 use fife_api::labels::{APPLIED_BY, SOURCE_AUTHOR};
 use fife_api::release::{ReleasePolicy, Tier, TierMatch};
+use fife_api::validation::image_digest;
 use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
@@ -107,13 +108,6 @@ pub fn pod_images(spec: &PodSpec) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// `sha256:…` of `repo@sha256:…`; `None` for an image named by tag only.
-pub fn image_digest(image: &str) -> Option<&str> {
-    let (_, digest) = image.rsplit_once('@')?;
-    let hex = digest.strip_prefix("sha256:")?;
-    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(digest)
-}
-
 /// Whether a policy governs the change: its namespaces and its Rollout selector.
 pub fn selects(policy: &ReleasePolicy, change: &Change) -> bool {
     let spec = &policy.spec;
@@ -204,7 +198,18 @@ mod tests {
         assert!(c.unpinned().is_empty());
         c.images.insert("debug".into(), "busybox:1.36".into());
         assert_eq!(c.unpinned(), vec!["debug=busybox:1.36".to_owned()]);
-        assert_eq!(image_digest("reg/app@sha256:abc"), None, "short digest");
+        c.images.insert(
+            "shouting".into(),
+            format!("reg/app@sha256:{}", "AB".repeat(32)),
+        );
+        assert_eq!(
+            c.unpinned(),
+            vec![
+                "debug=busybox:1.36".to_owned(),
+                format!("shouting=reg/app@sha256:{}", "AB".repeat(32))
+            ],
+            "an upper-case digest is not an OCI digest"
+        );
     }
 
     #[test]
