@@ -20,7 +20,7 @@ command -v strip >/dev/null 2>&1 || need_apt+=(binutils)
 command -v jq >/dev/null 2>&1 || need_apt+=(jq)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
-# The dashboard's browser tests (crates/fife-cli/tests/dashboard_browser.rs) drive headless
+# The dashboard's browser tests (tests/e2e/cli/dashboard.rs) drive headless
 # Chromium through chromedriver; fonts-dejavu-core gives its screenshots legible text.
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)

@@ -3,12 +3,10 @@
 //! the published audit head (ConfigMap and Rollout status) ends at the log's last record, and
 //! the log cut short of it fails `fife audit verify --head-from`.
 
-mod harness;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use harness::{
+use crate::harness::{
     Cluster, Controller, ControllerOptions, audit_records, fife_binary, image_patch, rollout,
 };
 use serde_json::Value;

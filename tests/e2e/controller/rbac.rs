@@ -6,13 +6,11 @@
 //! resource, in kube-apiserver's words) as a Warning Event on the Rollout instead of
 //! retrying silently.
 
-mod harness;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::harness::{Cluster, Controller, ControllerOptions, image_patch, rollout, workspace};
 use fife_test_apiserver::{Authentication, AuthorizationMode, Config};
-use harness::{Cluster, Controller, ControllerOptions, image_patch, rollout, workspace};
 use serde_json::Value;
 
 const ROUTE: &str = r#"apiVersion: gateway.networking.k8s.io/v1
@@ -281,7 +279,7 @@ async fn the_cluster_role_grants_exactly_what_a_release_uses() {
     // Verbs a plain release does not reach, and why the role keeps them.
     let elsewhere: &[(&str, &str, &str, &str)] = &[
         // AnalysisRuns are created, terminated and their status written only when a step
-        // or the background runs an analysis (e2e_analysis, e2e_thresholds).
+        // or the background runs an analysis (controller::analysis, controller::thresholds).
         ("fife.dev", "analysisruns", "create", "a step's analysis"),
         ("fife.dev", "analysisruns", "patch", "terminating a run"),
         ("fife.dev", "analysisruns/status", "patch", "a run's result"),
@@ -314,8 +312,8 @@ async fn the_cluster_role_grants_exactly_what_a_release_uses() {
         ),
         ("apps", "deployments", "get", "children come from the cache"),
         ("", "services", "get", "Services come from the cache"),
-        // Credentials of Prometheus providers and image keys (e2e_prometheus_auth,
-        // e2e_signatures).
+        // Credentials of Prometheus providers and image keys (controller::prometheus_auth,
+        // controller::signatures).
         ("", "secrets", "get", "provider credentials and image keys"),
     ];
     let cluster = rbac_cluster().await;

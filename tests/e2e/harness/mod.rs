@@ -2,19 +2,17 @@
 //! `fife-testkit`, a real Prometheus, the real `fife controller` binary and the real
 //! `kubectl`. Everything started here is stopped when its guard drops.
 
-#![allow(dead_code)]
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use fife_test_apiserver::{ApiServer, Config};
+use fife_testkit::prometheus::{PrometheusServer, ScrapeJob};
 use fife_testkit::workload::{Workload, WorkloadConfig, WorkloadRole};
 use serde_json::Value;
 
-/// The workspace root (two levels above this crate).
+/// The workspace root (the test target belongs to `crates/fife-cli`, two levels below it).
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
@@ -22,24 +20,30 @@ pub fn workspace() -> PathBuf {
         .unwrap()
 }
 
-/// The `fife` binary, built once per test run so it is never stale.
+/// The `fife` binary Cargo built for this test run, so it is never stale.
 pub fn fife_binary() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "-q", "-p", "fife-cli", "--bin", "fife"])
-                .current_dir(workspace())
-                .status()
-                .expect("cargo runs");
-            assert!(status.success(), "building the fife binary failed");
-            let target = std::env::var("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| workspace().join("target"));
-            target.join("debug/fife")
-        })
-        .clone()
+    PathBuf::from(env!("CARGO_BIN_EXE_fife"))
+}
+
+/// An API server that answers every request with `403 Forbidden` and `message`, as a real
+/// server answers a user without the RBAC the request needs.
+pub async fn forbidding_server(message: &'static str) -> String {
+    let app = axum::Router::new().fallback(move || async move {
+        let body = serde_json::json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": "Forbidden",
+            "details": {"group": "fife.dev", "kind": "rollouts"}, "code": 403,
+        });
+        (
+            axum::http::StatusCode::FORBIDDEN,
+            [("content-type", "application/json")],
+            body.to_string(),
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
 }
 
 /// The one free-port helper of the test kit.
@@ -331,45 +335,23 @@ pub fn audit_records(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// A real Prometheus scraping the given jobs every second.
+/// The test kit's real Prometheus, scraping the given jobs every second; stops when
+/// dropped.
 pub struct Prometheus {
-    child: Child,
+    _server: PrometheusServer,
     pub address: String,
-    _dir: tempfile::TempDir,
 }
 
 impl Prometheus {
     pub fn start(jobs: &[(&str, Vec<SocketAddr>)]) -> Prometheus {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = String::from(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n",
-        );
-        for (job, targets) in jobs {
-            let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
-            config.push_str(&format!(
-                "  - job_name: {job}\n    static_configs:\n      - targets: [{}]\n",
-                targets.join(", ")
-            ));
-        }
-        let config_path = dir.path().join("prometheus.yml");
-        std::fs::write(&config_path, config).unwrap();
-        let port = free_port().unwrap();
-        let child = Command::new("/usr/bin/prometheus")
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus must be installed (scripts/install-deps.sh installs it)");
+        let jobs: Vec<ScrapeJob<'_>> = jobs
+            .iter()
+            .map(|(name, targets)| ScrapeJob { name, targets })
+            .collect();
+        let server = PrometheusServer::start(&jobs).unwrap();
         Prometheus {
-            child,
-            address: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
+            address: server.address().to_owned(),
+            _server: server,
         }
     }
 
@@ -396,13 +378,6 @@ impl Prometheus {
             );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -1,13 +1,12 @@
 //! `make demo` is the README's first command: this runs the same demo with the `fife`
 //! binary under test, so a change that breaks it fails `make test`.
 
-use std::path::Path;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_promotes_one_release_rolls_back_the_other_and_verifies_the_audit_log() {
     let work_dir = tempfile::tempdir().unwrap();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let repo = crate::harness::workspace();
     fife_demo::run(fife_demo::DemoOptions {
         fife: env!("CARGO_BIN_EXE_fife").into(),
         repo,

@@ -4,12 +4,10 @@
 //! digest rolls out; an unsigned digest and a tag are refused before any canary pod exists,
 //! with the refusal in the Rollout's status and in an Event.
 
-mod harness;
-
 use std::time::Duration;
 
+use crate::harness::{Cluster, Controller, ControllerOptions, image_patch, rollout};
 use fife_testkit::registry::{OciRegistry, public_key_pem, signing_key};
-use harness::{Cluster, Controller, ControllerOptions, image_patch, rollout};
 use serde_json::Value;
 
 const POLICY: &str = r#"apiVersion: fife.dev/v1alpha1

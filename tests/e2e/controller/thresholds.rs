@@ -3,12 +3,10 @@
 //! `fife controller` judges `result[0] >= 0.99` on their success rate, as an analysis step
 //! and as background analysis (`strategy.canary.analysis` with `startingStep`).
 
-mod harness;
-
 use std::time::{Duration, Instant};
 
+use crate::harness::{Cluster, Controller, Prometheus, image_patch, rollout};
 use fife_testkit::workload::{Workload, WorkloadConfig, WorkloadRole};
-use harness::{Cluster, Controller, Prometheus, image_patch, rollout};
 use serde_json::Value;
 
 /// The success rate of one scrape job over the last 5 s.

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use fife_test_apiserver::{ApiServer, Config};
+use crate::harness;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
@@ -123,54 +123,21 @@ fn analysis_status() -> Value {
     })
 }
 
-struct Cluster {
-    _server: ApiServer,
-    dir: tempfile::TempDir,
+/// The harness's cluster with Fife's CRDs and the Rollout `checkout` applied.
+struct Cluster(harness::Cluster);
+
+impl std::ops::Deref for Cluster {
+    type Target = harness::Cluster;
+    fn deref(&self) -> &harness::Cluster {
+        &self.0
+    }
 }
 
 impl Cluster {
     async fn start() -> Self {
-        let server = ApiServer::start("127.0.0.1:0".parse().unwrap(), Config::default())
-            .await
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        server
-            .write_kubeconfig(&dir.path().join("kubeconfig"))
-            .unwrap();
-        let cluster = Self {
-            _server: server,
-            dir,
-        };
-        let crds = root().join("crds");
-        cluster
-            .kubectl(&["apply", "-f", crds.to_str().unwrap()])
-            .await;
+        let cluster = Self(harness::Cluster::start().await);
         cluster.apply(ROLLOUT).await;
         cluster
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        self.dir.path().join("kubeconfig")
-    }
-
-    async fn kubectl(&self, args: &[&str]) -> String {
-        let out = tokio::process::Command::new("kubectl")
-            .env("KUBECONFIG", self.kubeconfig())
-            .arg("--cache-dir")
-            .arg(self.dir.path().join("cache"))
-            .args(args)
-            .output()
-            .await
-            .expect("kubectl runs (scripts/install-deps.sh installs it)");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "kubectl {args:?} failed: {stderr}");
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    async fn apply(&self, manifest: &str) {
-        let file = self.dir.path().join("manifest.yaml");
-        std::fs::write(&file, manifest).unwrap();
-        self.kubectl(&["apply", "-f", file.to_str().unwrap()]).await;
     }
 
     async fn set_status(&self, resource: &str, name: &str, status: Value) {
@@ -194,7 +161,7 @@ impl Cluster {
     /// Starts `fife dashboard ARGS` on a free port; returns the process and its URL.
     async fn dashboard(&self, args: &[&str]) -> (tokio::process::Child, String) {
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fife"))
-            .env("KUBECONFIG", self.kubeconfig())
+            .env("KUBECONFIG", &self.kubeconfig)
             .args(["dashboard", "--listen", "127.0.0.1:0"])
             .args(args)
             .stdin(Stdio::null())
@@ -258,12 +225,10 @@ fn write_audit_log(path: &Path) {
     std::fs::write(path, log).unwrap();
 }
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn screenshot_dir() -> PathBuf {
-    let dir = root().join("target").join("dashboard-screenshots");
+    let dir = harness::workspace()
+        .join("target")
+        .join("dashboard-screenshots");
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -648,31 +613,12 @@ async fn a_read_only_dashboard_refuses_actions() {
     assert!(rollout["spec"].get("manualAction").is_none());
 }
 
-/// Answers every request as a real API server answers a user without RBAC in `shop`.
-async fn forbidding_server() -> String {
-    let app = axum::Router::new().fallback(|| async {
-        let body = json!({
-            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": "rollouts.fife.dev is forbidden: User \"alice\" cannot list resource \"rollouts\" in API group \"fife.dev\" in the namespace \"shop\"",
-            "reason": "Forbidden",
-            "details": {"group": "fife.dev", "kind": "rollouts"},
-            "code": 403,
-        });
-        (
-            axum::http::StatusCode::FORBIDDEN,
-            [("content-type", "application/json")],
-            body.to_string(),
-        )
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    url
-}
-
 #[tokio::test]
 async fn a_forbidden_namespace_is_said_on_the_page() {
-    let api = forbidding_server().await;
+    let api = harness::forbidding_server(
+        "rollouts.fife.dev is forbidden: User \"alice\" cannot list resource \"rollouts\" in API group \"fife.dev\" in the namespace \"shop\"",
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, fife_test_apiserver::kubeconfig_for(&api)).unwrap();

@@ -5,12 +5,10 @@
 //! reconcile reads its children from the watch caches and does not wake itself with its
 //! own status writes.
 
-mod harness;
-
 use std::time::Duration;
 
+use crate::harness::{Cluster, Controller, ControllerOptions, image_patch, rollout};
 use fife_test_apiserver::journal::JournalEntry;
-use harness::{Cluster, Controller, ControllerOptions, image_patch, rollout};
 use serde_json::Value;
 
 const CONTROLLER_USER: &str = "system:serviceaccount:fife-system:fife-controller";

@@ -2,12 +2,10 @@
 //! written (fail closed), an analysis template that does not exist, API requests failing
 //! and watches dropping mid-rollout, and a graceful stop on SIGTERM.
 
-mod harness;
-
 use std::time::{Duration, Instant};
 
+use crate::harness::{Cluster, Controller, ControllerOptions, image_patch, rollout};
 use fife_test_apiserver::FaultPlan;
-use harness::{Cluster, Controller, ControllerOptions, image_patch, rollout};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_crds_fail_fast_with_the_command_that_fixes_it() {

@@ -5,11 +5,11 @@
 //! small local stub, because the test server does not authorize.
 
 use fife_test_apiserver::authn::ADMIN_USER;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use fife_test_apiserver::{ApiServer, Config};
+use crate::harness;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 const ROLLOUT: &str = "\
@@ -34,51 +34,25 @@ spec:
         - setWeight: 100
 ";
 
-struct Cluster {
-    _server: ApiServer,
-    dir: tempfile::TempDir,
+/// The harness's cluster, with the Rollout `checkout` these tests act on.
+struct Cluster(harness::Cluster);
+
+impl std::ops::Deref for Cluster {
+    type Target = harness::Cluster;
+    fn deref(&self) -> &harness::Cluster {
+        &self.0
+    }
 }
 
 impl Cluster {
     async fn start() -> Self {
-        let server = ApiServer::start("127.0.0.1:0".parse().unwrap(), Config::default())
-            .await
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        server
-            .write_kubeconfig(&dir.path().join("kubeconfig"))
-            .unwrap();
-        Self {
-            _server: server,
-            dir,
-        }
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        self.dir.path().join("kubeconfig")
-    }
-
-    async fn kubectl(&self, args: &[&str]) -> String {
-        let out = tokio::process::Command::new("kubectl")
-            .env("KUBECONFIG", self.kubeconfig())
-            .arg("--cache-dir")
-            .arg(self.dir.path().join("cache"))
-            .args(args)
-            .output()
-            .await
-            .expect("kubectl runs (scripts/install-deps.sh installs it)");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "kubectl {args:?} failed: {stderr}");
-        String::from_utf8(out.stdout).unwrap()
+        Self(harness::Cluster::without_crds().await)
     }
 
     async fn with_rollout(self) -> Self {
-        let crds = root().join("crds");
+        let crds = harness::workspace().join("crds");
         self.kubectl(&["apply", "-f", crds.to_str().unwrap()]).await;
-        let manifest = self.dir.path().join("rollout.yaml");
-        std::fs::write(&manifest, ROLLOUT).unwrap();
-        self.kubectl(&["apply", "-f", manifest.to_str().unwrap()])
-            .await;
+        self.apply(ROLLOUT).await;
         self
     }
 
@@ -106,7 +80,7 @@ impl Cluster {
     }
 
     fn fife(&self, args: &[&str]) -> tokio::process::Command {
-        fife_with(&self.kubeconfig(), args)
+        fife_with(&self.kubeconfig, args)
     }
 
     /// Runs `fife ARGS`; returns (exit code, stdout, stderr).
@@ -118,10 +92,6 @@ impl Cluster {
             String::from_utf8(out.stderr).unwrap(),
         )
     }
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 fn fife_with(kubeconfig: &Path, args: &[&str]) -> tokio::process::Command {
@@ -328,30 +298,12 @@ async fn missing_rollout_and_missing_crd_are_explained() {
     assert!(stderr.contains("Rollout \"nope\" not found"), "{stderr}");
 }
 
-/// Answers every request as a real API server answers a user without RBAC on rollouts.
-async fn forbidding_server() -> (String, tokio::task::JoinHandle<()>) {
-    use axum::http::StatusCode;
-    let app = axum::Router::new().fallback(|| async {
-        let body = serde_json::json!({
-            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": "rollouts.fife.dev \"checkout\" is forbidden: User \"alice\" cannot patch resource \"rollouts\" in API group \"fife.dev\" in the namespace \"shop\"",
-            "reason": "Forbidden",
-            "details": {"name": "checkout", "group": "fife.dev", "kind": "rollouts"},
-            "code": 403,
-        });
-        (StatusCode::FORBIDDEN, [("content-type", "application/json")], body.to_string())
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    (url, task)
-}
-
 #[tokio::test]
 async fn forbidden_names_the_verb_and_the_resource() {
-    let (url, server) = forbidding_server().await;
+    let url = harness::forbidding_server(
+        "rollouts.fife.dev \"checkout\" is forbidden: User \"alice\" cannot patch resource \"rollouts\" in API group \"fife.dev\" in the namespace \"shop\"",
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, fife_test_apiserver::kubeconfig_for(&url)).unwrap();
@@ -369,5 +321,4 @@ async fn forbidden_names_the_verb_and_the_resource() {
         stderr.contains("kubectl auth can-i patch rollouts.fife.dev -n shop"),
         "{stderr}"
     );
-    server.abort();
 }

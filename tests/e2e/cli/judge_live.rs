@@ -5,17 +5,9 @@
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use crate::harness::workload;
 use fife_testkit::prometheus::{PrometheusServer, ScrapeJob};
-use fife_testkit::workload::{Workload, WorkloadConfig, WorkloadRole};
-
-async fn workload(role: WorkloadRole, scale: f64, seed: u64) -> Workload {
-    let mut config = WorkloadConfig::new(role, seed);
-    config.latency.scale = scale;
-    config.requests_per_second = 400.0;
-    Workload::start("127.0.0.1:0".parse().unwrap(), config)
-        .await
-        .unwrap()
-}
+use fife_testkit::workload::WorkloadRole;
 
 /// Per-pod p50 over 3 s windows of one job's pods in `role` (a literal or `{{role}}`).
 fn p50(job: &str, role: &str) -> String {

@@ -6,19 +6,17 @@
 //! addresses leave this one out errors, the rollout aborts with a message naming the Secret,
 //! and the journal shows the refused Secrets' values never left the controller.
 
-mod harness;
-
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::harness::{Cluster, Controller, Prometheus, image_patch, rollout, workload};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use fife_testkit::workload::WorkloadRole;
-use harness::{Cluster, Controller, Prometheus, image_patch, rollout, workload};
 use serde_json::Value;
 
 const TOKEN: &str = "s3cr3t-token";

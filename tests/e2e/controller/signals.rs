@@ -7,16 +7,16 @@
 //! is down for 3 s meanwhile), then a revision that a person pauses and resumes, and whose
 //! analysis fails, so it is aborted and rolled back.
 
-mod harness;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::harness::{
+    Cluster, Controller, ControllerOptions, Prometheus, audit_records, free_port,
+};
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
-use harness::{Cluster, Controller, ControllerOptions, Prometheus, audit_records, free_port};
 use serde_json::{Value, json};
 
 const PAUSE_REQUESTED_BY: &str = "fife.dev/pause-requested-by";
@@ -164,7 +164,7 @@ async fn every_transition_is_recorded_before_its_write_and_reaches_webhook_metri
         ],
     );
     cluster.apply(TEMPLATE).await;
-    let mut manifest: Value = serde_saphyr::from_str(&harness::rollout(
+    let mut manifest: Value = serde_saphyr::from_str(&crate::harness::rollout(
         "web",
         "web:1",
         2,

@@ -9,14 +9,12 @@
 //! digest is held again. `fife audit deploys --at` prints the authorization of what ran
 //! then, and `fife audit report` counts the gates as the scenario passed them.
 
-mod harness;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::harness::{Cluster, Controller, ControllerOptions, fife_binary, workspace};
 use fife_test_apiserver::authn::UserInfo;
 use fife_test_apiserver::{Authentication, Config};
-use harness::{Cluster, Controller, ControllerOptions, fife_binary, workspace};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "kubernetes-admin";

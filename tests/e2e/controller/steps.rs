@@ -2,11 +2,9 @@
 //! server, driven with the real `kubectl`. First deploy, a new image through its steps with
 //! the right replica counts and HTTPRoute weights, pause → promote, abort → retry.
 
-mod harness;
-
 use std::time::Duration;
 
-use harness::{Cluster, Controller, audit_records, image_patch, manual, rollout};
+use crate::harness::{Cluster, Controller, audit_records, image_patch, manual, rollout};
 use serde_json::{Value, json};
 
 const ROUTE: &str = r#"apiVersion: gateway.networking.k8s.io/v1

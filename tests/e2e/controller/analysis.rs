@@ -4,12 +4,12 @@
 //! per-pod p50 latency) as a rollout step. A canary 20% slower is rolled back; an identical
 //! one is promoted despite the pod offsets.
 
-mod harness;
-
 use std::time::Duration;
 
+use crate::harness::{
+    Cluster, Controller, Prometheus, audit_records, image_patch, rollout, workload,
+};
 use fife_testkit::workload::WorkloadRole;
-use harness::{Cluster, Controller, Prometheus, audit_records, image_patch, rollout, workload};
 
 const TEMPLATE: &str = r#"apiVersion: fife.dev/v1alpha1
 kind: AnalysisTemplate

@@ -2,11 +2,9 @@
 //! its Deployments; an edited image or replica count is re-asserted (server-side apply with
 //! force) on the reconcile the edit itself triggers.
 
-mod harness;
-
 use std::time::{Duration, Instant};
 
-use harness::{Cluster, Controller, image_patch, rollout};
+use crate::harness::{Cluster, Controller, image_patch, rollout};
 use serde_json::{Value, json};
 
 fn container(image: &str) -> Value {

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 const TEMPLATE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/replay/latency-vs-baseline.yaml"
+    "/../../tests/e2e/fixtures/replay/latency-vs-baseline.yaml"
 );
 
 const START: i64 = 1_700_000_000;
