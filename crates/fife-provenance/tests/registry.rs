@@ -158,22 +158,29 @@ async fn provenance_from_the_right_builder_and_source_passes_and_others_are_refu
         .unwrap_err();
     assert!(matches!(refusal, Refusal::NoProvenance { .. }), "{refusal}");
 
-    let laptop = registry.push_image("acme/api", "2.2", "laptop").unwrap();
-    registry.sign(&laptop, &release, None).unwrap();
-    registry
-        .attest(
-            &laptop,
-            &release,
-            "https://laptop.example/me",
-            REPO,
-            "refs/heads/main",
-        )
-        .unwrap();
-    let refusal = client
-        .verify(&laptop, &requirements(from_ci_main()))
-        .await
-        .unwrap()
-        .unwrap_err();
+    // Signed by the release key; each attestation is wrong in one way.
+    let attested = async |tag: &str, attester: u8, builder: &str, repo: &str, git_ref: &str| {
+        let image = registry.push_image("acme/api", tag, tag).unwrap();
+        registry.sign(&image, &release, None).unwrap();
+        registry
+            .attest(&image, &signing_key(attester), builder, repo, git_ref)
+            .unwrap();
+        let refusal = client
+            .verify(&image, &requirements(from_ci_main()))
+            .await
+            .unwrap()
+            .unwrap_err();
+        (image, refusal)
+    };
+
+    let (laptop, refusal) = attested(
+        "laptop",
+        1,
+        "https://laptop.example/me",
+        REPO,
+        "refs/heads/main",
+    )
+    .await;
     assert_eq!(
         refusal.to_string(),
         format!(
@@ -182,57 +189,29 @@ async fn provenance_from_the_right_builder_and_source_passes_and_others_are_refu
         )
     );
 
-    let fork = registry.push_image("acme/api", "2.3", "fork").unwrap();
-    registry.sign(&fork, &release, None).unwrap();
-    registry
-        .attest(
-            &fork,
-            &release,
-            BUILDER,
-            "https://github.com/mallory/api",
-            "refs/heads/main",
-        )
-        .unwrap();
-    let refusal = client
-        .verify(&fork, &requirements(from_ci_main()))
-        .await
-        .unwrap()
-        .unwrap_err();
+    let (_, refusal) = attested(
+        "fork",
+        1,
+        BUILDER,
+        "https://github.com/mallory/api",
+        "refs/heads/main",
+    )
+    .await;
+    let says = refusal.to_string();
     assert!(
-        refusal
-            .to_string()
-            .contains("names source repository \"https://github.com/mallory/api\""),
-        "{refusal}"
+        says.contains("names source repository \"https://github.com/mallory/api\""),
+        "{says}"
     );
 
-    let branch = registry.push_image("acme/api", "2.4", "branch").unwrap();
-    registry.sign(&branch, &release, None).unwrap();
-    registry
-        .attest(&branch, &release, BUILDER, REPO, "refs/heads/experiment")
-        .unwrap();
-    let refusal = client
-        .verify(&branch, &requirements(from_ci_main()))
-        .await
-        .unwrap()
-        .unwrap_err();
+    let (_, refusal) = attested("branch", 1, BUILDER, REPO, "refs/heads/experiment").await;
+    let says = refusal.to_string();
     assert!(
-        refusal
-            .to_string()
-            .contains("names source ref \"refs/heads/experiment\""),
-        "{refusal}"
+        says.contains("names source ref \"refs/heads/experiment\""),
+        "{says}"
     );
 
     // Provenance signed by a key the policy does not trust proves nothing.
-    let forged = registry.push_image("acme/api", "2.5", "forged").unwrap();
-    registry.sign(&forged, &release, None).unwrap();
-    registry
-        .attest(&forged, &signing_key(2), BUILDER, REPO, "refs/heads/main")
-        .unwrap();
-    let refusal = client
-        .verify(&forged, &requirements(from_ci_main()))
-        .await
-        .unwrap()
-        .unwrap_err();
+    let (_, refusal) = attested("forged", 2, BUILDER, REPO, "refs/heads/main").await;
     assert!(
         matches!(refusal, Refusal::ProvenanceNotByTrustedKey { .. }),
         "{refusal}"
