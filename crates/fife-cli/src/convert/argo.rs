@@ -24,7 +24,9 @@ pub fn why_not(kind: &str) -> &'static str {
         "Experiment" => {
             "a Rollout's comparison with a baseline is `baseline: true` on the Rollout and a comparison metric; remove the Experiment"
         }
-        _ => "fife convert reads Rollout, AnalysisTemplate and ClusterAnalysisTemplate from argoproj.io",
+        _ => {
+            "fife convert reads Rollout, AnalysisTemplate and ClusterAnalysisTemplate from argoproj.io"
+        }
     }
 }
 
@@ -74,7 +76,9 @@ pub fn rollout(value: &Value) -> Converted {
             "minReadySeconds" => {
                 "left out: a canary counts once its pods are ready; give the containers a readiness probe that waits as long"
             }
-            "restartAt" => "left out: restart the pods with `kubectl rollout restart` on the stable Deployment",
+            "restartAt" => {
+                "left out: restart the pods with `kubectl rollout restart` on the stable Deployment"
+            }
             "rollbackWindow" => {
                 "left out: a change back to a recent revision runs the steps like any other; `kubectl fife abort` returns traffic at once"
             }
@@ -159,7 +163,9 @@ fn canary(canary: &Value) -> Map {
             "minPodsPerReplicaSet" => {
                 "left out: canary and baseline replicas follow the weight, at least one pod each while the weight is above 0"
             }
-            "pingPong" => "left out: Fife's stable and canary are fixed Deployments, not two alternating Services",
+            "pingPong" => {
+                "left out: Fife's stable and canary are fixed Deployments, not two alternating Services"
+            }
             "replicaProgressThreshold" => "left out: a step waits for all canary pods to be ready",
             _ => "no counterpart in Fife: left out",
         };
@@ -180,7 +186,10 @@ fn experiment_has_baseline(step: &Value) -> bool {
 
 fn step(step: &Value) -> Item {
     let Some((kind, body)) = step.as_object().and_then(|m| m.iter().next()) else {
-        return Item::noted(json!({"pause": {}}), note("step", step, "unreadable step: written as a pause"));
+        return Item::noted(
+            json!({"pause": {}}),
+            note("step", step, "unreadable step: written as a pause"),
+        );
     };
     let mut out = Map::new();
     match kind.as_str() {
@@ -219,16 +228,24 @@ fn step(step: &Value) -> Item {
             note(
                 "setCanaryScale",
                 body,
-                "Fife sizes canary and baseline by the weight (replicas × weight / 100, at least one pod): this step is a pause of 0s",
+                "Fife sizes canary and baseline by the weight (replicas × weight / 100, at least one pod): this step is a pause of 0s, which keeps the step numbers startingStep counts",
             ),
         ),
         "setMirrorRoute" => Item::noted(
             json!({"pause": {"duration": "0s"}}),
-            note("setMirrorRoute", body, "Fife does not mirror traffic: this step is a pause of 0s"),
+            note(
+                "setMirrorRoute",
+                body,
+                "Fife does not mirror traffic: this step is a pause of 0s, which keeps the step numbers",
+            ),
         ),
         other => Item::noted(
             json!({"pause": {"duration": "0s"}}),
-            note(other, body, "no counterpart in Fife: this step is a pause of 0s"),
+            note(
+                other,
+                body,
+                "no counterpart in Fife: this step is a pause of 0s, which keeps the step numbers",
+            ),
         ),
     }
 }
@@ -481,7 +498,11 @@ fn istio(istio: &Value) -> Map {
         for (key, v) in fields(&vs) {
             match key.as_str() {
                 "name" | "routes" => converted.insert(&key, v),
-                _ => converted.note(note(&key, &v, "left out: Fife sets the weights of HTTP routes only")),
+                _ => converted.note(note(
+                    &key,
+                    &v,
+                    "left out: Fife sets the weights of HTTP routes only",
+                )),
             }
         }
         out.insert("virtualService", converted);
@@ -570,7 +591,9 @@ fn blue_green(blue_green: &Value) -> Map {
             "activeMetadata" | "previewMetadata" => {
                 "left out: pods carry fife.dev/role and fife.dev/revision; relabel from those"
             }
-            "scaleDownDelayRevisionLimit" => "left out: Fife keeps one old revision running during scaleDownDelaySeconds",
+            "scaleDownDelayRevisionLimit" => {
+                "left out: Fife keeps one old revision running during scaleDownDelaySeconds"
+            }
             "abortScaleDownDelaySeconds" => {
                 "left out: after an abort the preview pods scale down after scaleDownDelaySeconds"
             }
@@ -694,7 +717,9 @@ fn template_arguments(
             map.insert("value", "");
             item = Item::noted(
                 map,
-                format!("{name}: no converted field uses this argument; it has an empty default so Rollouts that pass it still validate"),
+                format!(
+                    "{name}: no converted field uses this argument; it has an empty default so Rollouts that pass it still validate"
+                ),
             );
         }
         out.push(item);
@@ -716,7 +741,10 @@ fn metric_patterns(list: Option<Value>, value: impl Fn(&Value) -> Option<Value>)
         unmatched: Vec::new(),
     };
     for entry in list.and_then(|l| l.as_array().cloned()).unwrap_or_default() {
-        let name = entry.get("metricName").and_then(Value::as_str).unwrap_or("");
+        let name = entry
+            .get("metricName")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let Some(v) = value(&entry) else { continue };
         if name == ".*" {
             patterns.all = Some(v);
@@ -826,7 +854,11 @@ fn convert_metric(
         }
     }
     if let Some(v) = dry_run.for_metric(&name) {
-        out.insert_noted("dryRun", v.clone(), "from spec.dryRun, which Fife sets per metric");
+        out.insert_noted(
+            "dryRun",
+            v.clone(),
+            "from spec.dryRun, which Fife sets per metric",
+        );
     }
     if let Some(v) = retention.for_metric(&name) {
         out.insert_noted(
@@ -897,7 +929,9 @@ fn prometheus(
     let secret_of = |value: Option<&Value>| -> Option<(String, String)> {
         let text = value?.as_str()?;
         let names = argument_names(text);
-        let [name] = names.as_slice() else { return None };
+        let [name] = names.as_slice() else {
+            return None;
+        };
         let (canonical, _) = placeholders(text.trim(), |_| None);
         (canonical == Placeholder::Arg(name).to_string())
             .then(|| secrets.get(name).cloned())
@@ -944,7 +978,9 @@ fn prometheus(
     }
     for (key, v) in rest {
         let why = match key.as_str() {
-            "headers" => "left out: Fife sends no custom headers; put a proxy in front of the API if it needs them",
+            "headers" => {
+                "left out: Fife sends no custom headers; put a proxy in front of the API if it needs them"
+            }
             _ => "no counterpart in Fife: left out",
         };
         out.note(note(&key, &v, why));
@@ -1010,8 +1046,12 @@ fn kayenta_provider(name: &str, kayenta: &Value, options: &Options) -> (Map, Opt
     );
     for (key, v) in fields(kayenta) {
         let why = match key.as_str() {
-            "address" | "application" | "canaryConfigName" | "metricsAccountName"
-            | "configurationAccountName" | "storageAccountName" => {
+            "address"
+            | "application"
+            | "canaryConfigName"
+            | "metricsAccountName"
+            | "configurationAccountName"
+            | "storageAccountName" => {
                 "left out: Fife judges in the controller, without a Kayenta service"
             }
             "thresholds" => {
@@ -1046,10 +1086,20 @@ mod tests {
 
     #[test]
     fn range_queries_ending_now_become_a_lookback() {
-        let range = range_query(&json!({"start": "now() - duration(\"5m\")", "end": "now()", "step": "1m"}))
-            .unwrap();
-        assert_eq!(Node::Map(range).to_value(), json!({"lookback": "5m", "step": "1m"}));
-        assert!(range_query(&json!({"start": "now() - duration(\"{{args.d}}\")", "end": "now()", "step": "1m"})).is_err());
+        let range = range_query(
+            &json!({"start": "now() - duration(\"5m\")", "end": "now()", "step": "1m"}),
+        )
+        .unwrap();
+        assert_eq!(
+            Node::Map(range).to_value(),
+            json!({"lookback": "5m", "step": "1m"})
+        );
+        assert!(
+            range_query(
+                &json!({"start": "now() - duration(\"{{args.d}}\")", "end": "now()", "step": "1m"})
+            )
+            .is_err()
+        );
         assert!(range_query(&json!({"start": "now() - duration(\"5m\")", "end": "now() - duration(\"1m\")", "step": "1m"})).is_err());
     }
 

@@ -69,7 +69,6 @@ impl Map {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
-
 }
 
 impl From<Map> for Node {
@@ -305,7 +304,9 @@ fn literal_block_fits(text: &str) -> bool {
         && !body.starts_with([' ', '\t'])
         && !body.ends_with('\n')
         && !body.lines().any(|l| l.ends_with([' ', '\t']))
-        && !text.chars().any(|c| c == '\r' || (c.is_control() && c != '\n'))
+        && !text
+            .chars()
+            .any(|c| c == '\r' || (c.is_control() && c != '\n'))
 }
 
 /// The one-line YAML text of a scalar, an empty map or an empty list.
@@ -331,7 +332,9 @@ fn plain_is_safe(text: &str) -> bool {
     );
     let number_like = text.parse::<f64>().is_ok()
         || text.starts_with(['.', '+', '-'])
-        || text.chars().all(|c| c.is_ascii_digit() || c == '_' || c == ':');
+        || text
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '_' || c == ':');
     // After the first character, block context reads indicators literally, except `: `
     // (a key) and ` #` (a comment).
     (first.is_ascii_alphanumeric() || first == '/')
@@ -373,7 +376,10 @@ mod tests {
         }
         let text = write_document(&map, &["a header".to_owned()]);
         assert_eq!(read_back(&text), value, "{text}");
-        assert!(text.starts_with("# a header\n# about name\nname: web\n"), "{text}");
+        assert!(
+            text.starts_with("# a header\n# about name\nname: web\n"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -384,10 +390,7 @@ mod tests {
         map.note("a field left out");
         map.insert(
             "steps",
-            vec![
-                Item::noted(step, "the item"),
-                Item::new(Value::from("x")),
-            ],
+            vec![Item::noted(step, "the item"), Item::new(Value::from("x"))],
         );
         map.note("word ".repeat(40).trim().to_owned());
         let text = write_document(&map, &[]);

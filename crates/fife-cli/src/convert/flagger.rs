@@ -47,7 +47,10 @@ impl MetricTemplates {
             .filter_map(|v| {
                 let name = v.pointer("/metadata/name")?.as_str()?.to_owned();
                 let namespace = namespace_of(v);
-                Some(((namespace, name), v.get("spec").cloned().unwrap_or(Value::Null)))
+                Some((
+                    (namespace, name),
+                    v.get("spec").cloned().unwrap_or(Value::Null),
+                ))
             })
             .collect();
         MetricTemplates { by_name }
@@ -136,7 +139,12 @@ pub fn canary(value: &Value, options: &Options, templates: &MetricTemplates) -> 
     let ingress = rest.remove("ingressRef");
 
     let mut canary = Map::new();
-    let routing = traffic_routing(provider.as_deref(), &service_name, ingress.as_ref(), &mut canary);
+    let routing = traffic_routing(
+        provider.as_deref(),
+        &service_name,
+        ingress.as_ref(),
+        &mut canary,
+    );
     if let Some(routing) = routing {
         canary.insert("trafficRouting", routing);
     }
@@ -164,11 +172,23 @@ pub fn canary(value: &Value, options: &Options, templates: &MetricTemplates) -> 
     let steps = steps(&mut analysis_rest, &interval, &gate);
     let variables = QueryVariables {
         arguments: BTreeMap::from([
-            ("namespace", json!({"name": "namespace", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}})),
-            ("name", json!({"name": "name", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})),
-            ("target", json!({"name": "target", "value": format!("{name}-canary")})),
+            (
+                "namespace",
+                json!({"name": "namespace", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}),
+            ),
+            (
+                "name",
+                json!({"name": "name", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}),
+            ),
+            (
+                "target",
+                json!({"name": "target", "value": format!("{name}-canary")}),
+            ),
             ("service", json!({"name": "service", "value": service_name})),
-            ("ingress", json!({"name": "ingress", "value": ingress.as_ref().and_then(|i| i.get("name")).cloned().unwrap_or(Value::String(String::new()))})),
+            (
+                "ingress",
+                json!({"name": "ingress", "value": ingress.as_ref().and_then(|i| i.get("name")).cloned().unwrap_or(Value::String(String::new()))}),
+            ),
         ]),
     };
     let template_name = format!("{name}-analysis");
@@ -189,7 +209,10 @@ pub fn canary(value: &Value, options: &Options, templates: &MetricTemplates) -> 
             templates,
         );
         let mut background = Map::new();
-        background.insert("templates", vec![Item::new(json!({"templateName": template_name}))]);
+        background.insert(
+            "templates",
+            vec![Item::new(json!({"templateName": template_name}))],
+        );
         let args: Vec<Item> = used
             .iter()
             .filter_map(|u| variables.arguments.get(u.as_str()))
@@ -233,7 +256,9 @@ pub fn canary(value: &Value, options: &Options, templates: &MetricTemplates) -> 
     }
     for (key, v) in analysis_rest {
         let why = match key.as_str() {
-            "alerts" => "left out: Fife reports through Events and its audit webhook (docs/alerting.md)",
+            "alerts" => {
+                "left out: Fife reports through Events and its audit webhook (docs/alerting.md)"
+            }
             "match" => {
                 "left out: A/B routing by header is a setHeaderRoute step ({name, match: [{headerName, headerValue: {exact|prefix|regex}}]})"
             }
@@ -419,7 +444,10 @@ fn metrics_template(
     let mut notes = Vec::new();
     let mut used = BTreeSet::new();
     for metric in metrics {
-        let flagger_name = metric.get("name").and_then(Value::as_str).unwrap_or("metric");
+        let flagger_name = metric
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("metric");
         let window = metric
             .get("interval")
             .and_then(|w| duration(w).ok())
@@ -429,7 +457,12 @@ fn metrics_template(
             .and_then(Value::as_object)
             .map(|m| {
                 m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -441,7 +474,10 @@ fn metrics_template(
                 .unwrap_or(namespace);
             match templates.get(ref_namespace, ref_name) {
                 Some(spec) if provider_type(spec) == "prometheus" => Some((
-                    spec.get("query").and_then(Value::as_str).unwrap_or("").to_owned(),
+                    spec.get("query")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned(),
                     spec.pointer("/provider/address")
                         .and_then(Value::as_str)
                         .unwrap_or(&options.prometheus)
@@ -472,14 +508,22 @@ fn metrics_template(
                 }
             }
         } else if let Some(query) = metric.get("query").and_then(Value::as_str) {
-            Some((query.to_owned(), options.prometheus.clone(), None, "the metric's query".to_owned()))
+            Some((
+                query.to_owned(),
+                options.prometheus.clone(),
+                None,
+                "the metric's query".to_owned(),
+            ))
         } else {
             match builtin_query(flagger_name, provider) {
                 Some(query) => Some((
                     query.to_owned(),
                     options.prometheus.clone(),
                     None,
-                    format!("Flagger's built-in {flagger_name} for {}, written out", provider.unwrap_or("istio")),
+                    format!(
+                        "Flagger's built-in {flagger_name} for {}, written out",
+                        provider.unwrap_or("istio")
+                    ),
                 )),
                 None => {
                     notes.push(note(
@@ -512,11 +556,9 @@ fn metrics_template(
             format!("Flagger's analysis interval; the metric's own interval ({window}) is the query window"),
         );
         match threshold_condition(metric.get("thresholdRange")) {
-            Some(condition) => out.insert_noted(
-                "successCondition",
-                condition,
-                "Flagger's thresholdRange",
-            ),
+            Some(condition) => {
+                out.insert_noted("successCondition", condition, "Flagger's thresholdRange")
+            }
             None => out.insert_noted(
                 "successCondition",
                 "size(result) > 0",
@@ -588,7 +630,12 @@ fn metric_name(name: &str) -> String {
 
 fn threshold_condition(range: Option<&Value>) -> Option<String> {
     let range = range?;
-    let bound = |key: &str| range.get(key).filter(|v| v.is_number()).map(Value::to_string);
+    let bound = |key: &str| {
+        range
+            .get(key)
+            .filter(|v| v.is_number())
+            .map(Value::to_string)
+    };
     match (bound("min"), bound("max")) {
         (Some(min), Some(max)) => Some(format!("result[0] >= {min} && result[0] <= {max}")),
         (Some(min), None) => Some(format!("result[0] >= {min}")),
@@ -683,12 +730,9 @@ pub fn metric_template(value: &Value) -> Result<Converted, String> {
         .and_then(Value::as_str)
         .ok_or_else(|| "it has no spec.query".to_owned())?;
     let (query, _) = placeholders(query_in, |p| match p {
-        Placeholder::Unknown(inner) => Some(
-            inner
-                .strip_prefix("variables.")
-                .unwrap_or(inner)
-                .to_owned(),
-        ),
+        Placeholder::Unknown(inner) => {
+            Some(inner.strip_prefix("variables.").unwrap_or(inner).to_owned())
+        }
         _ => None,
     });
     let mut args: Vec<Item> = Vec::new();
@@ -723,9 +767,9 @@ pub fn metric_template(value: &Value) -> Result<Converted, String> {
     provider_in.remove("type");
     prometheus.insert(
         "address",
-        provider_in
-            .remove("address")
-            .unwrap_or(Value::String(super::manifest::DEFAULT_PROMETHEUS.to_owned())),
+        provider_in.remove("address").unwrap_or(Value::String(
+            super::manifest::DEFAULT_PROMETHEUS.to_owned(),
+        )),
     );
     prometheus.insert("query", query);
     if let Some(v) = provider_in.remove("insecureSkipVerify") {

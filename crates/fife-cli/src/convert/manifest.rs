@@ -67,11 +67,9 @@ pub fn convert(documents: &[Document], options: &Options) -> Result<String, Vec<
     for document in documents {
         match convert_one(document, options, &metric_templates) {
             Ok(Output::PassThrough) => parts.push(document.text.trim_end().to_owned() + "\n"),
-            Ok(Output::Objects(objects)) => parts.extend(
-                objects
-                    .iter()
-                    .map(|c| write_document(&c.object, &c.header)),
-            ),
+            Ok(Output::Objects(objects)) => {
+                parts.extend(objects.iter().map(|c| write_document(&c.object, &c.header)))
+            }
             Err(reason) => refused.push(Refused {
                 location: document.source.clone(),
                 reason,
@@ -130,7 +128,9 @@ fn convert_one(
         ))),
         ("flagger.app", "MetricTemplate") => flagger::metric_template(value)
             .map(|c| Output::Objects(vec![c]))
-            .map_err(|why| format!("a Flagger MetricTemplate ({name}) that cannot be converted: {why}")),
+            .map_err(|why| {
+                format!("a Flagger MetricTemplate ({name}) that cannot be converted: {why}")
+            }),
         ("flagger.app", _) => Err(format!(
             "a Flagger {kind} ({name}), which has no Fife counterpart: {}",
             flagger::why_not(kind)
@@ -215,7 +215,11 @@ pub(super) fn duration(value: &Value) -> Result<String, String> {
         Value::String(text) => text
             .parse::<Duration>()
             .map(|d| d.to_string())
-            .or_else(|_| go_duration(text).ok_or_else(|| format!("{text:?} is not a duration Fife reads (ms, s, m, h terms)"))),
+            .or_else(|_| {
+                go_duration(text).ok_or_else(|| {
+                    format!("{text:?} is not a duration Fife reads (ms, s, m, h terms)")
+                })
+            }),
         other => Err(format!("{} is not a duration", short(other))),
     }
 }
@@ -244,11 +248,12 @@ fn go_duration(text: &str) -> Option<String> {
 /// An integer field written as a number or a numeric string; `Err` for a placeholder or text.
 pub(super) fn integer(value: &Value) -> Result<i64, String> {
     match value {
-        Value::Number(n) => n.as_i64().ok_or_else(|| format!("{n} is not a whole number")),
-        Value::String(s) => s
-            .trim()
-            .parse()
-            .map_err(|_| format!("{s:?} is not a number Fife can read (Fife's counts are not templated)")),
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| format!("{n} is not a whole number")),
+        Value::String(s) => s.trim().parse().map_err(|_| {
+            format!("{s:?} is not a number Fife can read (Fife's counts are not templated)")
+        }),
         other => Err(format!("{} is not a number", short(other))),
     }
 }
@@ -344,13 +349,21 @@ mod tests {
         };
         let refused = convert(&[service, list], &Options::default()).unwrap_err();
         assert_eq!(refused.len(), 1);
-        assert!(refused[0].to_string().starts_with("a.yaml:3: a document that is not a Kubernetes object (a YAML list)"));
+        assert!(
+            refused[0]
+                .to_string()
+                .starts_with("a.yaml:3: a document that is not a Kubernetes object (a YAML list)")
+        );
         let experiment = Document {
             source: "e.yaml".into(),
             text: String::new(),
             value: json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Experiment", "metadata": {"name": "e"}}),
         };
         let refused = convert(&[experiment], &Options::default()).unwrap_err();
-        assert!(refused[0].reason.contains("an Argo Experiment (e)"), "{}", refused[0]);
+        assert!(
+            refused[0].reason.contains("an Argo Experiment (e)"),
+            "{}",
+            refused[0]
+        );
     }
 }
