@@ -952,17 +952,19 @@ fn prometheus(
         }
     }
     if let Some(auth) = rest.remove("authentication") {
-        let mut converted = None;
-        if let Some(basic) = auth.get("basicAuth") {
-            if let (Some((user_secret, user_key)), Some((pass_secret, pass_key))) = (
-                secret_of(basic.get("username")),
-                secret_of(basic.get("password")),
-            ) && user_secret == pass_secret
+        let basic = auth.get("basicAuth");
+        let converted = match (
+            secret_of(basic.and_then(|b| b.get("username"))),
+            secret_of(basic.and_then(|b| b.get("password"))),
+        ) {
+            (Some((user_secret, user_key)), Some((pass_secret, pass_key)))
+                if user_secret == pass_secret =>
             {
-                converted = Some(json!({"basicAuthSecretRef": {
-                    "name": user_secret, "usernameKey": user_key, "passwordKey": pass_key}}));
+                Some(json!({"basicAuthSecretRef": {
+                    "name": user_secret, "usernameKey": user_key, "passwordKey": pass_key}}))
             }
-        }
+            _ => None,
+        };
         match converted {
             Some(a) => out.insert_noted(
                 "auth",
