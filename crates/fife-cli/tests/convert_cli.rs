@@ -189,6 +189,7 @@ fn kayenta_experiment_becomes_a_baseline_and_a_comparison_metric() {
         &[
             "experiment",
             "experiment.duration",
+            "args canary-pod-hash",
             "thresholds",
             "scopes",
             "canaryConfigName",
@@ -425,6 +426,44 @@ fn converts_to_the_issue_18_shapes() {
     assert_eq!(
         metrics[2]["provider"]["prometheus"]["address"],
         "http://prometheus.istio-system:9090"
+    );
+    assert_validates(name, &without_rollouts(&output));
+
+    // Flagger's Blue/Green (iterations, no weights) is Fife's blueGreen with a pre-promotion
+    // analysis that measures each metric as many times.
+    let name = "flagger-canary-blue-green.yaml";
+    let output = convert(name);
+    assert_commented(
+        name,
+        &output,
+        &[
+            "metric request-success-rate",
+            "webhooks load-test (rollout)",
+        ],
+    );
+    let docs = documents(&output);
+    let strategy = &find(&docs, "Rollout", "podinfo")["spec"]["strategy"];
+    assert!(strategy.get("canary").is_none());
+    assert_eq!(
+        strategy["blueGreen"],
+        json!({
+            "activeService": "podinfo",
+            "previewService": "podinfo-canary",
+            "prePromotionAnalysis": {"templates": [{"templateName": "podinfo-analysis"}],
+                "args": [
+                    {"name": "namespace", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                    {"name": "target", "value": "podinfo-canary"}]},
+        })
+    );
+    let metric = &find(&docs, "AnalysisTemplate", "podinfo-analysis")["spec"]["metrics"][0];
+    assert_eq!(metric["count"], 10);
+    assert_eq!(metric["interval"], "30s");
+    assert_eq!(metric["failureLimit"], 1);
+    assert!(
+        metric["provider"]["prometheus"]["query"]
+            .as_str()
+            .unwrap()
+            .starts_with("histogram_quantile(0.99, ")
     );
     assert_validates(name, &without_rollouts(&output));
 }

@@ -90,10 +90,19 @@ fn header(value: &Value, what: &str) -> Vec<String> {
 
 // === Canary ===
 
-/// The values Flagger fills into a query, as this Canary defines them.
-struct QueryVariables {
-    /// `{{ target }}` and friends, as arguments the Rollout passes (name → argument).
-    arguments: BTreeMap<&'static str, Value>,
+/// What a Canary's analysis sets for all its metrics.
+struct Checks<'a> {
+    /// Flagger's `analysis.interval`: how often every metric is checked.
+    interval: &'a str,
+    /// Flagger's `analysis.threshold`: failed checks before the rollback.
+    threshold: i64,
+    /// The mesh or ingress, which decides the built-in queries.
+    provider: Option<&'a str>,
+    /// The Canary's namespace, where a `templateRef` without one looks.
+    namespace: &'a str,
+    /// Flagger's `iterations` of a Blue/Green: measurements before the switch. `None`: the
+    /// metrics run in the background until the rollout ends.
+    count: Option<i64>,
 }
 
 /// Converts a Canary into a Rollout and, when it has metrics, the AnalysisTemplate they become.
@@ -138,19 +147,48 @@ pub fn canary(value: &Value, options: &Options, templates: &MetricTemplates) -> 
         .and_then(|p| p.as_str().map(str::to_owned));
     let ingress = rest.remove("ingressRef");
 
+    let analysis = rest.remove("analysis").unwrap_or(Value::Null);
+    let mut analysis_rest = fields(&analysis);
+    // Iterations without weights is Flagger's Blue/Green: the canary is tested at full size
+    // behind its own Service, then all traffic switches at once, which is Fife's blueGreen.
+    let blue_green = analysis_rest.contains_key("iterations")
+        && !analysis_rest.contains_key("stepWeight")
+        && !analysis_rest.contains_key("stepWeights")
+        && !analysis_rest.contains_key("match");
+    let iterations = if blue_green {
+        analysis_rest
+            .remove("iterations")
+            .and_then(|i| integer(&i).ok())
+            .map(|i| i.max(1))
+    } else {
+        None
+    };
+
+    // The strategy's body: `canary`, or `blueGreen` for Flagger's Blue/Green.
     let mut canary = Map::new();
-    let routing = traffic_routing(
+    if blue_green {
+        canary.insert_noted(
+            "activeService",
+            service_name.as_str(),
+            format!(
+                "Flagger's Blue/Green ({} iterations without weights): the Service {service_name} serves the active version and {service_name}-canary the preview",
+                iterations.unwrap_or(1)
+            ),
+        );
+        canary.insert("previewService", format!("{service_name}-canary"));
+        if let Some(p) = provider.as_deref().filter(|p| *p != "kubernetes") {
+            canary.note(format!(
+                "provider: {p} — the blue-green switch moves the Services' selectors; no router is needed"
+            ));
+        }
+    } else if let Some(routing) = traffic_routing(
         provider.as_deref(),
         &service_name,
         ingress.as_ref(),
         &mut canary,
-    );
-    if let Some(routing) = routing {
+    ) {
         canary.insert("trafficRouting", routing);
     }
-
-    let analysis = rest.remove("analysis").unwrap_or(Value::Null);
-    let mut analysis_rest = fields(&analysis);
     let interval = analysis_rest
         .remove("interval")
         .map(|v| duration(&v).unwrap_or_else(|_| DEFAULT_INTERVAL.to_owned()))
@@ -169,28 +207,38 @@ pub fn canary(value: &Value, options: &Options, templates: &MetricTemplates) -> 
             .iter()
             .any(|w| w.get("type").and_then(Value::as_str) == Some(kind))
     };
-    let steps = steps(&mut analysis_rest, &interval, &gate);
-    let variables = QueryVariables {
-        arguments: BTreeMap::from([
-            (
-                "namespace",
-                json!({"name": "namespace", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}),
-            ),
-            (
-                "name",
-                json!({"name": "name", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}),
-            ),
-            (
-                "target",
-                json!({"name": "target", "value": format!("{name}-canary")}),
-            ),
-            ("service", json!({"name": "service", "value": service_name})),
-            (
-                "ingress",
-                json!({"name": "ingress", "value": ingress.as_ref().and_then(|i| i.get("name")).cloned().unwrap_or(Value::String(String::new()))}),
-            ),
-        ]),
+    let steps = if blue_green {
+        if gate("confirm-promotion") {
+            canary.insert_noted(
+                "autoPromotionEnabled",
+                false,
+                "confirm-promotion webhook: Fife waits for `kubectl fife promote` before the switch",
+            );
+        }
+        Vec::new()
+    } else {
+        steps(&mut analysis_rest, &interval, &gate)
     };
+    // The Canary-wide variables of Flagger's queries, as the arguments the Rollout passes.
+    let arguments: BTreeMap<&str, Value> = BTreeMap::from([
+        (
+            "namespace",
+            json!({"name": "namespace", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}),
+        ),
+        (
+            "name",
+            json!({"name": "name", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}),
+        ),
+        (
+            "target",
+            json!({"name": "target", "value": format!("{name}-canary")}),
+        ),
+        ("service", json!({"name": "service", "value": service_name})),
+        (
+            "ingress",
+            json!({"name": "ingress", "value": ingress.as_ref().and_then(|i| i.get("name")).cloned().unwrap_or(Value::String(String::new()))}),
+        ),
+    ]);
     let template_name = format!("{name}-analysis");
     let metrics = analysis_rest
         .remove("metrics")
@@ -198,48 +246,73 @@ pub fn canary(value: &Value, options: &Options, templates: &MetricTemplates) -> 
         .unwrap_or_default();
     let mut analysis_template = None;
     if !metrics.is_empty() {
-        let (template, used) = metrics_template(
-            value,
-            &metrics,
-            &interval,
+        let checks = Checks {
+            interval: &interval,
             threshold,
-            provider.as_deref(),
-            &namespace,
-            options,
-            templates,
-        );
-        let mut background = Map::new();
-        background.insert(
-            "templates",
-            vec![Item::new(json!({"templateName": template_name}))],
-        );
-        let args: Vec<Item> = used
-            .iter()
-            .filter_map(|u| variables.arguments.get(u.as_str()))
-            .map(|a| Item::new(a.clone()))
-            .collect();
-        if !args.is_empty() {
-            background.insert("args", args);
-        }
-        canary.insert_noted(
-            "analysis",
-            background,
-            format!(
-                "Flagger checked every metric each interval ({interval}) and rolled back after {threshold} failed check(s); Fife runs them in the background for the whole rollout, each metric failing after {threshold} failure(s)"
-            ),
-        );
-        if used.contains("target") {
-            canary.note(format!(
+            provider: provider.as_deref(),
+            namespace: &namespace,
+            count: iterations,
+        };
+        match metrics_template(value, &metrics, &checks, options, templates) {
+            Ok((template, used)) => {
+                let mut background = Map::new();
+                background.insert(
+                    "templates",
+                    vec![Item::new(json!({"templateName": template_name}))],
+                );
+                let args: Vec<Item> = used
+                    .iter()
+                    .filter_map(|u| arguments.get(u.as_str()))
+                    .map(|a| Item::new(a.clone()))
+                    .collect();
+                if !args.is_empty() {
+                    background.insert("args", args);
+                }
+                if blue_green {
+                    canary.insert_noted(
+                "prePromotionAnalysis",
+                background,
+                format!(
+                    "Flagger checked every metric each interval ({interval}), {} times, before the switch; Fife measures each metric as often before promoting, each failing after {threshold} failure(s)",
+                    iterations.unwrap_or(1)
+                ),
+            );
+                } else {
+                    canary.insert_noted(
+                "analysis",
+                background,
+                format!(
+                    "Flagger checked every metric each interval ({interval}) and rolled back after {threshold} failed check(s); Fife runs them in the background for the whole rollout, each metric failing after {threshold} failure(s)"
+                ),
+            );
+                }
+                if used.contains("target") {
+                    canary.note(format!(
                 "Flagger's {{{{ target }}}} matched the Deployment under test ({target_name}); Fife's canary pods belong to the Deployment {name}-canary, which the target argument names"
             ));
+                }
+                analysis_template = Some(template);
+            }
+            Err(notes) => {
+                for n in notes {
+                    canary.note(n);
+                }
+            }
         }
-        analysis_template = Some(template);
     }
-    canary.insert("steps", steps);
+    if !blue_green {
+        canary.insert("steps", steps);
+    }
     for w in &webhooks {
         let kind = w.get("type").and_then(Value::as_str).unwrap_or("rollout");
         let hook = w.get("name").and_then(Value::as_str).unwrap_or("");
         let why = match kind {
+            "confirm-promotion" if blue_green => {
+                "autoPromotionEnabled: false waits for `kubectl fife promote` (recorded with who promoted)"
+            }
+            "confirm-rollout" | "confirm-traffic-increase" if blue_green => {
+                "left out: a blue-green switch has one gate, autoPromotionEnabled: false"
+            }
             "confirm-rollout" | "confirm-traffic-increase" | "confirm-promotion" => {
                 "a `pause: {}` step waits for `kubectl fife promote` (recorded with who promoted) at the same point"
             }
@@ -273,7 +346,7 @@ pub fn canary(value: &Value, options: &Options, templates: &MetricTemplates) -> 
         canary.note(note(&format!("analysis.{key}"), &v, why));
     }
     let mut strategy = Map::new();
-    strategy.insert("canary", canary);
+    strategy.insert(if blue_green { "blueGreen" } else { "canary" }, canary);
     spec.insert("strategy", strategy);
     if let Some(v) = rest.remove("progressDeadlineSeconds") {
         spec.insert("progressDeadlineSeconds", v);
@@ -406,11 +479,13 @@ fn steps(
     }
     if weights.is_empty() {
         let rounds = iterations.unwrap_or(1).max(1);
-        let total = duration(&Value::String(interval.to_owned()))
-            .ok()
-            .and_then(|d| d.parse::<fife_api::Duration>().ok())
-            .map(|d| fife_api::Duration::from_millis(d.as_millis() * rounds as u64).to_string())
-            .unwrap_or_else(|| interval.to_owned());
+        // `interval` is already in Fife's canonical form.
+        let total = interval
+            .parse::<fife_api::Duration>()
+            .map(|d| {
+                fife_api::Duration::from_millis(d.as_millis() * rounds.unsigned_abs()).to_string()
+            })
+            .unwrap_or_else(|_| interval.to_owned());
         steps.push(Item::noted(
             json!({"pause": {"duration": total}}),
             format!(
@@ -427,18 +502,22 @@ fn steps(
     steps
 }
 
-/// The AnalysisTemplate the Canary's metrics become, and the Flagger variables its queries use.
-#[allow(clippy::too_many_arguments)]
+/// The AnalysisTemplate the Canary's metrics become, and the Flagger variables its queries
+/// use; `Err` holds why each metric was left out when none could be converted.
 fn metrics_template(
     canary: &Value,
     metrics: &[Value],
-    interval: &str,
-    threshold: i64,
-    provider: Option<&str>,
-    namespace: &str,
+    checks: &Checks<'_>,
     options: &Options,
     templates: &MetricTemplates,
-) -> (Converted, BTreeSet<String>) {
+) -> Result<(Converted, BTreeSet<String>), Vec<String>> {
+    let Checks {
+        interval,
+        threshold,
+        provider,
+        namespace,
+        count,
+    } = *checks;
     let mut spec = Map::new();
     let mut items = Vec::new();
     let mut notes = Vec::new();
@@ -555,6 +634,9 @@ fn metrics_template(
             interval,
             format!("Flagger's analysis interval; the metric's own interval ({window}) is the query window"),
         );
+        if let Some(count) = count {
+            out.insert_noted("count", count, "Flagger's iterations");
+        }
         match threshold_condition(metric.get("thresholdRange")) {
             Some(condition) => {
                 out.insert_noted("successCondition", condition, "Flagger's thresholdRange")
@@ -581,6 +663,9 @@ fn metrics_template(
         out.insert("provider", provider_map);
         items.push(Item::new(out));
     }
+    if items.is_empty() {
+        return Err(notes);
+    }
     let args: Vec<Item> = used
         .iter()
         .map(|a| Item::new(json!({ "name": a })))
@@ -600,13 +685,13 @@ fn metrics_template(
     if meta.is_empty() {
         meta.insert("name", format!("{canary_name}-analysis"));
     }
-    (
+    Ok((
         Converted {
             header: header(canary, "'s analysis.metrics"),
             object: object("AnalysisTemplate", meta, spec),
         },
         used,
-    )
+    ))
 }
 
 fn provider_type(spec: &Value) -> &str {
