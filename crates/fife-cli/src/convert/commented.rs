@@ -295,13 +295,18 @@ fn write_inline(out: &mut String, indent: usize, value: &Value) {
     out.push('\n');
 }
 
-/// A literal block keeps a text exactly when it has several lines, starts with no space,
+/// A literal block keeps a text exactly when it has a line break, its first line of text starts with no space,
 /// ends with at most one line break and holds no characters YAML would change.
 fn literal_block_fits(text: &str) -> bool {
     let body = text.strip_suffix('\n').unwrap_or(text);
     text.contains('\n')
         && !body.is_empty()
-        && !body.starts_with([' ', '\t'])
+        // The first line with text sets the block's indentation, so it must not start with
+        // a space of its own.
+        && body
+            .lines()
+            .find(|l| !l.is_empty())
+            .is_some_and(|l| !l.starts_with([' ', '\t']))
         && !body.ends_with('\n')
         && !body.lines().any(|l| l.ends_with([' ', '\t']))
         && !text
@@ -351,6 +356,7 @@ fn plain_is_safe(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn read_back(text: &str) -> Value {
@@ -380,6 +386,44 @@ mod tests {
             text.starts_with("# a header\n# about name\nname: web\n"),
             "{text}"
         );
+    }
+
+    fn scalar() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            any::<i64>().prop_map(Value::from),
+            any::<bool>().prop_map(Value::Bool),
+            Just(Value::Null),
+            // Characters YAML gives a meaning to, in every position.
+            "[a-z0-9 :#\\-\\[\\]{},'\"|>!&*%@`?~.\n]{0,12}".prop_map(Value::String),
+        ]
+    }
+
+    fn tree() -> impl Strategy<Value = Value> {
+        scalar().prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z:# -]{1,6}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_tree_reads_back_as_written(value in prop::collection::btree_map("[a-z]{1,6}", tree(), 0..4)) {
+            let value = Value::Object(value.into_iter().collect());
+            let mut map = Map::new();
+            for (k, v) in value.as_object().unwrap() {
+                map.insert_noted(k, v.clone(), "a comment: with # marks");
+            }
+            let text = write_document(&map, &[]);
+            let read: Value = if value.as_object().unwrap().is_empty() {
+                json!({})
+            } else {
+                read_back(&text)
+            };
+            prop_assert_eq!(read, value, "{}", text);
+        }
     }
 
     #[test]
