@@ -239,6 +239,33 @@ fn flagger_metric_templates_convert_and_validate() {
 }
 
 #[test]
+fn routers_fife_lacks_and_fields_the_server_set_become_comments() {
+    let input = "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: web, uid: 5e1f, resourceVersion: \"7\"}\nspec:\n  selector: {matchLabels: {app: web}}\n  template: {metadata: {labels: {app: web}}, spec: {containers: [{name: web, image: web:1}]}}\n  strategy:\n    canary:\n      trafficRouting:\n        alb: {ingress: web, servicePort: 80}\n      steps: [{setWeight: 10}, {pause: {duration: 1.5m}}, {pause: {duration: 1d}}]\nstatus: {phase: Healthy}\n";
+    let (code, output, stderr) = fife(&["convert", "-"], input);
+    assert_eq!(code, 0, "{stderr}");
+    assert_validates("alb.yaml", &output);
+    assert_commented(
+        "alb",
+        &output,
+        &[
+            "trafficRouting.alb",
+            "uid",
+            "resourceVersion",
+            "status",
+            "pause.duration",
+        ],
+    );
+    let docs = documents(&output);
+    let canary = &docs[0]["spec"]["strategy"]["canary"];
+    assert!(canary.get("trafficRouting").is_none(), "{output}");
+    // Go's 1.5m is Fife's 1m30s; Go has no days, so that pause waits for a person.
+    assert_eq!(
+        canary["steps"],
+        json!([{"setWeight": 10}, {"pause": {"duration": "1m30s"}}, {"pause": {}}])
+    );
+}
+
+#[test]
 fn stdin_converts_like_a_file() {
     let text = std::fs::read_to_string(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(fixture("argo-kayenta-experiment.yaml")),

@@ -128,8 +128,13 @@ fn canary(canary: &Value) -> Map {
     }
     if let Some(routing) = rest.remove("trafficRouting") {
         let routing = traffic_routing(&routing);
-        if !routing.is_empty() {
+        if routing.has_fields() {
             out.insert("trafficRouting", routing);
+        } else {
+            // Only routers Fife lacks: their comments stand where trafficRouting stood.
+            for comment in routing.into_comments() {
+                out.note(format!("trafficRouting.{comment}"));
+            }
         }
     }
     if let Some(analysis) = rest.remove("analysis") {

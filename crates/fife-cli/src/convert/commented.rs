@@ -69,6 +69,16 @@ impl Map {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+
+    /// The comments of the map's entries, in order, for a converter that drops the map.
+    pub fn into_comments(self) -> Vec<String> {
+        self.entries.into_iter().flat_map(|e| e.comments).collect()
+    }
+
+    /// True when the map holds at least one field (not only comments).
+    pub fn has_fields(&self) -> bool {
+        self.entries.iter().any(|e| e.field.is_some())
+    }
 }
 
 impl From<Map> for Node {
@@ -213,7 +223,11 @@ fn write_value_after_key(out: &mut String, indent: usize, node: &Node) {
             out.push(' ');
             write_inline(out, indent, &value);
         }
-        Node::Map(map) if map.is_empty() => out.push_str(" {}\n"),
+        Node::Map(map) if !map.has_fields() => {
+            // Comments cannot sit inside `{}`: they follow it, indented like its fields.
+            out.push_str(" {}\n");
+            write_map(out, indent + 2, &map);
+        }
         Node::Map(map) => {
             out.push('\n');
             write_map(out, indent + 2, &map);
@@ -430,7 +444,10 @@ mod tests {
     fn comments_sit_above_their_field_and_items_and_long_ones_wrap() {
         let mut step = Map::new();
         step.insert_noted("setWeight", 5i64, "first field of an item");
+        let mut only_notes = Map::new();
+        only_notes.note("nothing kept");
         let mut map = Map::new();
+        map.insert("routing", only_notes);
         map.note("a field left out");
         map.insert(
             "steps",
@@ -440,11 +457,14 @@ mod tests {
         let text = write_document(&map, &[]);
         assert!(
             text.starts_with(
-                "# a field left out\nsteps:\n# the item\n# first field of an item\n- setWeight: 5\n- x\n# word"
+                "routing: {}\n  # nothing kept\n# a field left out\nsteps:\n# the item\n# first field of an item\n- setWeight: 5\n- x\n# word"
             ),
             "{text}"
         );
         assert!(text.lines().all(|l| l.len() <= COMMENT_WIDTH), "{text}");
-        assert_eq!(read_back(&text), json!({"steps": [{"setWeight": 5}, "x"]}));
+        assert_eq!(
+            read_back(&text),
+            json!({"routing": {}, "steps": [{"setWeight": 5}, "x"]})
+        );
     }
 }

@@ -191,6 +191,22 @@ pub(super) fn metadata(value: &Value, name_suffix: &str) -> Map {
             map.insert(key, v.clone());
         }
     }
+    // A derived object (a Canary's AnalysisTemplate) takes the names only; the object
+    // itself says what else its metadata held.
+    if name_suffix.is_empty() {
+        for (key, v) in fields(&meta) {
+            if !matches!(
+                key.as_str(),
+                "name" | "namespace" | "labels" | "annotations"
+            ) {
+                map.note(note(
+                    &key,
+                    &v,
+                    "left out: the API server sets it, or it belongs to the old object",
+                ));
+            }
+        }
+    }
     map
 }
 
