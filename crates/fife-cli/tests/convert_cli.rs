@@ -265,6 +265,33 @@ fn routers_fife_lacks_and_fields_the_server_set_become_comments() {
     );
 }
 
+/// docs/migrating.md shows an Argo canary and what `fife convert` writes for it; the page
+/// must show what the command writes today.
+#[test]
+fn the_worked_example_in_the_migration_guide_is_what_convert_writes() {
+    let page = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/migrating.md"),
+    )
+    .unwrap();
+    let section = page
+        .split("\n## `fife convert`\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("docs/migrating.md has a `fife convert` section");
+    let blocks: Vec<&str> = section
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .collect();
+    let [input, expected] = blocks.as_slice() else {
+        panic!("the section has {} yaml blocks, not 2", blocks.len());
+    };
+    let (code, output, stderr) = fife(&["convert", "-"], input);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(&output, expected);
+    assert_validates("example.yaml", &output);
+}
+
 #[test]
 fn stdin_converts_like_a_file() {
     let text = std::fs::read_to_string(
