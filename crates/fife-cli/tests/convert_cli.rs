@@ -522,6 +522,43 @@ fn converts_to_the_issue_18_shapes() {
     assert_validates(name, &without_rollouts(&output));
 }
 
+/// Flagger's NGINX and Gateway API providers name the router Fife sets; A/B `match` is a
+/// comment (issue 18 shapes: structure only).
+#[test]
+fn flagger_providers_map_to_the_router_fife_sets() {
+    let canary = |provider: &str| {
+        format!(
+            "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {{name: web}}\nspec:\n  provider: {provider}\n  targetRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}\n  ingressRef: {{apiVersion: networking.k8s.io/v1, kind: Ingress, name: web}}\n  service: {{name: web-svc, port: 80}}\n  analysis:\n    interval: 1m\n    threshold: 5\n    stepWeights: [5, 25, 50]\n    match: [{{headers: {{x-canary: {{exact: insider}}}}}}]\n"
+        )
+    };
+    let routing = |provider: &str| {
+        let (code, output, stderr) = fife(&["convert", "-"], &canary(provider));
+        assert_eq!(code, 0, "{stderr}");
+        assert_commented(provider, &output, &["analysis.match"]);
+        let docs = documents(&output);
+        assert_eq!(docs.len(), 1, "no metrics, no AnalysisTemplate");
+        let canary = docs[0]["spec"]["strategy"]["canary"].clone();
+        let weights: Vec<Value> = canary["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s.get("setWeight").cloned())
+            .collect();
+        assert_eq!(weights, [5, 25, 50]);
+        canary.get("trafficRouting").cloned()
+    };
+    assert_eq!(
+        routing("nginx"),
+        Some(json!({"nginx": {"stableIngress": "web"}}))
+    );
+    assert_eq!(
+        routing("gatewayapi:v1"),
+        Some(json!({"gatewayAPI": {"httpRoute": "web-svc"}}))
+    );
+    assert_eq!(routing("kubernetes"), None);
+    assert_eq!(routing("linkerd"), None);
+}
+
 /// The documents of `output` other than Rollouts.
 fn without_rollouts(output: &str) -> String {
     output
