@@ -31,6 +31,18 @@ impl<'a> Placeholder<'a> {
     }
 }
 
+impl std::fmt::Display for Placeholder<'_> {
+    /// The canonical spelling, braces included: `{{role}}`, `{{args.<name>}}`; an unknown
+    /// placeholder is written back as it was named.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Placeholder::Role => f.write_str(ROLE),
+            Placeholder::Arg(name) => write!(f, "{{{{args.{name}}}}}"),
+            Placeholder::Unknown(inner) => write!(f, "{{{{{inner}}}}}"),
+        }
+    }
+}
+
 /// One piece of a template, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Piece<'a> {
@@ -197,6 +209,9 @@ mod tests {
         );
         assert_eq!(substitute_args("{{args.b}}", value).unwrap_err(), "b");
         assert!(uses_role("x{r=\"{{ role }}\"}"));
+        assert_eq!(Placeholder::parse(" args.a ").to_string(), "{{args.a}}");
+        assert_eq!(Placeholder::parse("role").to_string(), ROLE);
+        assert_eq!(Placeholder::parse(" pod ").to_string(), "{{pod}}");
         assert!(!uses_role("x{r=\"{{args.role}}\"}"));
     }
 }

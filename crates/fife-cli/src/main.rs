@@ -4,6 +4,7 @@
 mod audit;
 mod audit_html;
 mod controller;
+mod convert;
 mod dashboard;
 mod judge;
 mod judge_live;
@@ -39,6 +40,9 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Check Rollout and analysis manifests offline (for GitOps CI).
     Validate(validate::ValidateArgs),
+    /// Write Argo Rollouts and Flagger manifests as Fife manifests, with a comment on each
+    /// field that has no exact counterpart.
+    Convert(convert::ConvertArgs),
     /// Check an image's cosign signature (and SLSA provenance) as the controller's gate does.
     VerifyImage(verify_image::VerifyImageArgs),
     /// Show a Rollout as a tree (`get rollout NAME [--watch]`).
@@ -74,6 +78,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Validate(args) => validate::run(args),
+        Command::Convert(args) => convert::run(args),
         Command::VerifyImage(args) => verify_image::run(args),
         Command::Get(args) => ops::get::run_get(args),
         Command::List(args) => ops::get::run_list(args),

@@ -65,13 +65,13 @@ fn foreign_object(api_version: &str, kind: &str) -> Option<Problem> {
         "argoproj.io" => (
             Severity::Error,
             format!(
-                "an Argo Rollouts {kind} ({api_version}), which Fife does not read: change its apiVersion to {API_VERSION} and translate the fields docs/migrating.md lists (\"From Argo Rollouts\")"
+                "an Argo Rollouts {kind} ({api_version}), which Fife does not read: `fife convert FILE` writes it as {API_VERSION} objects, with a comment on each field that has no exact counterpart (docs/migrating.md, \"From Argo Rollouts\")"
             ),
         ),
         "flagger.app" => (
             Severity::Error,
             format!(
-                "a Flagger {kind} ({api_version}), which Fife does not read: write it as a {API_VERSION} Rollout or AnalysisTemplate (docs/migrating.md, \"From Flagger\")"
+                "a Flagger {kind} ({api_version}), which Fife does not read: `fife convert FILE` writes a Canary or MetricTemplate as {API_VERSION} objects (docs/migrating.md, \"From Flagger\")"
             ),
         ),
         _ => (

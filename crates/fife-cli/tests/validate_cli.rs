@@ -250,14 +250,14 @@ fn argo_and_flagger_objects_are_errors_named_by_kind() {
         1,
         "Rollout/web",
         "apiVersion",
-        "an Argo Rollouts Rollout (argoproj.io/v1alpha1), which Fife does not read: change its apiVersion to fife.dev/v1alpha1",
+        "an Argo Rollouts Rollout (argoproj.io/v1alpha1), which Fife does not read: `fife convert FILE` writes it as fife.dev/v1alpha1 objects",
     );
     assert_reports(
         "other-groups.yaml",
         11,
         "Canary/podinfo",
         "apiVersion",
-        "a Flagger Canary (flagger.app/v1beta1), which Fife does not read",
+        "a Flagger Canary (flagger.app/v1beta1), which Fife does not read: `fife convert FILE` writes a Canary",
     );
     assert_reports(
         "other-groups.yaml",
