@@ -361,6 +361,12 @@ pub struct NginxRouting {
     pub additional_ingress_annotations: BTreeMap<String, String>,
 }
 
+/// The ingress-nginx annotation (after the prefix) that makes an Ingress a canary of the
+/// Ingress with the same host and path; Fife sets it to `"true"`.
+pub const NGINX_CANARY_ANNOTATION: &str = "canary";
+/// The ingress-nginx annotation (after the prefix) with the canary's percent of requests.
+pub const NGINX_CANARY_WEIGHT_ANNOTATION: &str = "canary-weight";
+
 /// ingress-nginx's own annotation prefix.
 pub const DEFAULT_NGINX_ANNOTATION_PREFIX: &str = "nginx.ingress.kubernetes.io";
 

@@ -396,7 +396,11 @@ fn validate_traffic_routing(
                 }
             }
             let named: Vec<&str> = subsets.iter().filter_map(|(_, n)| *n).collect();
-            if named.iter().enumerate().any(|(i, n)| named[..i].contains(n)) {
+            if named
+                .iter()
+                .enumerate()
+                .any(|(i, n)| named[..i].contains(n))
+            {
                 problems.push(Problem::error(
                     path.clone(),
                     "two roles share a subset name: give stable, canary and baseline a subset each, since Fife sets each subset's labels to select one role's pods",
@@ -424,7 +428,9 @@ fn validate_traffic_routing(
             ));
         }
         for key in nginx.additional_ingress_annotations.keys() {
-            if key == "canary" || key == "canary-weight" {
+            if key == crate::rollout::NGINX_CANARY_ANNOTATION
+                || key == crate::rollout::NGINX_CANARY_WEIGHT_ANNOTATION
+            {
                 problems.push(Problem::error(
                     format!("{ROUTING}.nginx.additionalIngressAnnotations.{key}"),
                     format!("{key} is Fife's to set on the canary Ingress: remove it"),
