@@ -15,14 +15,10 @@ const WAIT: Duration = Duration::from_secs(30);
 /// Waits until the Rollout is in `phase` with canary weight `weight`; its status.
 async fn at_weight(cluster: &Cluster, name: &str, weight: i64, phase: &str) -> Value {
     cluster
-        .wait_for(
-            &format!("{name} {phase} at {weight}%"),
-            WAIT,
-            || async {
-                let s = cluster.rollout_status(name).await;
-                (s["weights"]["canary"] == weight && s["phase"] == phase).then_some(s)
-            },
-        )
+        .wait_for(&format!("{name} {phase} at {weight}%"), WAIT, || async {
+            let s = cluster.rollout_status(name).await;
+            (s["weights"]["canary"] == weight && s["phase"] == phase).then_some(s)
+        })
         .await
 }
 
@@ -104,7 +100,10 @@ async fn istio_subsets_carry_the_step_weights_and_header_routes_leave_with_their
         assert_eq!(subsets[i]["labels"], json!({ "fife.dev/role": role }));
     }
     assert_eq!(subsets[0]["trafficPolicy"]["tls"]["mode"], "ISTIO_MUTUAL");
-    assert_eq!(dr["spec"]["trafficPolicy"]["loadBalancer"]["simple"], "LEAST_REQUEST");
+    assert_eq!(
+        dr["spec"]["trafficPolicy"]["loadBalancer"]["simple"],
+        "LEAST_REQUEST"
+    );
 
     cluster
         .merge_patch("rollout/web", &image_patch("web:2"))
@@ -178,7 +177,10 @@ spec:
     let vs = cluster.get("virtualservice/shop").await.unwrap();
     let http = &vs["spec"]["http"];
     assert_eq!(http[0]["name"], "beta");
-    assert_eq!(http[0]["match"][0]["headers"]["x-beta"], json!({ "prefix": "yes" }));
+    assert_eq!(
+        http[0]["match"][0]["headers"]["x-beta"],
+        json!({ "prefix": "yes" })
+    );
     assert_eq!(
         http[0]["route"][0]["destination"]["host"],
         "shop-canary.default.svc.cluster.local"
@@ -202,7 +204,7 @@ spec:
     );
 
     cluster
-        .merge_patch("rollout/shop", &manual("abort", "abort-1"))
+        .merge_patch("rollout/shop", &manual("Abort", "abort-1"))
         .await;
     cluster.wait_phase("shop", "Degraded", WAIT).await;
     let vs = cluster
@@ -274,7 +276,10 @@ async fn nginx_canary_ingress_carries_the_step_weights_and_goes_at_the_end_and_o
         );
         assert_eq!(canary["metadata"]["ownerReferences"][0]["kind"], "Rollout");
         let stable = cluster.get("ingress/web").await.unwrap();
-        assert_eq!(stable["spec"], stable_before, "the stable Ingress is the user's");
+        assert_eq!(
+            stable["spec"], stable_before,
+            "the stable Ingress is the user's"
+        );
         assert_eq!(
             stable["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"],
             "8m"
@@ -298,7 +303,7 @@ async fn nginx_canary_ingress_carries_the_step_weights_and_goes_at_the_end_and_o
     at_weight(&cluster, "web", 20, "Paused").await;
     assert!(cluster.get("ingress/web-web-canary").await.is_some());
     cluster
-        .merge_patch("rollout/web", &manual("abort", "abort-1"))
+        .merge_patch("rollout/web", &manual("Abort", "abort-1"))
         .await;
     cluster.wait_phase("web", "Degraded", WAIT).await;
     cluster
@@ -354,7 +359,7 @@ spec:
     );
 
     cluster
-        .merge_patch("rollout/api", &manual("promote", "promote-1"))
+        .merge_patch("rollout/api", &manual("Promote", "promote-1"))
         .await;
     cluster.wait_phase("api", "Healthy", WAIT).await;
     let route = cluster
