@@ -1357,4 +1357,82 @@ mod tests {
             "{p:?}"
         );
     }
+
+    /// The errors (not the warning that the Rollout has no template) about `canary`.
+    fn routing_problems(canary: serde_json::Value) -> Vec<Problem> {
+        validate_rollout(
+            &mk_rollout(json!({ "strategy": { "canary": canary } })),
+            &TemplateCatalog::default(),
+        )
+        .into_iter()
+        .filter(|p| p.severity == Severity::Error)
+        .collect()
+    }
+
+    #[test]
+    fn one_router_is_named_and_nginx_refuses_a_baseline_it_cannot_weigh() {
+        let routing = "spec.strategy.canary.trafficRouting";
+        let p = routing_problems(json!({ "trafficRouting": {
+            "gatewayAPI": { "httpRoute": "web" }, "istio": { "virtualService": { "name": "web" } }
+        } }));
+        assert!(has(&p, routing, "more than one router"), "{p:?}");
+        let p = routing_problems(json!({ "trafficRouting": {} }));
+        assert!(has(&p, routing, "names no router"), "{p:?}");
+        let p = routing_problems(json!({ "baseline": true,
+            "trafficRouting": { "nginx": { "stableIngress": "web",
+                "additionalIngressAnnotations": { "canary-weight": "5" } } } }));
+        assert!(
+            has(&p, "spec.strategy.canary.baseline", "baseline: false"),
+            "{p:?}"
+        );
+        assert!(
+            has(
+                &p,
+                &format!("{routing}.nginx.additionalIngressAnnotations.canary-weight"),
+                "Fife's to set"
+            ),
+            "{p:?}"
+        );
+        let p =
+            routing_problems(json!({ "trafficRouting": { "nginx": { "stableIngress": "web" } } }));
+        assert_eq!(p, vec![]);
+    }
+
+    #[test]
+    fn istio_subsets_are_one_per_role_and_the_baseline_needs_one() {
+        let p = routing_problems(json!({ "baseline": true, "trafficRouting": { "istio": {
+            "virtualService": { "name": "web", "routes": ["primary"] },
+            "destinationRule": { "name": "web", "stableSubsetName": "v", "canarySubsetName": "v" }
+        } } }));
+        let rule = "spec.strategy.canary.trafficRouting.istio.destinationRule";
+        assert!(has(&p, rule, "share a subset name"), "{p:?}");
+        assert!(
+            has(&p, &format!("{rule}.baselineSubsetName"), "baseline: true"),
+            "{p:?}"
+        );
+        let p = routing_problems(json!({ "baseline": true, "trafficRouting": { "istio": {
+            "virtualService": { "name": "web" },
+            "destinationRule": { "name": "web", "stableSubsetName": "stable",
+                "canarySubsetName": "canary", "baselineSubsetName": "baseline" }
+        } } }));
+        assert_eq!(p, vec![]);
+    }
+
+    #[test]
+    fn header_routes_need_a_router_that_matches_headers_and_one_kind_of_match() {
+        let step = json!({ "setHeaderRoute": { "name": "beta", "match": [
+            { "headerName": "x-beta", "headerValue": { "exact": "1", "regex": "1" } }
+        ] } });
+        let p = routing_problems(json!({ "steps": [step],
+            "trafficRouting": { "nginx": { "stableIngress": "web" } } }));
+        let path = "spec.strategy.canary.steps[0].setHeaderRoute";
+        assert!(has(&p, path, "gatewayAPI or trafficRouting.istio"), "{p:?}");
+        assert!(
+            has(&p, &format!("{path}.match[0].headerValue"), "exactly one"),
+            "{p:?}"
+        );
+        let p = routing_problems(json!({ "steps": [{ "setHeaderRoute": { "name": "beta" } }],
+            "trafficRouting": { "gatewayAPI": { "httpRoute": "web" } } }));
+        assert_eq!(p, vec![], "a step without match removes the route");
+    }
 }
