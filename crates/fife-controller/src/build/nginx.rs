@@ -14,22 +14,23 @@ use fife_api::Rollout;
 use fife_api::labels::{ROLLOUT_LABEL, Role, canary_ingress_name};
 use fife_api::rollout::{NGINX_CANARY_ANNOTATION, NGINX_CANARY_WEIGHT_ANNOTATION, NginxRouting};
 use k8s_openapi::api::networking::v1::{Ingress, IngressSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::ResourceExt;
 
-use crate::build::children::{BuildError, owner_reference};
 use crate::build::traffic::TrafficError;
 
 /// The legacy class annotation, honoured by ingress-nginx before `spec.ingressClassName`:
 /// the canary must be served by the same controller as the stable Ingress.
 const LEGACY_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
 
-/// The canary Ingress for `canary_weight`, copied from `stable`.
+/// The canary Ingress for `canary_weight`, copied from `stable`, owned by `owner` (the
+/// Rollout's controller reference, so it goes with the Rollout).
 pub fn canary_ingress(
     rollout: &Rollout,
     nginx: &NginxRouting,
     stable: &Ingress,
     canary_weight: i32,
+    owner: OwnerReference,
 ) -> Result<Ingress, TrafficError> {
     let rollout_name = rollout.name_any();
     let stable_service = Role::Stable.child_name(&rollout_name);
@@ -95,10 +96,6 @@ pub fn canary_ingress(
         format!("{prefix}/{NGINX_CANARY_WEIGHT_ANNOTATION}"),
         canary_weight.clamp(0, 100).to_string(),
     );
-    let owner = owner_reference(rollout).map_err(|e: BuildError| TrafficError::Malformed {
-        object: format!("Rollout {rollout_name}"),
-        detail: e.to_string(),
-    })?;
     Ok(Ingress {
         metadata: ObjectMeta {
             name: Some(canary_ingress_name(&rollout_name, &nginx.stable_ingress)),
@@ -152,8 +149,13 @@ pub fn canary_ingress_weight(nginx: &NginxRouting, ingress: &Ingress) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::build::children::owner_reference;
     use crate::build::children::tests::mk_rollout;
     use serde_json::json;
+
+    fn owner(rollout: &Rollout) -> OwnerReference {
+        owner_reference(rollout).unwrap()
+    }
 
     fn nginx() -> NginxRouting {
         serde_json::from_value(json!({
@@ -190,7 +192,7 @@ mod tests {
     #[test]
     fn the_canary_copies_the_stable_rules_to_the_canary_service_with_the_weight() {
         let rollout = mk_rollout("web:1");
-        let canary = canary_ingress(&rollout, &nginx(), &stable(), 30).unwrap();
+        let canary = canary_ingress(&rollout, &nginx(), &stable(), 30, owner(&rollout)).unwrap();
         let v = serde_json::to_value(&canary).unwrap();
         assert_eq!(v["metadata"]["name"], "web-web-canary");
         assert_eq!(
@@ -213,7 +215,7 @@ mod tests {
         );
         assert_eq!(canary_ingress_weight(&nginx(), &canary), Some(30));
         assert!(same_canary_ingress(&canary, &canary));
-        let heavier = canary_ingress(&rollout, &nginx(), &stable(), 60).unwrap();
+        let heavier = canary_ingress(&rollout, &nginx(), &stable(), 60, owner(&rollout)).unwrap();
         assert!(!same_canary_ingress(&canary, &heavier));
     }
 
@@ -221,7 +223,8 @@ mod tests {
     fn a_custom_prefix_names_the_annotations() {
         let mut routing = nginx();
         routing.annotation_prefix = "custom.nginx.org".to_owned();
-        let canary = canary_ingress(&mk_rollout("web:1"), &routing, &stable(), 5).unwrap();
+        let rollout = mk_rollout("web:1");
+        let canary = canary_ingress(&rollout, &routing, &stable(), 5, owner(&rollout)).unwrap();
         assert_eq!(
             canary.annotations().get("custom.nginx.org/canary-weight"),
             Some(&"5".to_owned())
@@ -244,7 +247,8 @@ mod tests {
             .as_mut()
             .unwrap()
             .remove(0);
-        let err = canary_ingress(&mk_rollout("web:1"), &nginx(), &ingress, 10).unwrap_err();
+        let rollout = mk_rollout("web:1");
+        let err = canary_ingress(&rollout, &nginx(), &ingress, 10, owner(&rollout)).unwrap_err();
         let text = err.to_string();
         assert!(
             text.contains("default/web") && text.contains("web-stable"),

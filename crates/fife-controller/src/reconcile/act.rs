@@ -26,7 +26,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::build::children::{
-    ExistingChildren, build_deployment, scaled_down, template_for_revision,
+    ExistingChildren, build_deployment, owner_reference, scaled_down, template_for_revision,
 };
 use crate::build::istio::{
     Split, destination_rule_resource, http_routes, role_subsets, virtual_service_resource,
@@ -365,7 +365,11 @@ async fn apply_nginx(
         .get(&nginx.stable_ingress)
         .await
         .map_err(|source| act_error(key, &stable_what, source))?;
-    let desired = canary_ingress(rollout, nginx, &stable, decision.weights.canary)
+    let owner = owner_reference(rollout).map_err(|source| ReconcileError::Build {
+        rollout: key.to_owned(),
+        source,
+    })?;
+    let desired = canary_ingress(rollout, nginx, &stable, decision.weights.canary, owner)
         .map_err(|e| traffic_error(key, e))?;
     if current.is_some_and(|c| same_canary_ingress(&c, &desired)) {
         return Ok(());
