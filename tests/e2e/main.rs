@@ -18,6 +18,7 @@ mod controller {
     mod release;
     mod requests;
     mod resilience;
+    mod routers;
     mod signals;
     mod signatures;
     mod steps;

@@ -88,6 +88,13 @@ impl fmt::Display for Role {
     }
 }
 
+/// `<rollout>-<stable ingress>-canary`: the Ingress Fife runs beside a Rollout's stable
+/// Ingress with NGINX routing. Named after both, so two Rollouts behind one Ingress (or one
+/// Rollout's Ingress renamed) never share a canary Ingress.
+pub fn canary_ingress_name(rollout: &str, stable_ingress: &str) -> String {
+    format!("{rollout}-{stable_ingress}-canary")
+}
+
 /// `fife.dev/rollout=<name>`: the label selector of a Rollout's children and AnalysisRuns.
 pub fn rollout_selector(rollout: &str) -> String {
     format!("{ROLLOUT_LABEL}={rollout}")

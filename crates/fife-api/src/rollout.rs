@@ -5,6 +5,8 @@
 //! `spec.manualAction` with a fresh `id`; the controller handles each id once and echoes it
 //! in `status.lastManualAction`. See [`ManualActionRequest`] for why.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use kube::CustomResource;
@@ -163,6 +165,49 @@ pub enum CanaryStep {
     Pause(PauseStep),
     /// Run an analysis; the step ends when it completes.
     Analysis(RolloutAnalysis),
+    /// Send requests whose headers match to the canary, whatever the weights (Gateway API
+    /// and Istio routers). A step with no `match` removes the route of that name. Header
+    /// routes last until the rollout ends: promotion and abort remove them all.
+    SetHeaderRoute(SetHeaderRoute),
+}
+
+/// A named route that sends matching requests to the canary.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SetHeaderRoute {
+    /// The route's name in the HTTPRoute rule or VirtualService route Fife writes; a later
+    /// step with the same name replaces or removes it.
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// Requests carrying all these headers go to the canary. Absent or empty: remove the route.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub r#match: Vec<HeaderRoutingMatch>,
+}
+
+/// One header a request must carry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HeaderRoutingMatch {
+    #[schemars(length(min = 1))]
+    pub header_name: String,
+    pub header_value: StringMatch,
+}
+
+/// How a header value matches: exactly one of `exact`, `prefix`, `regex`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "(has(self.exact) || has(self.prefix) || has(self.regex)) && !(has(self.exact) && has(self.prefix)) && !(has(self.exact) && has(self.regex)) && !(has(self.prefix) && has(self.regex))",
+    "message": "set exactly one of exact, prefix and regex"
+}]))]
+pub struct StringMatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// An RE2 regular expression, as both Istio and the Gateway API read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
 }
 
 /// A bake window (`duration`) or, without one, a wait for `kubectl fife promote`.
@@ -210,6 +255,10 @@ pub struct TemplateRef {
 /// How traffic is split. Without a router, weights are approximated by replica counts.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!(has(self.gatewayAPI) && has(self.istio)) && !(has(self.gatewayAPI) && has(self.nginx)) && !(has(self.istio) && has(self.nginx))",
+    "message": "name one traffic router: gatewayAPI, istio or nginx"
+}]))]
 pub struct TrafficRouting {
     /// Set the backend weights of a Gateway API `HTTPRoute`.
     #[serde(
@@ -218,6 +267,111 @@ pub struct TrafficRouting {
         rename = "gatewayAPI"
     )]
     pub gateway_api: Option<GatewayApiRouting>,
+    /// Set the destination weights of an Istio `VirtualService`'s HTTP routes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub istio: Option<IstioRouting>,
+    /// Run a canary Ingress next to a stable ingress-nginx `Ingress`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nginx: Option<NginxRouting>,
+}
+
+impl TrafficRouting {
+    /// True when a router (not replica counts) splits the traffic.
+    pub fn routes(&self) -> bool {
+        self.gateway_api.is_some() || self.istio.is_some() || self.nginx.is_some()
+    }
+
+    /// True when the router can send a share to a baseline of its own (NGINX cannot).
+    pub fn weighs_baseline(&self) -> bool {
+        self.nginx.is_none()
+    }
+
+    /// True when the router writes `setHeaderRoute` steps (Gateway API and Istio).
+    pub fn routes_headers(&self) -> bool {
+        self.gateway_api.is_some() || self.istio.is_some()
+    }
+}
+
+/// The Istio objects Fife writes: route weights in a VirtualService and, when traffic is
+/// split by subset of one host, the subsets' labels in a DestinationRule.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IstioRouting {
+    pub virtual_service: IstioVirtualService,
+    /// Split by subset of one host. Unset: split by host, the Services `<name>-stable`,
+    /// `<name>-canary` and `<name>-baseline` being the destinations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_rule: Option<IstioDestinationRule>,
+}
+
+/// The VirtualService (in the Rollout's namespace) whose HTTP route weights Fife owns.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IstioVirtualService {
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// The names of the HTTP routes Fife may shift. Unset: every HTTP route that has the
+    /// stable destination.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<String>,
+}
+
+/// The DestinationRule (in the Rollout's namespace) whose subsets Fife keeps selecting the
+/// roles' pods. Fife owns the `labels` of these three subsets.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IstioDestinationRule {
+    #[schemars(length(min = 1))]
+    pub name: String,
+    #[schemars(length(min = 1))]
+    pub canary_subset_name: String,
+    #[schemars(length(min = 1))]
+    pub stable_subset_name: String,
+    /// Required with `baseline: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_subset_name: Option<String>,
+}
+
+impl IstioDestinationRule {
+    /// The subset of a role, if one is named.
+    pub fn subset(&self, role: crate::labels::Role) -> Option<&str> {
+        match role {
+            crate::labels::Role::Stable => Some(&self.stable_subset_name),
+            crate::labels::Role::Canary => Some(&self.canary_subset_name),
+            crate::labels::Role::Baseline => self.baseline_subset_name.as_deref(),
+        }
+    }
+}
+
+/// ingress-nginx: Fife runs a canary Ingress beside the stable one and sets its weight.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NginxRouting {
+    /// The user's Ingress (in the Rollout's namespace) whose rules send traffic to
+    /// `<name>-stable`; the canary Ingress copies them.
+    #[schemars(length(min = 1))]
+    pub stable_ingress: String,
+    /// The annotation prefix the ingress-nginx controller reads.
+    #[serde(default = "default_annotation_prefix")]
+    #[schemars(length(min = 1))]
+    pub annotation_prefix: String,
+    /// Annotations for the canary Ingress beyond `canary` and `canary-weight`, keys without
+    /// the prefix (e.g. `canary-by-header: X-Canary`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub additional_ingress_annotations: BTreeMap<String, String>,
+}
+
+/// The ingress-nginx annotation (after the prefix) that makes an Ingress a canary of the
+/// Ingress with the same host and path; Fife sets it to `"true"`.
+pub const NGINX_CANARY_ANNOTATION: &str = "canary";
+/// The ingress-nginx annotation (after the prefix) with the canary's percent of requests.
+pub const NGINX_CANARY_WEIGHT_ANNOTATION: &str = "canary-weight";
+
+/// ingress-nginx's own annotation prefix.
+pub const DEFAULT_NGINX_ANNOTATION_PREFIX: &str = "nginx.ingress.kubernetes.io";
+
+fn default_annotation_prefix() -> String {
+    DEFAULT_NGINX_ANNOTATION_PREFIX.to_owned()
 }
 
 /// The HTTPRoute whose `backendRefs` weights Fife owns. Its rules must reference the stable
@@ -458,6 +612,7 @@ impl CanaryStep {
             CanaryStep::SetWeight(_) => "setWeight",
             CanaryStep::Pause(_) => "pause",
             CanaryStep::Analysis(_) => "analysis",
+            CanaryStep::SetHeaderRoute(_) => "setHeaderRoute",
         }
     }
 }

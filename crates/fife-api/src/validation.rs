@@ -15,7 +15,7 @@ use crate::analysis::{
 };
 use crate::manifest::FifeObject;
 use crate::placeholder::{Piece, Placeholder, pieces, placeholders, uses_role};
-use crate::rollout::{CanaryStep, RolloutSpec, TemplateRef};
+use crate::rollout::{CanaryStep, RolloutSpec, SetHeaderRoute, TemplateRef, TrafficRouting};
 use crate::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
 
 /// How serious a problem is: errors fail `fife validate`, warnings are printed only.
@@ -187,17 +187,7 @@ pub fn validate_rollout(rollout: &Rollout, catalog: &TemplateCatalog) -> Vec<Pro
         );
     }
     if let Some(routing) = &spec.strategy.canary.traffic_routing {
-        match &routing.gateway_api {
-            None => problems.push(Problem::error(
-                "spec.strategy.canary.trafficRouting",
-                "trafficRouting names no router: set gatewayAPI.httpRoute, or remove trafficRouting to split traffic by replica counts",
-            )),
-            Some(gateway) if gateway.http_route.is_empty() => problems.push(Problem::error(
-                "spec.strategy.canary.trafficRouting.gatewayAPI.httpRoute",
-                "httpRoute is empty: name the HTTPRoute whose backend weights Fife should set",
-            )),
-            Some(_) => {}
-        }
+        validate_traffic_routing(spec, routing, &mut problems);
     }
     for (field, value, minimum) in [
         ("spec.replicas", spec.replicas, 0),
@@ -348,6 +338,153 @@ fn validate_digests(template: &PodTemplateSpec, problems: &mut Vec<Problem>) {
     }
 }
 
+const ROUTING: &str = "spec.strategy.canary.trafficRouting";
+
+fn validate_traffic_routing(
+    spec: &RolloutSpec,
+    routing: &TrafficRouting,
+    problems: &mut Vec<Problem>,
+) {
+    let named = [
+        routing.gateway_api.is_some(),
+        routing.istio.is_some(),
+        routing.nginx.is_some(),
+    ]
+    .into_iter()
+    .filter(|set| *set)
+    .count();
+    if named == 0 {
+        problems.push(Problem::error(
+            ROUTING,
+            "trafficRouting names no router: set gatewayAPI, istio or nginx, or remove trafficRouting to split traffic by replica counts",
+        ));
+    }
+    if named > 1 {
+        problems.push(Problem::error(
+            ROUTING,
+            "trafficRouting names more than one router: keep one of gatewayAPI, istio and nginx",
+        ));
+    }
+    if let Some(gateway) = &routing.gateway_api
+        && gateway.http_route.is_empty()
+    {
+        problems.push(Problem::error(
+            format!("{ROUTING}.gatewayAPI.httpRoute"),
+            "httpRoute is empty: name the HTTPRoute whose backend weights Fife should set",
+        ));
+    }
+    if let Some(istio) = &routing.istio {
+        if istio.virtual_service.name.is_empty() {
+            problems.push(Problem::error(
+                format!("{ROUTING}.istio.virtualService.name"),
+                "name is empty: name the VirtualService whose route weights Fife should set",
+            ));
+        }
+        if let Some(rule) = &istio.destination_rule {
+            let path = format!("{ROUTING}.istio.destinationRule");
+            let subsets = [
+                ("stableSubsetName", Some(rule.stable_subset_name.as_str())),
+                ("canarySubsetName", Some(rule.canary_subset_name.as_str())),
+                ("baselineSubsetName", rule.baseline_subset_name.as_deref()),
+            ];
+            for (field, name) in subsets {
+                if name == Some("") {
+                    problems.push(Problem::error(
+                        format!("{path}.{field}"),
+                        format!("{field} is empty: name the DestinationRule subset of this role"),
+                    ));
+                }
+            }
+            let named: Vec<&str> = subsets.iter().filter_map(|(_, n)| *n).collect();
+            if named
+                .iter()
+                .enumerate()
+                .any(|(i, n)| named[..i].contains(n))
+            {
+                problems.push(Problem::error(
+                    path.clone(),
+                    "two roles share a subset name: give stable, canary and baseline a subset each, since Fife sets each subset's labels to select one role's pods",
+                ));
+            }
+            if spec.strategy.canary.baseline && rule.baseline_subset_name.is_none() {
+                problems.push(Problem::error(
+                    format!("{path}.baselineSubsetName"),
+                    "baseline: true needs a subset for the baseline's pods: set baselineSubsetName (e.g. baseline) and add the subset to the DestinationRule",
+                ));
+            }
+        }
+    }
+    if let Some(nginx) = &routing.nginx {
+        if nginx.stable_ingress.is_empty() {
+            problems.push(Problem::error(
+                format!("{ROUTING}.nginx.stableIngress"),
+                "stableIngress is empty: name the Ingress whose rules send traffic to the stable Service",
+            ));
+        }
+        if spec.strategy.canary.baseline {
+            problems.push(Problem::error(
+                "spec.strategy.canary.baseline",
+                "ingress-nginx gives one canary Ingress per host a weight, so a baseline cannot get a share of its own: set baseline: false (compare the canary against the stable with a threshold metric), or route with istio or gatewayAPI to keep the baseline comparison",
+            ));
+        }
+        for key in nginx.additional_ingress_annotations.keys() {
+            if key == crate::rollout::NGINX_CANARY_ANNOTATION
+                || key == crate::rollout::NGINX_CANARY_WEIGHT_ANNOTATION
+            {
+                problems.push(Problem::error(
+                    format!("{ROUTING}.nginx.additionalIngressAnnotations.{key}"),
+                    format!("{key} is Fife's to set on the canary Ingress: remove it"),
+                ));
+            }
+        }
+    }
+}
+
+fn validate_header_route(
+    spec: &RolloutSpec,
+    route: &SetHeaderRoute,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) {
+    let routes_headers = spec
+        .strategy
+        .canary
+        .traffic_routing
+        .as_ref()
+        .is_some_and(TrafficRouting::routes_headers);
+    if !routes_headers {
+        problems.push(Problem::error(
+            path,
+            "setHeaderRoute needs a router that matches headers: set trafficRouting.gatewayAPI or trafficRouting.istio, or remove the step",
+        ));
+    }
+    if route.name.is_empty() {
+        problems.push(Problem::error(
+            format!("{path}.name"),
+            "name is empty: name the route, so a later step can replace or remove it",
+        ));
+    }
+    for (i, m) in route.r#match.iter().enumerate() {
+        let value = &m.header_value;
+        let set = [&value.exact, &value.prefix, &value.regex]
+            .into_iter()
+            .filter(|v| v.is_some())
+            .count();
+        if m.header_name.is_empty() {
+            problems.push(Problem::error(
+                format!("{path}.match[{i}].headerName"),
+                "headerName is empty: name the request header to match",
+            ));
+        }
+        if set != 1 {
+            problems.push(Problem::error(
+                format!("{path}.match[{i}].headerValue"),
+                "set exactly one of exact, prefix and regex",
+            ));
+        }
+    }
+}
+
 fn validate_steps(spec: &RolloutSpec, catalog: &TemplateCatalog, problems: &mut Vec<Problem>) {
     for (i, step) in spec.steps().iter().enumerate() {
         let path = format!("spec.strategy.canary.steps[{i}]");
@@ -361,6 +498,9 @@ fn validate_steps(spec: &RolloutSpec, catalog: &TemplateCatalog, problems: &mut 
                 }
             }
             CanaryStep::Pause(_) => {}
+            CanaryStep::SetHeaderRoute(route) => {
+                validate_header_route(spec, route, &format!("{path}.setHeaderRoute"), problems)
+            }
             CanaryStep::Analysis(analysis) => validate_analysis_refs(
                 spec,
                 &analysis.templates,
@@ -1216,5 +1356,83 @@ mod tests {
             ),
             "{p:?}"
         );
+    }
+
+    /// The errors (not the warning that the Rollout has no template) about `canary`.
+    fn routing_problems(canary: serde_json::Value) -> Vec<Problem> {
+        validate_rollout(
+            &mk_rollout(json!({ "strategy": { "canary": canary } })),
+            &TemplateCatalog::default(),
+        )
+        .into_iter()
+        .filter(|p| p.severity == Severity::Error)
+        .collect()
+    }
+
+    #[test]
+    fn one_router_is_named_and_nginx_refuses_a_baseline_it_cannot_weigh() {
+        let routing = "spec.strategy.canary.trafficRouting";
+        let p = routing_problems(json!({ "trafficRouting": {
+            "gatewayAPI": { "httpRoute": "web" }, "istio": { "virtualService": { "name": "web" } }
+        } }));
+        assert!(has(&p, routing, "more than one router"), "{p:?}");
+        let p = routing_problems(json!({ "trafficRouting": {} }));
+        assert!(has(&p, routing, "names no router"), "{p:?}");
+        let p = routing_problems(json!({ "baseline": true,
+            "trafficRouting": { "nginx": { "stableIngress": "web",
+                "additionalIngressAnnotations": { "canary-weight": "5" } } } }));
+        assert!(
+            has(&p, "spec.strategy.canary.baseline", "baseline: false"),
+            "{p:?}"
+        );
+        assert!(
+            has(
+                &p,
+                &format!("{routing}.nginx.additionalIngressAnnotations.canary-weight"),
+                "Fife's to set"
+            ),
+            "{p:?}"
+        );
+        let p =
+            routing_problems(json!({ "trafficRouting": { "nginx": { "stableIngress": "web" } } }));
+        assert_eq!(p, vec![]);
+    }
+
+    #[test]
+    fn istio_subsets_are_one_per_role_and_the_baseline_needs_one() {
+        let p = routing_problems(json!({ "baseline": true, "trafficRouting": { "istio": {
+            "virtualService": { "name": "web", "routes": ["primary"] },
+            "destinationRule": { "name": "web", "stableSubsetName": "v", "canarySubsetName": "v" }
+        } } }));
+        let rule = "spec.strategy.canary.trafficRouting.istio.destinationRule";
+        assert!(has(&p, rule, "share a subset name"), "{p:?}");
+        assert!(
+            has(&p, &format!("{rule}.baselineSubsetName"), "baseline: true"),
+            "{p:?}"
+        );
+        let p = routing_problems(json!({ "baseline": true, "trafficRouting": { "istio": {
+            "virtualService": { "name": "web" },
+            "destinationRule": { "name": "web", "stableSubsetName": "stable",
+                "canarySubsetName": "canary", "baselineSubsetName": "baseline" }
+        } } }));
+        assert_eq!(p, vec![]);
+    }
+
+    #[test]
+    fn header_routes_need_a_router_that_matches_headers_and_one_kind_of_match() {
+        let step = json!({ "setHeaderRoute": { "name": "beta", "match": [
+            { "headerName": "x-beta", "headerValue": { "exact": "1", "regex": "1" } }
+        ] } });
+        let p = routing_problems(json!({ "steps": [step],
+            "trafficRouting": { "nginx": { "stableIngress": "web" } } }));
+        let path = "spec.strategy.canary.steps[0].setHeaderRoute";
+        assert!(has(&p, path, "gatewayAPI or trafficRouting.istio"), "{p:?}");
+        assert!(
+            has(&p, &format!("{path}.match[0].headerValue"), "exactly one"),
+            "{p:?}"
+        );
+        let p = routing_problems(json!({ "steps": [{ "setHeaderRoute": { "name": "beta" } }],
+            "trafficRouting": { "gatewayAPI": { "httpRoute": "web" } } }));
+        assert_eq!(p, vec![], "a step without match removes the route");
     }
 }

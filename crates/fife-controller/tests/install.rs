@@ -194,6 +194,21 @@ fn the_cluster_role_grants_exactly_what_the_controller_uses() {
             "httproutes".into(),
             v(&["get", "patch"]),
         ),
+        (
+            "networking.istio.io".into(),
+            "virtualservices".into(),
+            v(&["get", "patch"]),
+        ),
+        (
+            "networking.istio.io".into(),
+            "destinationrules".into(),
+            v(&["get", "patch"]),
+        ),
+        (
+            "networking.k8s.io".into(),
+            "ingresses".into(),
+            v(&["create", "delete", "get", "patch"]),
+        ),
         ("events.k8s.io".into(), "events".into(), v(&["create"])),
         ("".into(), "secrets".into(), v(&["get"])),
     ];

@@ -6,7 +6,9 @@ mod support;
 
 use fife_api::rollout::ManualActionOutcome;
 use fife_api::{AnalysisPhase, CanaryStep, ManualAction};
-use fife_engine::rollout::{Decision, EventAction, Observed, ObservedChild, decide, weight_at};
+use fife_engine::rollout::{
+    Decision, EventAction, Observed, ObservedChild, decide, header_routes_at, weight_at,
+};
 use proptest::prelude::*;
 use support::*;
 
@@ -63,6 +65,7 @@ fn canary_step() -> impl Strategy<Value = CanaryStep> {
         (0i32..=100).prop_map(set_weight),
         prop::option::of(0u64..300).prop_map(pause),
         Just(analysis()),
+        (0u8..3, prop::option::of(0u8..3)).prop_map(|(name, value)| header_route(name, value)),
     ]
 }
 
@@ -173,6 +176,15 @@ fn run_scenario(sc: &Scenario) -> Result<(), TestCaseError> {
             d.weights.canary + d.weights.baseline + d.weights.stable,
             100
         );
+        // Header routes never outlive the rollout: none after an abort, a promotion or a
+        // return to stable; while the canary runs, exactly those of the steps reached.
+        if d.status.abort || d.status.canary_revision.is_none() || d.children.canary.is_none() {
+            prop_assert!(d.header_routes.is_empty(), "{:?}", d.header_routes);
+        } else {
+            let index = d.status.current_step_index.unwrap_or(0);
+            prop_assert_eq!(&d.header_routes, &header_routes_at(&sc.steps, index));
+        }
+        prop_assert!(d.header_routes.iter().all(|r| !r.r#match.is_empty()));
 
         if applied_person_promote(&d) {
             person_approved = true;

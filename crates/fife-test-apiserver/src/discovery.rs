@@ -150,7 +150,29 @@ pub fn builtin_types() -> Vec<ResourceType> {
         .short(&["svc"])
         .with_status();
     services.categories = vec!["all".into()];
-    vec![
+    let mut ingresses =
+        ResourceType::builtin("networking.k8s.io", "v1", "ingresses", "Ingress", true)
+            .short(&["ing"])
+            .with_status();
+    ingresses.printer_columns = vec![
+        column("Class", "string", ".spec.ingressClassName", ""),
+        column("Hosts", "string", ".spec.rules[*].host", ""),
+        column(
+            "Address",
+            "string",
+            ".status.loadBalancer.ingress[*].ip",
+            "",
+        ),
+        PrinterColumn {
+            name: "Age".into(),
+            column_type: "date".into(),
+            json_path: ".metadata.creationTimestamp".into(),
+            description: String::new(),
+            priority: 0,
+            format: String::new(),
+        },
+    ];
+    let mut types = vec![
         ResourceType::builtin("", "v1", "namespaces", "Namespace", false)
             .short(&["ns"])
             .with_status(),
@@ -278,7 +300,11 @@ pub fn builtin_types() -> Vec<ResourceType> {
             }];
             crd
         },
-    ]
+        ingresses,
+    ];
+    // CRDs on real clusters with Istio; served from the start, like HTTPRoute.
+    types.extend(super::istio::istio_types());
+    types
 }
 
 fn column(name: &str, column_type: &str, path: &str, description: &str) -> PrinterColumn {

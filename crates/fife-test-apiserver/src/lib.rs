@@ -130,7 +130,10 @@
 //!   `status` (outside `metadata` only, for kinds without a status subresource).
 //! - **Gateway API `HTTPRoute`** (`gateway.networking.k8s.io/v1`) is served from the
 //!   start, with custom-resource rules (no strategic merge, `resourceVersion` required on
-//!   update); on a real cluster its CRD must be installed first.
+//!   update); on a real cluster its CRD must be installed first. So are Istio's
+//!   `VirtualService` and `DestinationRule` (`networking.istio.io/v1`, with structural
+//!   schemas: [`istio`]). `networking.k8s.io/v1` `Ingress` is a built-in kind, served
+//!   without an ingress controller (its status stays empty).
 //! - **Watch bookmarks** are sent every [`Config::bookmark_interval`] (the real server
 //!   sends them about once a minute); `sendInitialEvents=true` watches end their initial
 //!   events with the `k8s.io/initial-events-end` bookmark.
@@ -164,6 +167,7 @@ pub mod discovery;
 pub mod expression;
 pub mod faults;
 mod handlers;
+pub mod istio;
 pub mod journal;
 pub mod jsonpath;
 pub mod patch;

@@ -93,6 +93,9 @@ impl Cluster {
             "Rollout" => ("rollouts", true),
             "Approval" => ("approvals", true),
             "HTTPRoute" => ("httproutes", true),
+            "VirtualService" => ("virtualservices", true),
+            "DestinationRule" => ("destinationrules", true),
+            "Ingress" => ("ingresses", true),
             other => panic!("no path for {other}"),
         };
         let namespace = if namespaced {
@@ -347,6 +350,24 @@ fn rollout_cases() -> Vec<(&'static str, &'static str, Value)> {
             "templates": [{ "templateName": "checkout-api-gate" }], "args": args });
         cases.push((rule, field, background));
     }
+    let mut two_routers = example.clone();
+    two_routers["spec"]["strategy"]["canary"]["trafficRouting"] = json!({
+        "gatewayAPI": { "httpRoute": "web" },
+        "istio": { "virtualService": { "name": "web" } }
+    });
+    cases.push((
+        "!(has(self.gatewayAPI) && has(self.istio)) && !(has(self.gatewayAPI) && has(self.nginx)) && !(has(self.istio) && has(self.nginx))",
+        "spec.strategy.canary.trafficRouting",
+        two_routers,
+    ));
+    let mut no_match_kind = example.clone();
+    no_match_kind["spec"]["strategy"]["canary"]["steps"][0] = json!({ "setHeaderRoute": {
+        "name": "beta", "match": [{ "headerName": "x-beta", "headerValue": {} }] } });
+    cases.push((
+        "(has(self.exact) || has(self.prefix) || has(self.regex)) && !(has(self.exact) && has(self.prefix)) && !(has(self.exact) && has(self.regex)) && !(has(self.prefix) && has(self.regex))",
+        "spec.strategy.canary.steps[0].setHeaderRoute.match[0].headerValue",
+        no_match_kind,
+    ));
     cases
 }
 

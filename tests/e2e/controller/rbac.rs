@@ -315,6 +315,55 @@ async fn the_cluster_role_grants_exactly_what_a_release_uses() {
         // Credentials of Prometheus providers and image keys (controller::prometheus_auth,
         // controller::signatures).
         ("", "secrets", "get", "provider credentials and image keys"),
+        // The Istio and NGINX routers (controller::routers); this release uses the Gateway API.
+        (
+            "networking.istio.io",
+            "virtualservices",
+            "get",
+            "Istio route weights",
+        ),
+        (
+            "networking.istio.io",
+            "virtualservices",
+            "patch",
+            "Istio route weights",
+        ),
+        (
+            "networking.istio.io",
+            "destinationrules",
+            "get",
+            "Istio role subsets",
+        ),
+        (
+            "networking.istio.io",
+            "destinationrules",
+            "patch",
+            "Istio role subsets",
+        ),
+        (
+            "networking.k8s.io",
+            "ingresses",
+            "get",
+            "the stable Ingress",
+        ),
+        (
+            "networking.k8s.io",
+            "ingresses",
+            "create",
+            "the canary Ingress",
+        ),
+        (
+            "networking.k8s.io",
+            "ingresses",
+            "patch",
+            "the canary weight",
+        ),
+        (
+            "networking.k8s.io",
+            "ingresses",
+            "delete",
+            "the canary Ingress at the end",
+        ),
     ];
     let cluster = rbac_cluster().await;
     let kubeconfig = install(&cluster, None).await;

@@ -3,11 +3,14 @@
 //!
 //! ```text
 //!   Decision ─▶ children (Deployments) · services · traffic (HTTPRoute weights)
+//!             · istio (VirtualService weights, DestinationRule subsets) · nginx (canary Ingress)
 //!             · runs (AnalysisRuns) · status_diff (write or not) · drift (re-apply or not)
 //! ```
 
 pub mod children;
 pub mod drift;
+pub mod istio;
+pub mod nginx;
 pub mod runs;
 pub mod services;
 pub mod status_diff;

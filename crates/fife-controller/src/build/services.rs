@@ -2,8 +2,9 @@
 //!
 //! - `<name>` selects every role: without a traffic router, traffic splits by replica
 //!   counts, so this is the Service clients use.
-//! - `<name>-stable`, `<name>-canary`, `<name>-baseline` select one role each: the backends
-//!   a Gateway API `HTTPRoute` weighs.
+//! - `<name>-stable`, `<name>-canary`, `<name>-baseline` select one role each, with any
+//!   traffic router: the backends a Gateway API `HTTPRoute` weighs, the hosts of an Istio
+//!   VirtualService split by host, the services of the stable and canary Ingresses.
 //!
 //! Ports are the container ports of the pod template (named ports keep their names).
 
@@ -41,7 +42,7 @@ pub fn build_services(
         base.clone(),
         &ports,
     )?];
-    if uses_gateway_api(rollout) {
+    if uses_router(rollout) {
         for role in Role::ALL {
             let mut selector = base.clone();
             selector.insert(ROLE_LABEL.to_owned(), role.as_str().to_owned());
@@ -57,15 +58,15 @@ pub fn build_services(
     Ok(services)
 }
 
-/// True when the Rollout routes traffic through an HTTPRoute.
-pub fn uses_gateway_api(rollout: &Rollout) -> bool {
+/// True when a traffic router (not replica counts) splits the Rollout's traffic.
+pub fn uses_router(rollout: &Rollout) -> bool {
     rollout
         .spec
         .strategy
         .canary
         .traffic_routing
         .as_ref()
-        .is_some_and(|t| t.gateway_api.is_some())
+        .is_some_and(fife_api::rollout::TrafficRouting::routes)
 }
 
 fn service(
@@ -160,6 +161,7 @@ mod tests {
                 http_route: "web".into(),
                 namespace: None,
             }),
+            ..TrafficRouting::default()
         });
         let services = build_services(&rollout, &mk_template("web:1")).unwrap();
         let names: Vec<_> = services.iter().map(|s| s.name_any()).collect();

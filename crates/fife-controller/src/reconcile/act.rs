@@ -1,31 +1,43 @@
 //! Act: applies a recorded decision. Deployments and Services by server-side apply (always
 //! with apiVersion and kind, field manager `fife`, forced: the controller owns these
-//! fields); HTTPRoute weights by a merge patch guarded by resourceVersion; AnalysisRuns
+//! fields); the routers' lists (HTTPRoute rules, VirtualService routes, DestinationRule
+//! subsets) by a merge patch guarded by resourceVersion ([`patch_guarded`] says why); the
+//! canary Ingress, Fife's alone, by server-side apply, deleted when no canary runs; AnalysisRuns
 //! created once and terminated by a spec flag. Every write here is idempotent, so
 //! replaying a decision after a crash changes nothing that was already applied. What is
 //! already as desired is compared with the watch caches first and not written again.
 
 use fife_api::analysis::AnalysisTemplateSpec;
-use fife_api::rollout::TemplateRef;
+use fife_api::labels::canary_ingress_name;
+use fife_api::rollout::{GatewayApiRouting, IstioRouting, NginxRouting, TemplateRef};
 use fife_api::{
     AnalysisPhase, AnalysisRun, AnalysisRunStatus, AnalysisTemplate, ClusterAnalysisTemplate,
     Rollout,
 };
+use fife_engine::rollout::header_route_names;
 use fife_engine::{AnalysisIntent, AnalysisKind, Decision, DesiredChild};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::build::children::{
-    ExistingChildren, build_deployment, scaled_down, template_for_revision,
+    ExistingChildren, build_deployment, owner_reference, scaled_down, template_for_revision,
 };
+use crate::build::istio::{
+    Split, destination_rule_resource, http_routes, role_subsets, virtual_service_resource,
+    weighted_routes, with_header_routes,
+};
+use crate::build::nginx::{canary_ingress, same_canary_ingress};
 use crate::build::runs::{RunContext, build_analysis_run};
 use crate::build::services::build_services;
-use crate::build::traffic::{current_weights, http_route_resource, route_rules, weighted_rules};
+use crate::build::traffic::{
+    TrafficError, http_route_resource, route_rules, weighted_rules, with_header_rules,
+};
 use crate::reconcile::error::ReconcileError;
 use crate::reconcile::observe::Observation;
 use crate::runtime::context::Context;
@@ -177,17 +189,65 @@ async fn apply_traffic(
     decision: &Decision,
     key: &str,
 ) -> Result<(), ReconcileError> {
-    let Some(gateway) = rollout
-        .spec
-        .strategy
-        .canary
-        .traffic_routing
-        .as_ref()
-        .and_then(|t| t.gateway_api.as_ref())
-    else {
+    let Some(routing) = rollout.spec.strategy.canary.traffic_routing.as_ref() else {
         // Without a router, the replica counts are the split.
         return Ok(());
     };
+    if let Some(gateway) = &routing.gateway_api {
+        apply_http_route(ctx, rollout, gateway, decision, key).await?;
+    }
+    if let Some(istio) = &routing.istio {
+        apply_istio(ctx, rollout, istio, decision, key).await?;
+    }
+    if let Some(nginx) = &routing.nginx {
+        apply_nginx(ctx, rollout, nginx, decision, key).await?;
+    }
+    Ok(())
+}
+
+fn traffic_error(key: &str, source: TrafficError) -> ReconcileError {
+    ReconcileError::Traffic {
+        rollout: key.to_owned(),
+        source,
+    }
+}
+
+/// The routers' objects hold lists (HTTPRoute rules, VirtualService routes, DestinationRule
+/// subsets) without a merge key. Server-side apply treats such a list on a custom resource as
+/// atomic: applying our version of the list would take ownership of every entry, other
+/// managers' fields in it included, and a later apply of theirs would conflict or undo ours.
+/// So these writes are merge patches of the whole list, read from the server and changed
+/// only where Fife owns a field, with the resourceVersion read as precondition: a concurrent
+/// edit makes the patch fail (409) instead of being overwritten, and the reconcile is retried
+/// on the fresh object.
+async fn patch_guarded(
+    api: &Api<DynamicObject>,
+    object: &DynamicObject,
+    spec: Value,
+    what: &str,
+    key: &str,
+) -> Result<(), ReconcileError> {
+    let patch = json!({
+        "metadata": { "resourceVersion": object.resource_version() },
+        "spec": spec,
+    });
+    api.patch(
+        &object.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(|source| act_error(key, what, source))?;
+    Ok(())
+}
+
+async fn apply_http_route(
+    ctx: &Context,
+    rollout: &Rollout,
+    gateway: &GatewayApiRouting,
+    decision: &Decision,
+    key: &str,
+) -> Result<(), ReconcileError> {
     let namespace = gateway
         .namespace
         .clone()
@@ -195,48 +255,126 @@ async fn apply_traffic(
         .unwrap_or_default();
     let api: Api<DynamicObject> =
         Api::namespaced_with(ctx.client.clone(), &namespace, &http_route_resource());
-    let route = api.get(&gateway.http_route).await.map_err(|source| {
-        act_error(
-            key,
-            &format!("HTTPRoute {namespace}/{}", gateway.http_route),
-            source,
-        )
-    })?;
+    let what = format!("HTTPRoute {namespace}/{}", gateway.http_route);
+    let route = api
+        .get(&gateway.http_route)
+        .await
+        .map_err(|source| act_error(key, &what, source))?;
     let spec = route.data.get("spec").cloned().unwrap_or_default();
-    let traffic = |source| ReconcileError::Traffic {
-        rollout: key.to_owned(),
-        source,
-    };
-    let rules = route_rules(&gateway.http_route, &spec).map_err(traffic)?;
-    if current_weights(&rollout.name_any(), &rules) == Some(decision.weights) {
+    let name = rollout.name_any();
+    let rules = route_rules(&gateway.http_route, &spec).map_err(|e| traffic_error(key, e))?;
+    let owned = header_route_names(rollout.spec.steps());
+    let desired = weighted_rules(&gateway.http_route, &name, &rules, decision.weights)
+        .and_then(|weighted| {
+            with_header_rules(
+                &gateway.http_route,
+                &name,
+                &weighted,
+                &owned,
+                &decision.header_routes,
+            )
+        })
+        .map_err(|e| traffic_error(key, e))?;
+    if desired == rules {
         return Ok(());
     }
-    let rules = weighted_rules(
-        &gateway.http_route,
-        &rollout.name_any(),
-        &rules,
-        decision.weights,
-    )
-    .map_err(traffic)?;
-    // The resourceVersion makes the merge patch fail on a concurrent edit instead of
-    // overwriting it; the reconcile is then retried on the fresh route.
-    let patch = json!({
-        "metadata": { "resourceVersion": route.resource_version() },
-        "spec": { "rules": rules },
-    });
-    api.patch(
-        &gateway.http_route,
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map_err(|source| {
-        act_error(
-            key,
-            &format!("HTTPRoute {namespace}/{} weights", gateway.http_route),
-            source,
-        )
+    patch_guarded(&api, &route, json!({ "rules": desired }), &what, key).await
+}
+
+async fn apply_istio(
+    ctx: &Context,
+    rollout: &Rollout,
+    istio: &IstioRouting,
+    decision: &Decision,
+    key: &str,
+) -> Result<(), ReconcileError> {
+    let namespace = rollout.namespace().unwrap_or_default();
+    let name = rollout.name_any();
+    // The subsets first: a route to a subset the DestinationRule does not define yet
+    // would fail its requests.
+    if let Some(rule) = &istio.destination_rule {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(ctx.client.clone(), &namespace, &destination_rule_resource());
+        let what = format!("DestinationRule {namespace}/{}", rule.name);
+        let object = api
+            .get(&rule.name)
+            .await
+            .map_err(|source| act_error(key, &what, source))?;
+        let spec = object.data.get("spec").cloned().unwrap_or_default();
+        let subsets = role_subsets(&format!("{namespace}/{}", rule.name), rule, &spec)
+            .map_err(|e| traffic_error(key, e))?;
+        if spec.get("subsets") != Some(&Value::Array(subsets.clone())) {
+            patch_guarded(&api, &object, json!({ "subsets": subsets }), &what, key).await?;
+        }
+    }
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), &namespace, &virtual_service_resource());
+    let vs_name = &istio.virtual_service.name;
+    let what = format!("VirtualService {namespace}/{vs_name}");
+    let object = api
+        .get(vs_name)
+        .await
+        .map_err(|source| act_error(key, &what, source))?;
+    let spec = object.data.get("spec").cloned().unwrap_or_default();
+    let qualified = format!("{namespace}/{vs_name}");
+    let split = Split::of(istio, &name);
+    let routes = http_routes(&qualified, &spec).map_err(|e| traffic_error(key, e))?;
+    let owned = header_route_names(rollout.spec.steps());
+    let desired = with_header_routes(&qualified, split, &routes, &owned, &decision.header_routes)
+        .and_then(|routes| {
+            weighted_routes(&qualified, istio, split, &routes, &owned, decision.weights)
+        })
+        .map_err(|e| traffic_error(key, e))?;
+    if desired == routes {
+        return Ok(());
+    }
+    patch_guarded(&api, &object, json!({ "http": desired }), &what, key).await
+}
+
+/// The canary Ingress exists while a canary takes part in the rollout: from its start
+/// until it is promoted (and, after a promotion, until the new stable is ready and the old
+/// canary's weight is gone), and not after an abort.
+async fn apply_nginx(
+    ctx: &Context,
+    rollout: &Rollout,
+    nginx: &NginxRouting,
+    decision: &Decision,
+    key: &str,
+) -> Result<(), ReconcileError> {
+    let namespace = rollout.namespace().unwrap_or_default();
+    let api: Api<Ingress> = Api::namespaced(ctx.client.clone(), &namespace);
+    let canary_name = canary_ingress_name(&rollout.name_any(), &nginx.stable_ingress);
+    let what = format!("Ingress {namespace}/{canary_name}");
+    let current = api
+        .get_opt(&canary_name)
+        .await
+        .map_err(|source| act_error(key, &what, source))?;
+    let in_rollout = decision.status.canary_revision.is_some() && !decision.status.abort;
+    if decision.weights.canary == 0 && !in_rollout {
+        if current.is_some() {
+            match api.delete(&canary_name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(source) => return Err(act_error(key, &what, source)),
+            }
+        }
+        return Ok(());
+    }
+    let stable_what = format!("Ingress {namespace}/{}", nginx.stable_ingress);
+    let stable = api
+        .get(&nginx.stable_ingress)
+        .await
+        .map_err(|source| act_error(key, &stable_what, source))?;
+    let owner = owner_reference(rollout).map_err(|source| ReconcileError::Build {
+        rollout: key.to_owned(),
+        source,
     })?;
+    let desired = canary_ingress(rollout, nginx, &stable, decision.weights.canary, owner)
+        .map_err(|e| traffic_error(key, e))?;
+    if current.is_some_and(|c| same_canary_ingress(&c, &desired)) {
+        return Ok(());
+    }
+    server_side_apply(&api, &desired, key).await?;
     Ok(())
 }
 

@@ -22,8 +22,9 @@
 //!   waits); a run missing from the cache is created with a create that answers 409 when
 //!   it exists, never twice.
 //! - **Services** (in act) come from the cache, compared before a forced apply, as children.
-//! - **The HTTPRoute** is read from the API in act: it is shared with other owners and its
-//!   weights are written with a resourceVersion precondition, which must be the server's.
+//! - **The routers' objects** (HTTPRoute, VirtualService, DestinationRule, the stable and
+//!   canary Ingresses) are read from the API in act: they are shared with other owners, and
+//!   their lists are written with a resourceVersion precondition, which must be the server's.
 
 use fife_api::{AnalysisPhase, AnalysisRun, Rollout};
 use fife_engine::{Observed, ObservedAnalysis, ObservedChild};

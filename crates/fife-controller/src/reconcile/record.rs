@@ -296,6 +296,7 @@ mod tests {
                 baseline: 10,
                 stable: 80,
             },
+            header_routes: Vec::new(),
             analysis: Vec::new(),
             requeue_after: None,
             events,

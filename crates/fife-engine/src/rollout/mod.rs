@@ -3,8 +3,8 @@
 //! traffic to apply, the analyses to start or stop, and the audit events the decision implies.
 
 use fife_api::rollout::{
-    CanaryStep, HandledManualAction, ManualActionOutcome, PauseCondition, PauseReason, TemplateRef,
-    step_label,
+    CanaryStep, HandledManualAction, ManualActionOutcome, PauseCondition, PauseReason,
+    SetHeaderRoute, TemplateRef, TrafficRouting, step_label,
 };
 use fife_api::wire::wire_name;
 use fife_api::{
@@ -17,6 +17,7 @@ use crate::revision::pod_template_hash;
 
 mod availability;
 mod gates;
+mod headers;
 mod manual;
 mod release;
 mod steps;
@@ -24,6 +25,7 @@ mod summary;
 mod traffic;
 
 pub use availability::AVAILABLE_CONDITION;
+pub use headers::{header_route_names, header_routes_at};
 pub use release::{GateEvent, ObservedRelease, RELEASE_GATES_CONDITION};
 pub use summary::summarize;
 pub use traffic::{replicas_for, weight_at, weights_for};
@@ -166,6 +168,9 @@ pub struct Decision {
     pub status: RolloutStatus,
     pub children: DesiredChildren,
     pub weights: TrafficWeights,
+    /// The `setHeaderRoute` routes to the canary in force; every other route the steps
+    /// name is removed from the router's objects.
+    pub header_routes: Vec<SetHeaderRoute>,
     pub analysis: Vec<AnalysisIntent>,
     pub requeue_after: Option<std::time::Duration>,
     pub events: Vec<RolloutEvent>,
@@ -292,7 +297,17 @@ impl<'a> Machine<'a> {
             .canary
             .traffic_routing
             .as_ref()
-            .is_some_and(|r| r.gateway_api.is_some())
+            .is_some_and(TrafficRouting::routes)
+    }
+
+    /// The baseline runs only where the router can give it a share of its own.
+    pub(super) fn baseline(&self) -> bool {
+        let canary = &self.spec.strategy.canary;
+        canary.baseline
+            && canary
+                .traffic_routing
+                .as_ref()
+                .is_none_or(TrafficRouting::weighs_baseline)
     }
 
     pub(super) fn event(&mut self, action: EventAction, message: impl Into<String>) {
@@ -490,10 +505,12 @@ impl<'a> Machine<'a> {
         self.status.weights = self.spec.template.as_ref().map(|_| self.weights);
         summarize(&mut self.status, self.spec, self.observed);
         self.status.phase = self.phase();
+        let header_routes = self.header_routes();
         Decision {
             status: self.status,
             children: self.children,
             weights: self.weights,
+            header_routes,
             analysis: self.analysis,
             requeue_after: self.wakeups.into_iter().min(),
             events: self.events,

@@ -36,7 +36,8 @@ impl<'a> Machine<'a> {
                 };
             };
             match step {
-                CanaryStep::SetWeight(_) => self.advance(),
+                // Both take effect through the decision's weights and header routes.
+                CanaryStep::SetWeight(_) | CanaryStep::SetHeaderRoute(_) => self.advance(),
                 CanaryStep::Pause(pause) => {
                     let started = self
                         .status

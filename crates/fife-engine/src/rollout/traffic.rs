@@ -128,10 +128,7 @@ impl<'a> Machine<'a> {
 
     /// Children and weights for the current step.
     pub(super) fn canary_children(&mut self) {
-        let weights = weights_for(
-            weight_at(self.steps(), self.index()),
-            self.spec.strategy.canary.baseline,
-        );
+        let weights = weights_for(weight_at(self.steps(), self.index()), self.baseline());
         self.set_children(weights);
     }
 
@@ -152,9 +149,6 @@ impl<'a> Machine<'a> {
     }
 
     pub(super) fn weights_of_index(&self, index: i32) -> TrafficWeights {
-        weights_for(
-            weight_at(self.steps(), index),
-            self.spec.strategy.canary.baseline,
-        )
+        weights_for(weight_at(self.steps(), index), self.baseline())
     }
 }

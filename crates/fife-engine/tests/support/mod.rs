@@ -1,7 +1,10 @@
 //! Builders and a simulated controller loop for the rollout tests.
 #![allow(dead_code)]
 
-use fife_api::rollout::{PauseStep, RolloutAnalysis, RolloutStrategy, TemplateRef};
+use fife_api::rollout::{
+    HeaderRoutingMatch, PauseStep, RolloutAnalysis, RolloutStrategy, SetHeaderRoute, StringMatch,
+    TemplateRef,
+};
 use fife_api::{
     AnalysisPhase, CanaryStep, CanaryStrategy, Duration, ManualAction, ManualActionRequest,
     Rollout, RolloutSpec,
@@ -46,6 +49,23 @@ pub fn analysis() -> CanaryStep {
             cluster_scope: false,
         }],
         args: vec![],
+    })
+}
+
+/// A `setHeaderRoute` step named `h<name>`; `None` removes the route.
+pub fn header_route(name: u8, value: Option<u8>) -> CanaryStep {
+    CanaryStep::SetHeaderRoute(SetHeaderRoute {
+        name: format!("h{name}"),
+        r#match: value
+            .map(|v| HeaderRoutingMatch {
+                header_name: "x-canary".to_owned(),
+                header_value: StringMatch {
+                    exact: Some(v.to_string()),
+                    ..StringMatch::default()
+                },
+            })
+            .into_iter()
+            .collect(),
     })
 }
 
