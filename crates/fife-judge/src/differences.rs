@@ -191,27 +191,37 @@ impl<'a> PairwiseDifferences<'a> {
         found
     }
 
-    /// Where pivot p cuts every row. The strict walk is needed only when some difference
-    /// equals p, which one comparison per row tells.
+    /// Where pivot p cuts every row. Differences equal to p sit just left of each row's cut
+    /// (rows ascend), and a pivot is always one of the differences: counting them back from
+    /// the ≤ cut gives the < cut without a second walk. On heavily tied data, where that
+    /// count would cost more than a walk, the strict walk takes over.
     fn cut(&self, p: f64) -> Cut {
-        let n = self.canary.len();
+        let (n, m) = (self.canary.len(), self.baseline.len());
         let mut through = vec![0usize; n];
         let through_total = self.staircase::<false>(p, &mut through);
-        let any_equal = through
-            .iter()
-            .enumerate()
-            .any(|(i, &t)| t > 0 && self.at(i, t - 1) == p);
-        let (below, below_total) = if any_equal {
-            let mut below = vec![0usize; n];
-            let total = self.staircase::<true>(p, &mut below);
-            (below, total)
-        } else {
-            (through.clone(), through_total)
-        };
+        let mut below = through.clone();
+        let mut budget = n + m;
+        let mut equal_total = 0u64;
+        for (i, c) in below.iter_mut().enumerate() {
+            while *c > 0 && self.at(i, *c - 1) == p {
+                if budget == 0 {
+                    let below_total = self.staircase::<true>(p, &mut below);
+                    return Cut {
+                        below,
+                        through,
+                        below_total,
+                        through_total,
+                    };
+                }
+                budget -= 1;
+                *c -= 1;
+                equal_total += 1;
+            }
+        }
         Cut {
             below,
             through,
-            below_total,
+            below_total: through_total - equal_total,
             through_total,
         }
     }
@@ -270,7 +280,8 @@ impl<'a> PairwiseDifferences<'a> {
         let stratum_start = |q: u64| (q as u128 * window.size as u128 / strata as u128) as u64;
         let mut draw = |q: u64| {
             let (start, end) = (stratum_start(q), stratum_start(q + 1));
-            start + rng.next() % (end - start)
+            // A multiply-shift maps the draw onto the stratum without a division.
+            start + ((u128::from(rng.next()) * u128::from(end - start)) >> 64) as u64
         };
         sample.clear();
         let mut q = 0u64;
