@@ -86,7 +86,8 @@ pub struct CountJudgement {
     /// canary ratio / baseline ratio; None when the baseline had no errors. With one canary
     /// pod, its ratio over the geometric mean of the baseline version's pods' ratios.
     pub ratio: Option<f64>,
-    /// Interval for the ratio (log scale, delta method); None when either side had no errors.
+    /// Interval for the ratio (log scale, delta method; with one canary pod, the prediction
+    /// test's); None when either side had no errors.
     pub ratio_interval: Option<[f64; 2]>,
     /// The look's p-value: one-sided in the watched direction, two-sided for `either`.
     pub p_value: f64,
@@ -440,10 +441,10 @@ fn decide(
             ),
         );
     }
-    // The effect gate compares the ratio of error ratios; a baseline without errors gives
-    // an unbounded ratio, which no tolerance covers.
     // The direction of the tested comparison: the ratio's when there is one (it is the
-    // single-pod test's), else the difference's.
+    // single-pod test's), else the difference's. The effect gate compares the ratio of
+    // error ratios; a baseline without errors gives an unbounded ratio, which no tolerance
+    // covers.
     let rise = j.ratio.map_or(j.estimate, |r| r - 1.0);
     let direction = config.direction;
     if rise > 0.0 && direction.watches_increase() {
@@ -480,6 +481,45 @@ fn decide(
         Classification::Pass,
         format!("the difference is not in a watched direction: {evidence}"),
     )
+}
+
+/// One canary pod placed among the pods of the baseline's version (baseline and stable) on
+/// the log scale of error ratios.
+#[derive(Debug, Clone, Copy)]
+struct SinglePod {
+    /// ln r_c − mean of the others' ln r.
+    shift: f64,
+    /// sd of the others' ln r · √(1 + 1/M): the scale of a new pod's deviation.
+    scale: f64,
+    /// M − 1.
+    df: f64,
+}
+
+/// None when fewer than two pods of the baseline's version exist, some pod has no errors
+/// (no log ratio) or they all err alike; the dispersion test answers then.
+fn single_pod(
+    canary: &PodCounts,
+    baseline: &[PodCounts],
+    reference: &[PodCounts],
+) -> Option<SinglePod> {
+    let log_ratio = |p: &PodCounts| (p.errors > 0.0).then(|| (p.errors / p.requests).ln());
+    let others: Vec<f64> = baseline
+        .iter()
+        .chain(reference)
+        .map(log_ratio)
+        .collect::<Option<_>>()?;
+    let m = others.len();
+    if m < 2 {
+        return None;
+    }
+    let mean = others.iter().sum::<f64>() / m as f64;
+    let variance = others.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / (m - 1) as f64;
+    let scale = (variance * (1.0 + 1.0 / m as f64)).sqrt();
+    (scale > 0.0).then_some(SinglePod {
+        shift: log_ratio(canary)? - mean,
+        scale,
+        df: (m - 1) as f64,
+    })
 }
 
 #[cfg(test)]
@@ -530,43 +570,4 @@ mod tests {
         assert_eq!(j.classification, Classification::NoData);
         assert!(j.reason.contains("canary pod a"), "{}", j.reason);
     }
-}
-
-/// One canary pod placed among the pods of the baseline's version (baseline and stable) on
-/// the log scale of error ratios.
-#[derive(Debug, Clone, Copy)]
-struct SinglePod {
-    /// ln r_c − mean of the others' ln r.
-    shift: f64,
-    /// sd of the others' ln r · √(1 + 1/M): the scale of a new pod's deviation.
-    scale: f64,
-    /// M − 1.
-    df: f64,
-}
-
-/// None when fewer than two pods of the baseline's version exist, some pod has no errors
-/// (no log ratio) or they all err alike; the dispersion test answers then.
-fn single_pod(
-    canary: &PodCounts,
-    baseline: &[PodCounts],
-    reference: &[PodCounts],
-) -> Option<SinglePod> {
-    let log_ratio = |p: &PodCounts| (p.errors > 0.0).then(|| (p.errors / p.requests).ln());
-    let others: Vec<f64> = baseline
-        .iter()
-        .chain(reference)
-        .map(log_ratio)
-        .collect::<Option<_>>()?;
-    let m = others.len();
-    if m < 2 {
-        return None;
-    }
-    let mean = others.iter().sum::<f64>() / m as f64;
-    let variance = others.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / (m - 1) as f64;
-    let scale = (variance * (1.0 + 1.0 / m as f64)).sqrt();
-    (scale > 0.0).then_some(SinglePod {
-        shift: log_ratio(canary)? - mean,
-        scale,
-        df: (m - 1) as f64,
-    })
 }
