@@ -1,8 +1,8 @@
 //! `fife-demo` (`make demo`): Fife's main job on one machine. It starts the Kubernetes API test
 //! server, synthetic canary and baseline workloads, a real Prometheus scraping them, and the
 //! real `fife controller`; it then ships two releases of one Rollout — a healthy one that is
-//! promoted through its steps and a 30% slower one that the Mann-Whitney analysis rolls
-//! back — shows each change of the Rollout as it happens, and ends with the audit log and
+//! promoted through its steps and a 30% slower one that the default comparison (the pod
+//! test, three canary against three baseline pods) rolls back — shows each change of the Rollout as it happens, and ends with the audit log and
 //! `fife audit verify` on it.
 //!
 //! ```text
@@ -164,7 +164,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     let rolled_back = ship
         .release(
             3,
-            "30% slower canary; expect the Mann-Whitney analysis to roll it back",
+            "30% slower canary; expect the pod comparison to roll it back",
             "c3e5a7b9d1f2e4c6a8b0d2f4e6c8a0b2d4f6e8a1c3b5d7f9e0a2c4b6d8f0e1a3",
             "release-3",
         )
@@ -203,10 +203,14 @@ fn say(started: Instant, what: &str) {
     println!("[{:>5.1}s] == {what}", started.elapsed().as_secs_f64());
 }
 
-/// A canary and a baseline workload for one release; the baseline runs the stable version.
+/// Pods a side: the default comparison judges the canary's pods against the spread between
+/// the baseline's, which one pod a side cannot show (that is Inconclusive, a pause).
+const PODS_PER_SIDE: u64 = 3;
+
+/// The canary and baseline pods of one release; the baseline runs the stable version.
 struct WorkloadPair {
-    canary: Workload,
-    baseline: Workload,
+    canary: Vec<Workload>,
+    baseline: Vec<Workload>,
 }
 
 impl WorkloadPair {
@@ -221,16 +225,28 @@ impl WorkloadPair {
             ..WorkloadConfig::new(role, seed)
         };
         let listen: SocketAddr = "127.0.0.1:0".parse()?;
-        Ok(Self {
-            canary: Workload::start(listen, config(WorkloadRole::Canary, canary_scale, seed))
-                .await?,
-            baseline: Workload::start(listen, config(WorkloadRole::Baseline, 1.0, seed + 1))
-                .await?,
-        })
+        let mut pair = Self {
+            canary: Vec::new(),
+            baseline: Vec::new(),
+        };
+        for pod in 0..PODS_PER_SIDE {
+            let seed = seed + 2 * pod;
+            pair.canary.push(
+                Workload::start(listen, config(WorkloadRole::Canary, canary_scale, seed)).await?,
+            );
+            pair.baseline.push(
+                Workload::start(listen, config(WorkloadRole::Baseline, 1.0, seed + 1)).await?,
+            );
+        }
+        Ok(pair)
     }
 
     fn targets(&self) -> Vec<SocketAddr> {
-        vec![self.canary.local_addr(), self.baseline.local_addr()]
+        self.canary
+            .iter()
+            .chain(&self.baseline)
+            .map(Workload::local_addr)
+            .collect()
     }
 }
 
@@ -256,8 +272,9 @@ async fn wait_for_samples(prometheus: &PrometheusServer, started: Instant) -> an
             let value = body["data"]["result"][0]["value"][1]
                 .as_str()
                 .unwrap_or("0");
-            // Four workloads, one `code` series each.
-            if value.parse::<f64>().unwrap_or(0.0) >= 4.0 {
+            // Two releases of PODS_PER_SIDE canary and baseline workloads, one `code`
+            // series each.
+            if value.parse::<f64>().unwrap_or(0.0) >= (4 * PODS_PER_SIDE) as f64 {
                 return Ok(());
             }
         }
@@ -451,8 +468,8 @@ impl ProgressView<'_> {
     }
 }
 
-/// A comparison metric (per-pod median latency, canary vs baseline, Mann-Whitney) and a
-/// threshold metric (canary success rate), measured every 2 s.
+/// A comparison metric (per-pod median latency, canary pods against baseline pods, with the
+/// default test) and a threshold metric (canary success rate), measured every 2 s.
 fn analysis_template() -> String {
     r#"apiVersion: fife.dev/v1alpha1
 kind: AnalysisTemplate
@@ -483,7 +500,6 @@ spec:
               http_request_duration_seconds_bucket{job="{{args.job}}",fife_role="{{role}}"}[3s])))
           range: {lookback: 10s, step: 1s}
       compare:
-        test: mannWhitney
         direction: increase
         confidence: 0.95
         allowedIncrease: 1.10

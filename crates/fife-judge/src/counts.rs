@@ -14,6 +14,12 @@
 //!    ─▶ p (Student t) vs α_k ─▶ High | Low | Pass | NoData
 //! ```
 //!
+//! One canary pod is judged apart: its ratio carries that pod's error multiplier whole,
+//! which skews it, and the dispersion test lets identical canaries fail more often than α.
+//! It is placed among the baseline and stable pods on the log scale, where a multiplier is
+//! a shift: t = (ln r_c − mean ln r) / (sd ln r · √(1 + 1/M)), df = M − 1 over the M pods
+//! of the baseline's version (a prediction test, as the pod test judges one canary pod).
+//!
 //! Pure and deterministic; never panics; NaN and ±∞ points are cleaned per `nanPolicy`.
 
 use std::collections::BTreeMap;
@@ -66,7 +72,8 @@ pub struct CountJudgement {
     /// Σ errors / Σ requests of the canary pods and of the baseline pods.
     pub canary_ratio: f64,
     pub baseline_ratio: f64,
-    /// Degrees of freedom of the dispersion: pods − groups.
+    /// Degrees of freedom of the test: pods − groups for the dispersion, or, with one
+    /// canary pod, the number of pods of the baseline's version − 1.
     pub df: u32,
     /// φ: the variance of a pod's errors relative to the binomial's at its request count.
     pub dispersion: f64,
@@ -76,9 +83,11 @@ pub struct CountJudgement {
     pub estimate: f64,
     /// Two-sided interval for the difference at level 1 − α_look.
     pub interval: [f64; 2],
-    /// canary ratio / baseline ratio; None when the baseline had no errors.
+    /// canary ratio / baseline ratio; None when the baseline had no errors. With one canary
+    /// pod, its ratio over the geometric mean of the baseline version's pods' ratios.
     pub ratio: Option<f64>,
-    /// Interval for the ratio (log scale, delta method); None when either side had no errors.
+    /// Interval for the ratio (log scale, delta method; with one canary pod, the prediction
+    /// test's); None when either side had no errors.
     pub ratio_interval: Option<[f64; 2]>,
     /// The look's p-value: one-sided in the watched direction, two-sided for `either`.
     pub p_value: f64,
@@ -243,9 +252,27 @@ pub fn judge_counts(
     // test), so a side with no errors at all still has a variance.
     let pooled = (e_c + e_b) / (r_c + r_b);
     let null_se = (dispersion * pooled * (1.0 - pooled) * (1.0 / r_c + 1.0 / r_b)).sqrt();
-    let direction = config.direction;
     let upper = |x: f64| student_t::upper_tail(x, df as f64);
-    let p_value = if null_se > 0.0 {
+    // One canary pod: its ratio carries that pod's error multiplier whole, which Pearson's
+    // dispersion on the difference scale, from a few pods, describes too loosely (identical
+    // canaries failed more often than α). The pod is instead placed among the pods of the
+    // baseline's version on the log scale, where a multiplier is a shift: a prediction
+    // t test against their spread, as the pod test judges one canary pod.
+    let single = if n_c == 1 {
+        single_pod(&answer.canary[0], &answer.baseline, &answer.reference)
+    } else {
+        None
+    };
+    let direction = config.direction;
+    let p_value = if let Some(single) = single {
+        let t = single.shift / single.scale;
+        let upper = |x: f64| student_t::upper_tail(x, single.df);
+        match (direction.watches_increase(), direction.watches_decrease()) {
+            (true, false) => upper(t),
+            (false, true) => upper(-t),
+            _ => (2.0 * upper(t.abs())).min(1.0),
+        }
+    } else if null_se > 0.0 {
         let t = estimate / null_se;
         match (direction.watches_increase(), direction.watches_decrease()) {
             (true, false) => upper(t),
@@ -287,8 +314,25 @@ pub fn judge_counts(
         ]);
     }
 
-    let (classification, reason) =
-        decide(&answer, config, &ratios_text, &pods_text, &left_out_text);
+    if let Some(single) = single {
+        let critical = student_t::quantile(1.0 - alpha_look / 2.0, single.df);
+        let half = if critical.is_finite() {
+            critical * single.scale
+        } else {
+            0.0
+        };
+        answer.df = single.df as u32;
+        answer.ratio = Some(single.shift.exp());
+        answer.ratio_interval = Some([(single.shift - half).exp(), (single.shift + half).exp()]);
+    }
+    let (classification, reason) = decide(
+        &answer,
+        config,
+        single.is_some(),
+        &ratios_text,
+        &pods_text,
+        &left_out_text,
+    );
     answer.classification = classification;
     answer.reason = reason;
     answer
@@ -356,6 +400,7 @@ fn count_pods(side: &CounterSeries, nan_policy: NanPolicy) -> Result<Vec<PodCoun
 fn decide(
     j: &CountJudgement,
     config: &JudgeConfig,
+    single_pod: bool,
     ratios_text: &str,
     pods_text: &str,
     left_out_text: &str,
@@ -363,7 +408,12 @@ fn decide(
     let level = number((1.0 - j.alpha_look) * 100.0);
     let effect = match (j.ratio, j.ratio_interval) {
         (Some(ratio), Some([lo, hi])) => format!(
-            "canary/baseline {} ({level}% CI {} to {})",
+            "{} {} ({level}% CI {} to {})",
+            if single_pod {
+                "canary pod/geometric mean of the baseline version's pods"
+            } else {
+                "canary/baseline"
+            },
             number(ratio),
             number(lo),
             number(hi)
@@ -391,10 +441,13 @@ fn decide(
             ),
         );
     }
-    // The effect gate compares the ratio of error ratios; a baseline without errors gives
-    // an unbounded ratio, which no tolerance covers.
+    // The direction of the tested comparison: the ratio's when there is one (it is the
+    // single-pod test's), else the difference's. The effect gate compares the ratio of
+    // error ratios; a baseline without errors gives an unbounded ratio, which no tolerance
+    // covers.
+    let rise = j.ratio.map_or(j.estimate, |r| r - 1.0);
     let direction = config.direction;
-    if j.estimate > 0.0 && direction.watches_increase() {
+    if rise > 0.0 && direction.watches_increase() {
         if j.ratio.is_some_and(|r| r < config.allowed_increase) {
             return (
                 Classification::Pass,
@@ -409,7 +462,7 @@ fn decide(
             format!("the canary errs more than the baseline: {evidence}"),
         );
     }
-    if j.estimate < 0.0 && direction.watches_decrease() {
+    if rise < 0.0 && direction.watches_decrease() {
         if j.ratio.is_some_and(|r| r > config.allowed_decrease) {
             return (
                 Classification::Pass,
@@ -428,6 +481,45 @@ fn decide(
         Classification::Pass,
         format!("the difference is not in a watched direction: {evidence}"),
     )
+}
+
+/// One canary pod placed among the pods of the baseline's version (baseline and stable) on
+/// the log scale of error ratios.
+#[derive(Debug, Clone, Copy)]
+struct SinglePod {
+    /// ln r_c − mean of the others' ln r.
+    shift: f64,
+    /// sd of the others' ln r · √(1 + 1/M): the scale of a new pod's deviation.
+    scale: f64,
+    /// M − 1.
+    df: f64,
+}
+
+/// None when fewer than two pods of the baseline's version exist, some pod has no errors
+/// (no log ratio) or they all err alike; the dispersion test answers then.
+fn single_pod(
+    canary: &PodCounts,
+    baseline: &[PodCounts],
+    reference: &[PodCounts],
+) -> Option<SinglePod> {
+    let log_ratio = |p: &PodCounts| (p.errors > 0.0).then(|| (p.errors / p.requests).ln());
+    let others: Vec<f64> = baseline
+        .iter()
+        .chain(reference)
+        .map(log_ratio)
+        .collect::<Option<_>>()?;
+    let m = others.len();
+    if m < 2 {
+        return None;
+    }
+    let mean = others.iter().sum::<f64>() / m as f64;
+    let variance = others.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / (m - 1) as f64;
+    let scale = (variance * (1.0 + 1.0 / m as f64)).sqrt();
+    (scale > 0.0).then_some(SinglePod {
+        shift: log_ratio(canary)? - mean,
+        scale,
+        df: (m - 1) as f64,
+    })
 }
 
 #[cfg(test)]

@@ -50,6 +50,23 @@ struct Cut {
     through_total: u64,
 }
 
+/// Per-row column buffers (all n long) of finished windows and cuts, for the next cut to
+/// reuse: a fresh buffer is fresh pages, and faulting them in cost more than the walk
+/// that fills them.
+#[derive(Debug, Default)]
+struct Buffers(Vec<Vec<usize>>);
+
+impl Buffers {
+    /// A buffer of n columns with arbitrary contents: every user overwrites all of them.
+    fn take(&mut self, n: usize) -> Vec<usize> {
+        self.0.pop().unwrap_or_else(|| vec![0; n])
+    }
+
+    fn give(&mut self, buffer: Vec<usize>) {
+        self.0.push(buffer);
+    }
+}
+
 /// The multiset {canary_i − baseline_j}, both samples sorted ascending and finite.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PairwiseDifferences<'a> {
@@ -123,6 +140,7 @@ impl<'a> PairwiseDifferences<'a> {
         )];
         let mut rng = SplitMix64(0x5eed_f1fe_0000_0001);
         let mut sample = Vec::new();
+        let mut buffers = Buffers::default();
         while let Some((window, targets)) = pending.pop() {
             if window.size <= materialise_at {
                 let mut values = self.materialise(&window);
@@ -134,10 +152,12 @@ impl<'a> PairwiseDifferences<'a> {
                     found[t] = *v;
                     done = k;
                 }
+                buffers.give(window.lo);
+                buffers.give(window.hi);
                 continue;
             }
 
-            self.sample(&window, &mut rng, &mut sample);
+            self.sample(&window, materialise_at, &mut rng, &mut sample);
             let pivots = pivots(
                 &mut sample,
                 targets.clone().map(|t| wanted[t] - window.left),
@@ -154,7 +174,7 @@ impl<'a> PairwiseDifferences<'a> {
             let mut lower_total = left;
             let mut t = targets.start;
             for pivot in pivots {
-                let cut = self.cut(pivot);
+                let cut = self.cut(pivot, &mut buffers);
                 let first = t;
                 while t < targets.end && wanted[t] < cut.below_total {
                     t += 1;
@@ -167,6 +187,9 @@ impl<'a> PairwiseDifferences<'a> {
                         size: cut.below_total - lower_total,
                     };
                     pending.push((below, first..t));
+                } else {
+                    buffers.give(lower);
+                    buffers.give(cut.below);
                 }
                 while t < targets.end && wanted[t] < cut.through_total {
                     found[t] = pivot;
@@ -186,32 +209,47 @@ impl<'a> PairwiseDifferences<'a> {
                     size: left + size - lower_total,
                 };
                 pending.push((above, t..targets.end));
+            } else {
+                buffers.give(lower);
+                buffers.give(hi);
             }
         }
         found
     }
 
-    /// Where pivot p cuts every row. The strict walk is needed only when some difference
-    /// equals p, which one comparison per row tells.
-    fn cut(&self, p: f64) -> Cut {
-        let n = self.canary.len();
-        let mut through = vec![0usize; n];
+    /// Where pivot p cuts every row. Differences equal to p sit just left of each row's cut
+    /// (rows ascend), and a pivot is always one of the differences: counting them back from
+    /// the ≤ cut gives the < cut without a second walk. On continuous data p occurs about
+    /// once; on tied data, once the count passes a sixteenth of a walk, the strict walk
+    /// takes over.
+    fn cut(&self, p: f64, buffers: &mut Buffers) -> Cut {
+        let (n, m) = (self.canary.len(), self.baseline.len());
+        let mut through = buffers.take(n);
         let through_total = self.staircase::<false>(p, &mut through);
-        let any_equal = through
-            .iter()
-            .enumerate()
-            .any(|(i, &t)| t > 0 && self.at(i, t - 1) == p);
-        let (below, below_total) = if any_equal {
-            let mut below = vec![0usize; n];
-            let total = self.staircase::<true>(p, &mut below);
-            (below, total)
-        } else {
-            (through.clone(), through_total)
-        };
+        let mut below = buffers.take(n);
+        below.copy_from_slice(&through);
+        let mut budget = (n + m) / 16;
+        let mut equal_total = 0u64;
+        for (i, c) in below.iter_mut().enumerate() {
+            while *c > 0 && self.at(i, *c - 1) == p {
+                if budget == 0 {
+                    let below_total = self.staircase::<true>(p, &mut below);
+                    return Cut {
+                        below,
+                        through,
+                        below_total,
+                        through_total,
+                    };
+                }
+                budget -= 1;
+                *c -= 1;
+                equal_total += 1;
+            }
+        }
         Cut {
             below,
             through,
-            below_total,
+            below_total: through_total - equal_total,
             through_total,
         }
     }
@@ -262,15 +300,33 @@ impl<'a> PairwiseDifferences<'a> {
     /// A stratified sample of the window's candidates: the window, read row by row, is cut
     /// into equal strata and one candidate is drawn uniformly from each. One pass over the
     /// rows, and no aliasing with the row length as a fixed stride would have.
-    fn sample(&self, window: &Window, rng: &mut SplitMix64, sample: &mut Vec<f64>) {
-        let size = MAX_SAMPLE_SIZE
-            .min((self.canary.len() + self.baseline.len()) / 2)
-            .max(64) as u64;
+    ///
+    /// A rank's bracket spans about PIVOT_SPREAD / √size of the window, so a window within
+    /// reach of `materialise_at` needs only (2·PIVOT_SPREAD·window / materialise_at)²
+    /// draws to land at half of it: drawing more costs time and narrows nothing that
+    /// materialising would not.
+    fn sample(
+        &self,
+        window: &Window,
+        materialise_at: u64,
+        rng: &mut SplitMix64,
+        sample: &mut Vec<f64>,
+    ) {
+        let enough = if materialise_at == 0 {
+            u64::MAX
+        } else {
+            let draws = 2.0 * PIVOT_SPREAD * window.size as f64 / materialise_at as f64;
+            (draws * draws).min(u64::MAX as f64) as u64
+        };
+        let size = (MAX_SAMPLE_SIZE.min((self.canary.len() + self.baseline.len()) / 2) as u64)
+            .min(enough)
+            .max(64);
         let strata = size.min(window.size);
         let stratum_start = |q: u64| (q as u128 * window.size as u128 / strata as u128) as u64;
         let mut draw = |q: u64| {
             let (start, end) = (stratum_start(q), stratum_start(q + 1));
-            start + rng.next() % (end - start)
+            // A multiply-shift maps the draw onto the stratum without a division.
+            start + ((u128::from(rng.next()) * u128::from(end - start)) >> 64) as u64
         };
         sample.clear();
         let mut q = 0u64;

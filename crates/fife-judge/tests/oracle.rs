@@ -214,3 +214,61 @@ fn student_t_upper_tails_match_scipy() {
         );
     }
 }
+
+// === the counts test against scipy's pieces (oracle/generate_counts.py) ===
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CountsCase {
+    name: String,
+    direction: Direction,
+    points: usize,
+    canary: Vec<(f64, f64)>,
+    baseline: Vec<(f64, f64)>,
+    stable: Vec<(f64, f64)>,
+    dispersion: f64,
+    df: u32,
+    p_value: f64,
+}
+
+/// One side from (errors, requests) per pod, held at each of `points` timestamps.
+fn counter_side(pods: &[(f64, f64)], points: usize) -> fife_judge::CounterSeries {
+    let mut side = fife_judge::CounterSeries::default();
+    for (i, &(errors, requests)) in pods.iter().enumerate() {
+        let name = format!("{{pod=\"p{i}\"}}");
+        let at = |v: f64| (0..points).map(move |k| (1_700_000_000_000 + k as i64 * 15_000, v));
+        side.errors
+            .push(fife_judge::PodSeries::new(name.clone(), at(errors)));
+        side.requests
+            .push(fife_judge::PodSeries::new(name, at(requests)));
+    }
+    side
+}
+
+#[test]
+fn counts_test_agrees_with_scipy_pieces() {
+    let cases: Vec<CountsCase> = serde_json::from_str(include_str!("oracle/counts_cases.json"))
+        .expect("counts_cases.json parses");
+    for case in cases {
+        let config = JudgeConfig {
+            direction: case.direction,
+            ..JudgeConfig::default()
+        };
+        let j = fife_judge::judge_counts(
+            &counter_side(&case.canary, case.points),
+            &counter_side(&case.baseline, case.points),
+            &counter_side(&case.stable, case.points),
+            fife_judge::Look::SINGLE,
+            &config,
+        );
+        assert_eq!(j.df, case.df, "{}: df", case.name);
+        assert_close(
+            &case.name,
+            "dispersion",
+            j.dispersion,
+            case.dispersion,
+            1e-9,
+        );
+        assert_close(&case.name, "p-value", j.p_value, case.p_value, 1e-9);
+    }
+}
