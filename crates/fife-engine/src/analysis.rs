@@ -682,7 +682,7 @@ fn api_judgement(
             if found {
                 judgement.p_value = Some(j.p_value);
                 judgement.adjusted_p_value = Some(j.adjusted_p_value);
-                judgement.method = Some("quasiBinomial".to_owned());
+                judgement.method = Some(j.method.name().to_owned());
                 judgement.shift = Some(j.estimate);
                 judgement.ci = Some(ConfidenceInterval {
                     lower: j.interval[0],

@@ -96,6 +96,31 @@ pub struct CountJudgement {
     pub classification: Classification,
     /// One sentence stating the verdict and the facts that decided it.
     pub reason: String,
+    /// Which test gave the p-value and the intervals.
+    pub method: CountMethod,
+}
+
+/// The two tests of the counts comparison; the serde names are the evidence's wire text.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CountMethod {
+    /// Two or more canary pods: canary and baseline proportions compared with the
+    /// dispersion estimated from every pod.
+    #[default]
+    QuasiBinomial,
+    /// One canary pod: its log ratio placed among the baseline version's pods'
+    /// (a prediction t test).
+    LogPrediction,
+}
+
+impl CountMethod {
+    /// The serde name, for evidence and messages.
+    pub const fn name(self) -> &'static str {
+        match self {
+            CountMethod::QuasiBinomial => "quasiBinomial",
+            CountMethod::LogPrediction => "logPrediction",
+        }
+    }
 }
 
 /// Judges the canary's error ratio against the baseline's at `look`, with the stable pods'
@@ -127,6 +152,7 @@ pub fn judge_counts(
         baseline: Vec::new(),
         reference: Vec::new(),
         pods_left_out: 0,
+        method: CountMethod::QuasiBinomial,
         canary_ratio: 0.0,
         baseline_ratio: 0.0,
         df: 0,
@@ -322,6 +348,7 @@ pub fn judge_counts(
             0.0
         };
         answer.df = single.df as u32;
+        answer.method = CountMethod::LogPrediction;
         answer.ratio = Some(single.shift.exp());
         answer.ratio_interval = Some([(single.shift - half).exp(), (single.shift + half).exp()]);
     }
@@ -539,6 +566,16 @@ mod tests {
             ));
         }
         s
+    }
+
+    #[test]
+    fn method_names_are_the_serde_names() {
+        for method in [CountMethod::QuasiBinomial, CountMethod::LogPrediction] {
+            assert_eq!(
+                serde_json::to_value(method).unwrap(),
+                serde_json::json!(method.name())
+            );
+        }
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub mod student_t;
 pub use config::{
     ConfigError, DecisionRule, Direction, JudgeConfig, NanPolicy, OutlierPolicy, Scale, Test,
 };
-pub use counts::{CountJudgement, CounterSeries, PodCounts, judge_counts};
+pub use counts::{CountJudgement, CountMethod, CounterSeries, PodCounts, judge_counts};
 pub use judgement::{Classification, Judgement, Method};
 pub use pods::{Look, MIN_POINTS_PER_POD, PodJudgement, PodLocation, PodSeries, Point, judge_pods};
 

@@ -4,7 +4,8 @@
 //! after every measurement of a run.
 
 use fife_judge::{
-    Classification, CounterSeries, Direction, JudgeConfig, Look, NanPolicy, PodSeries, judge_counts,
+    Classification, CountMethod, CounterSeries, Direction, JudgeConfig, Look, NanPolicy, PodSeries,
+    judge_counts,
 };
 use proptest::prelude::*;
 
@@ -93,6 +94,7 @@ fn a_doubled_error_ratio_across_every_pod_is_high() {
         &increase(),
     );
     assert_eq!(j.classification, Classification::High, "{}", j.reason);
+    assert_eq!(j.method, CountMethod::QuasiBinomial);
     assert!(j.reason.contains("errs more"), "{}", j.reason);
     let tolerant = JudgeConfig {
         allowed_increase: 2.5,
@@ -155,6 +157,7 @@ fn one_pod_a_side_needs_stable_pods_for_its_dispersion() {
     let j = judge_counts(&canary, &baseline, &stable, Look::SINGLE, &increase());
     // One canary pod is placed among the 4 pods of the baseline's version: df 3.
     assert_eq!(j.df, 3);
+    assert_eq!(j.method, CountMethod::LogPrediction);
     assert_eq!(j.classification, Classification::High, "{}", j.reason);
     assert!(j.reason.contains("baseline version's pods"), "{}", j.reason);
     let ratio = j.ratio.expect("every pod has errors");
