@@ -62,22 +62,33 @@ use crate::duration::Duration;
     printcolumn(name = "Message", type_ = "string", json_path = ".status.message")
 )]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [{
-    "rule": "has(self.selector) == has(self.template)",
-    "message": "set selector and template together; a Rollout with neither is inert"
-}]))]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "has(self.selector) == has(self.template) || has(self.workloadRef)",
+        "message": "set selector and template together; a Rollout with neither is inert"
+    },
+    {
+        "rule": "!(has(self.template) && has(self.workloadRef))",
+        "message": "set either template or workloadRef, not both: workloadRef takes the pod template from the Deployment it names"
+    }
+]))]
 pub struct RolloutSpec {
     /// Desired pods of the workload. Canary and baseline replicas are carved out of it.
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 0))]
     pub replicas: i32,
-    /// Selects the Rollout's pods; must match `template.metadata.labels`.
+    /// Selects the Rollout's pods; must match `template.metadata.labels`. With
+    /// `workloadRef` it may be left out: the referenced Deployment's selector is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<LabelSelector>,
-    /// The pods to run. A Rollout without a template is valid but inert: the controller
-    /// reports it and does nothing else.
+    /// The pods to run. A Rollout with neither a template nor a `workloadRef` is valid but
+    /// inert: the controller reports it and does nothing else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<PodTemplateSpec>,
+    /// Take the pod template from an existing Deployment instead of `template`, and scale
+    /// that Deployment down as the Rollout's own pods take over (`scaleDown`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_ref: Option<WorkloadRef>,
     pub strategy: RolloutStrategy,
     /// Pause the rollout where it is, like `Deployment.spec.paused`, until set back to false.
     #[serde(default)]
@@ -120,6 +131,42 @@ fn default_revision_history_limit() -> i32 {
 
 fn default_abort_scale_down_delay_seconds() -> i32 {
     DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS
+}
+
+/// The Deployment a Rollout takes its pod template from. The template's hash is the
+/// revision, read again at every reconcile: changing the Deployment's template starts a
+/// rollout, as changing `spec.template` does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "self.apiVersion == 'apps/v1' && self.kind == 'Deployment'",
+    "message": "workloadRef must name a Deployment: apiVersion apps/v1, kind Deployment"
+}]))]
+pub struct WorkloadRef {
+    /// `apps/v1`.
+    pub api_version: String,
+    /// `Deployment`.
+    pub kind: String,
+    /// The Deployment's name, in the Rollout's namespace.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// What happens to the Deployment's own pods once the Rollout runs its revision.
+    #[serde(default)]
+    pub scale_down: WorkloadScaleDown,
+}
+
+/// How the referenced Deployment is scaled once the Rollout's pods take over. The
+/// Rollout's stable pods always come up first, so no mode leaves a moment without pods.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkloadScaleDown {
+    /// Leave the Deployment's replicas alone.
+    Never,
+    /// Scale the Deployment to zero once the Rollout is Healthy.
+    OnSuccess,
+    /// Scale the Deployment down pod by pod as the Rollout's stable pods become ready.
+    #[default]
+    Progressively,
 }
 
 /// How the Rollout moves between revisions. Canary is the only strategy today.
@@ -445,9 +492,10 @@ impl RolloutSpec {
         &self.strategy.canary.steps
     }
 
-    /// A Rollout without a pod template runs nothing; the validator warns about it.
+    /// A Rollout with neither a pod template nor a `workloadRef` runs nothing; the
+    /// validator warns about it.
     pub fn is_inert(&self) -> bool {
-        self.template.is_none()
+        self.template.is_none() && self.workload_ref.is_none()
     }
 }
 

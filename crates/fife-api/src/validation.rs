@@ -224,6 +224,10 @@ pub fn validate_rollout(rollout: &Rollout, catalog: &TemplateCatalog) -> Vec<Pro
 }
 
 fn validate_workload(spec: &RolloutSpec, problems: &mut Vec<Problem>) {
+    if let Some(reference) = &spec.workload_ref {
+        validate_workload_ref(spec, reference, problems);
+        return;
+    }
     match (&spec.selector, &spec.template) {
         (None, None) => problems.push(Problem::warning(
             "spec.template",
@@ -243,6 +247,36 @@ fn validate_workload(spec: &RolloutSpec, problems: &mut Vec<Problem>) {
                 validate_digests(template, problems);
             }
         }
+    }
+}
+
+/// A `workloadRef` names a Deployment and replaces `template`; the Deployment itself is
+/// checked by the controller, which reports a missing one on the Rollout.
+fn validate_workload_ref(
+    spec: &RolloutSpec,
+    reference: &crate::rollout::WorkloadRef,
+    problems: &mut Vec<Problem>,
+) {
+    if spec.template.is_some() {
+        problems.push(Problem::error(
+            "spec.template",
+            "spec.template and spec.workloadRef are both set: keep workloadRef to take the pod template from the Deployment, or remove it to use spec.template",
+        ));
+    }
+    if reference.api_version != "apps/v1" || reference.kind != "Deployment" {
+        problems.push(Problem::error(
+            "spec.workloadRef",
+            format!(
+                "workloadRef names a {} {}, but only a Deployment can be referenced: set apiVersion: apps/v1 and kind: Deployment",
+                reference.api_version, reference.kind
+            ),
+        ));
+    }
+    if reference.name.is_empty() {
+        problems.push(Problem::error(
+            "spec.workloadRef.name",
+            "the name is empty: name the Deployment whose pod template the Rollout runs",
+        ));
     }
 }
 
@@ -907,6 +941,39 @@ mod tests {
             "metadata": {"name": "web"}, "spec": spec
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn a_workload_ref_replaces_the_template_and_names_a_deployment() {
+        let strategy = json!({"canary": {"steps": []}});
+        let sound = mk_rollout(json!({
+            "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "strategy": strategy
+        }));
+        let catalog = TemplateCatalog::default();
+        assert_eq!(validate_rollout(&sound, &catalog), vec![]);
+        assert_eq!(
+            sound.spec.workload_ref.as_ref().unwrap().scale_down,
+            crate::rollout::WorkloadScaleDown::Progressively,
+            "Argo's default"
+        );
+        let both = mk_rollout(json!({
+            "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "scaleDown": "onsuccess"},
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}},
+            "strategy": strategy
+        }));
+        let p = validate_rollout(&both, &catalog);
+        assert!(has(&p, "spec.template", "both set"), "{p:?}");
+        let stateful = mk_rollout(json!({
+            "workloadRef": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "web"},
+            "strategy": strategy
+        }));
+        let p = validate_rollout(&stateful, &catalog);
+        assert!(
+            has(&p, "spec.workloadRef", "a apps/v1 StatefulSet"),
+            "{p:?}"
+        );
     }
 
     #[test]

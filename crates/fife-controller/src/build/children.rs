@@ -245,6 +245,7 @@ pub(crate) mod tests {
                     ..LabelSelector::default()
                 }),
                 template: Some(mk_template(image)),
+                workload_ref: None,
                 strategy: RolloutStrategy {
                     canary: CanaryStrategy::default(),
                 },

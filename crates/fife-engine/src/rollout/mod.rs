@@ -22,11 +22,15 @@ mod release;
 mod steps;
 mod summary;
 mod traffic;
+mod workload;
 
 pub use availability::AVAILABLE_CONDITION;
 pub use release::{GateEvent, ObservedRelease, RELEASE_GATES_CONDITION};
 pub use summary::summarize;
 pub use traffic::{replicas_for, weight_at, weights_for};
+pub use workload::{
+    MISSING_WORKLOAD_RETRY, ObservedWorkload, WORKLOAD_CONDITION, resolve, workload_replicas,
+};
 
 /// One child Deployment (stable, canary or baseline) as the controller observed it.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -70,6 +74,9 @@ pub struct Observed {
     pub background_analysis: Option<ObservedAnalysis>,
     /// The release policy's inputs; `None` when the controller observes no policy kinds.
     pub release: Option<ObservedRelease>,
+    /// The Deployment `spec.workloadRef` names; `None` without a workloadRef or when that
+    /// Deployment does not exist.
+    pub workload: Option<ObservedWorkload>,
 }
 
 /// A child Deployment to run: which revision, how many pods.
@@ -172,6 +179,9 @@ pub struct Decision {
     /// The release policy's judgement of the current change, when a policy governs it:
     /// the deploy record of a promotion is built from it.
     pub release: Option<fife_policy::GateReport>,
+    /// The replicas to give the Deployment `spec.workloadRef` names, per its `scaleDown`;
+    /// `None` leaves them as they are.
+    pub workload_replicas: Option<i32>,
 }
 
 /// Which AnalysisRun an analysis of a revision gets. Deterministic, so a controller restart
@@ -203,11 +213,15 @@ pub fn analysis_run_name_for_attempt(
 ///
 /// Pure: the same rollout, observations and `now` always give the same decision, and
 /// everything the next call needs is in the returned status. A Rollout without a pod
-/// template is inert: no children, a message saying why.
+/// template is inert: no children, a message saying why. With `workloadRef`, the template
+/// is the observed Deployment's ([`resolve`]).
 pub fn decide(rollout: &Rollout, observed: &Observed, now: jiff::Timestamp) -> Decision {
-    let mut machine = Machine::new(rollout, observed, now);
+    let rollout = resolve(rollout, observed);
+    let mut machine = Machine::new(&rollout, observed, now);
     machine.run();
-    machine.finish()
+    let mut decision = machine.finish();
+    decision.workload_replicas = workload_replicas(&rollout.spec, observed, &decision.status);
+    decision
 }
 
 // === impl Machine ===
@@ -343,9 +357,13 @@ impl<'a> Machine<'a> {
 
     pub(super) fn run(&mut self) {
         let Some(template) = self.spec.template.as_ref() else {
-            self.say("the Rollout has no pod template, so it runs nothing: add spec.template and spec.selector");
+            match &self.spec.workload_ref {
+                Some(reference) => self.workload_missing(&reference.name),
+                None => self.say("the Rollout has no pod template, so it runs nothing: add spec.template and spec.selector"),
+            }
             return;
         };
+        self.workload_found();
         let desired = pod_template_hash(template);
 
         if self.status.stable_revision.is_none() {
@@ -498,6 +516,7 @@ impl<'a> Machine<'a> {
             requeue_after: self.wakeups.into_iter().min(),
             events: self.events,
             release: self.release,
+            workload_replicas: None,
         }
     }
 

@@ -56,6 +56,7 @@ pub fn mk_rollout(image: &str, replicas: i32, steps: Vec<CanaryStep>) -> Rollout
             replicas,
             selector: None,
             template: Some(mk_template(image)),
+            workload_ref: None,
             strategy: RolloutStrategy {
                 canary: CanaryStrategy {
                     steps,
@@ -124,6 +125,7 @@ pub fn observe_applied(
                 message: None,
             }),
         release: None,
+        workload: None,
     }
 }
 
