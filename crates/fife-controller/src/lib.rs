@@ -334,6 +334,23 @@ fn rollouts_using(
         .collect()
 }
 
+/// The Rollout a Deployment event wakes: the owner of a child, or the Rollout that names
+/// the Deployment in `spec.workloadRef` (it labels that Deployment with `fife.dev/rollout`
+/// but does not own it).
+pub fn deployment_rollout(deployment: Deployment) -> Option<ObjectRef<DeserializeGuard<Rollout>>> {
+    let owner = deployment
+        .owner_references()
+        .iter()
+        .find(|o| {
+            o.controller == Some(true)
+                && o.kind == "Rollout"
+                && o.api_version == fife_api::API_VERSION
+        })
+        .map(|o| o.name.clone());
+    let name = owner.or_else(|| deployment.labels().get(ROLLOUT_LABEL).cloned())?;
+    Some(named_rollout(&name, deployment.namespace()))
+}
+
 /// Reconcile requests for one Rollout that arrive within this long of each other are
 /// merged into one: a change to a Rollout's children comes as a burst of watch events (the
 /// apply, then the Deployment controller's status updates).
@@ -531,7 +548,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
             .predicate_filter(rollout_triggers, PredicateConfig::default()),
         rollout_store,
     )
-    .owns_stream(deployments)
+    .watches_stream(deployments, deployment_rollout)
     .owns_stream(services)
     .owns_stream(runs)
     .watches(
@@ -645,6 +662,31 @@ mod tests {
             }}}
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn a_deployment_wakes_its_owner_or_the_rollout_that_references_it() {
+        let deployment =
+            |value: serde_json::Value| -> Deployment { serde_json::from_value(value).unwrap() };
+        let child = deployment(json!({
+            "metadata": {"name": "web-stable", "namespace": "shop",
+                "labels": {ROLLOUT_LABEL: "web"},
+                "ownerReferences": [{"apiVersion": fife_api::API_VERSION, "kind": "Rollout",
+                    "name": "web", "uid": "u1", "controller": true}]}
+        }));
+        assert_eq!(
+            deployment_rollout(child),
+            Some(ObjectRef::new("web").within("shop"))
+        );
+        let referenced = deployment(json!({
+            "metadata": {"name": "legacy", "namespace": "shop", "labels": {ROLLOUT_LABEL: "web"}}
+        }));
+        assert_eq!(
+            deployment_rollout(referenced),
+            Some(ObjectRef::new("web").within("shop"))
+        );
+        let unrelated = deployment(json!({"metadata": {"name": "db", "namespace": "shop"}}));
+        assert_eq!(deployment_rollout(unrelated), None);
     }
 
     #[test]

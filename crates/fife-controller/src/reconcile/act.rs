@@ -30,7 +30,7 @@ use crate::reconcile::error::ReconcileError;
 use crate::reconcile::observe::Observation;
 use crate::runtime::context::Context;
 use crate::runtime::context::FIELD_MANAGER;
-use fife_api::labels::Role;
+use fife_api::labels::{ROLLOUT_LABEL, Role};
 
 /// Applies children, Services, traffic and analysis intents, in that order: pods exist
 /// before traffic is sent to them, and analyses start once their canary serves.
@@ -42,6 +42,9 @@ pub async fn act(
     let rollout = &observation.rollout;
     let key = crate::reconcile::observe::rollout_key(rollout);
     apply_children(ctx, rollout, &observation.children, decision, &key).await?;
+    if let Some(workload) = &observation.workload {
+        apply_workload(ctx, rollout, workload, decision, &key).await?;
+    }
     apply_services(ctx, rollout, &key).await?;
     apply_traffic(ctx, rollout, decision, &key).await?;
     for intent in &decision.analysis {
@@ -119,6 +122,56 @@ async fn apply_children(
         }
         server_side_apply(&api, &d, key).await?;
     }
+    Ok(())
+}
+
+/// What to change on the Deployment `spec.workloadRef` names: the `fife.dev/rollout` label
+/// (so its watch events wake the Rollout and the Deployment cache holds it) and the
+/// replicas the decision gives it. Only those two fields; `None` when both are as wanted.
+/// Pure.
+pub fn workload_patch(
+    rollout: &Rollout,
+    workload: &Deployment,
+    decision: &Decision,
+) -> Option<serde_json::Value> {
+    let name = rollout.name_any();
+    let mut patch = json!({});
+    if workload.labels().get(ROLLOUT_LABEL) != Some(&name) {
+        patch["metadata"] = json!({ "labels": { ROLLOUT_LABEL: name } });
+    }
+    let running = workload.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    if let Some(replicas) = decision.workload_replicas
+        && replicas != running
+    {
+        patch["spec"] = json!({ "replicas": replicas });
+    }
+    (patch != json!({})).then_some(patch)
+}
+
+/// A merge patch, not an apply: the Deployment belongs to its author (often a GitOps tool),
+/// and Fife takes over only its label and its replica count, as `kubectl scale` would.
+async fn apply_workload(
+    ctx: &Context,
+    rollout: &Rollout,
+    workload: &Deployment,
+    decision: &Decision,
+    key: &str,
+) -> Result<(), ReconcileError> {
+    let Some(patch) = workload_patch(rollout, workload, decision) else {
+        return Ok(());
+    };
+    let name = workload.name_any();
+    let api: Api<Deployment> =
+        Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|source| {
+            act_error(
+                key,
+                &format!("Deployment {name} (spec.workloadRef)"),
+                source,
+            )
+        })?;
     Ok(())
 }
 
@@ -484,6 +537,43 @@ mod tests {
             Some("old"),
             "scaled down at the revision it ran"
         );
+    }
+
+    #[test]
+    fn the_referenced_deployment_gets_the_label_and_the_decided_replicas_only() {
+        let rollout = mk_rollout("web:1");
+        let template = rollout.spec.template.clone().unwrap();
+        let mut workload = Deployment {
+            metadata: kube::api::ObjectMeta {
+                name: Some("web".into()),
+                ..Default::default()
+            },
+            spec: Some(k8s_openapi::api::apps::v1::DeploymentSpec {
+                replicas: Some(4),
+                template,
+                ..Default::default()
+            }),
+            status: None,
+        };
+        let mut d = decision(DesiredChildren {
+            stable: None,
+            canary: None,
+            baseline: None,
+        });
+        d.workload_replicas = Some(3);
+        assert_eq!(
+            workload_patch(&rollout, &workload, &d),
+            Some(json!({"metadata": {"labels": {ROLLOUT_LABEL: "web"}}, "spec": {"replicas": 3}}))
+        );
+        workload.metadata.labels = Some([(ROLLOUT_LABEL.to_owned(), "web".to_owned())].into());
+        assert_eq!(
+            workload_patch(&rollout, &workload, &d),
+            Some(json!({"spec": {"replicas": 3}}))
+        );
+        d.workload_replicas = None;
+        assert_eq!(workload_patch(&rollout, &workload, &d), None, "left alone");
+        d.workload_replicas = Some(4);
+        assert_eq!(workload_patch(&rollout, &workload, &d), None, "already so");
     }
 
     #[test]

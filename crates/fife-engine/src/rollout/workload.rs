@@ -22,7 +22,7 @@ pub const WORKLOAD_CONDITION: &str = "WorkloadReferenced";
 
 /// How soon a Rollout whose referenced Deployment is missing looks for it again: a
 /// Deployment the Rollout has not adopted yet does not wake it when it is created.
-pub const MISSING_WORKLOAD_RETRY: std::time::Duration = std::time::Duration::from_secs(15);
+pub const MISSING_WORKLOAD_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The Deployment `spec.workloadRef` names, as the controller observed it.
 #[derive(Clone, Debug, Default, PartialEq)]
