@@ -169,11 +169,89 @@ pub enum WorkloadScaleDown {
     Progressively,
 }
 
-/// How the Rollout moves between revisions. Canary is the only strategy today.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// How the Rollout moves between revisions: exactly one of `canary` and `blueGreen`.
+///
+/// A blue-green Rollout reads as a canary one whose `canary` is unset; in Rust, `canary`
+/// is then its default and unused, and it is not written back (see the `Serialize` impl).
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("oneOf" = [{"required": ["canary"]}, {"required": ["blueGreen"]}]))]
 pub struct RolloutStrategy {
+    #[serde(default)]
     pub canary: CanaryStrategy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blue_green: Option<BlueGreenStrategy>,
+}
+
+// The strategy the Rollout declares, and only it, goes on the wire: a blue-green Rollout
+// written back with a default `canary` would break the exactly-one rule.
+impl Serialize for RolloutStrategy {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Wire<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            canary: Option<&'a CanaryStrategy>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            blue_green: Option<&'a BlueGreenStrategy>,
+        }
+        Wire {
+            canary: self.blue_green.is_none().then_some(&self.canary),
+            blue_green: self.blue_green.as_ref(),
+        }
+        .serialize(serializer)
+    }
+}
+
+/// Blue-green: the new revision comes up beside the active one behind `previewService`,
+/// passes its pre-promotion gates, and then `activeService` switches to it at once. Fife owns
+/// both Services' selectors (the `fife.dev/revision` label).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BlueGreenStrategy {
+    /// The Service that carries production traffic: it selects the active revision.
+    #[schemars(length(min = 1))]
+    pub active_service: String,
+    /// The Service that selects the new revision before promotion, for tests and the
+    /// pre-promotion analysis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_service: Option<String>,
+    /// Pods of the new revision before promotion; all `replicas` when unset. It is scaled to
+    /// `replicas` before the active Service switches to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub preview_replica_count: Option<i32>,
+    /// Promote once the pre-promotion analysis passes; `false` waits for
+    /// `kubectl fife promote`.
+    #[serde(default = "default_true")]
+    pub auto_promotion_enabled: bool,
+    /// With auto-promotion, wait this long with the new revision ready behind the preview
+    /// Service before promoting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub auto_promotion_seconds: Option<i32>,
+    /// After the switch (and the post-promotion analysis), keep the old revision's pods
+    /// this long before scaling them down: until then an abort switches back at once.
+    #[serde(default = "default_scale_down_delay_seconds")]
+    #[schemars(range(min = 0))]
+    pub scale_down_delay_seconds: i32,
+    /// Gates the switch: runs against the new revision behind the preview Service, beside a
+    /// fresh baseline of the active revision of the same size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_promotion_analysis: Option<RolloutAnalysis>,
+    /// Runs once the active Service has switched; a failure switches it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_promotion_analysis: Option<RolloutAnalysis>,
+}
+
+pub const DEFAULT_SCALE_DOWN_DELAY_SECONDS: i32 = 30;
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_scale_down_delay_seconds() -> i32 {
+    DEFAULT_SCALE_DOWN_DELAY_SECONDS
 }
 
 /// Canary steps, the optional same-version baseline, traffic routing and background analysis.

@@ -186,6 +186,9 @@ pub fn validate_rollout(rollout: &Rollout, catalog: &TemplateCatalog) -> Vec<Pro
             &mut problems,
         );
     }
+    if let Some(strategy) = &spec.strategy.blue_green {
+        validate_blue_green(spec, strategy, catalog, &mut problems);
+    }
     if let Some(routing) = &spec.strategy.canary.traffic_routing {
         match &routing.gateway_api {
             None => problems.push(Problem::error(
@@ -247,6 +250,64 @@ fn validate_workload(spec: &RolloutSpec, problems: &mut Vec<Problem>) {
                 validate_digests(template, problems);
             }
         }
+    }
+}
+
+/// The Services of a blue-green Rollout are two, and its analyses resolve like steps'. A
+/// comparison metric is refused after the switch: the baseline runs only beside the preview.
+fn validate_blue_green(
+    spec: &RolloutSpec,
+    strategy: &crate::rollout::BlueGreenStrategy,
+    catalog: &TemplateCatalog,
+    problems: &mut Vec<Problem>,
+) {
+    let path = "spec.strategy.blueGreen";
+    if strategy.active_service.is_empty() {
+        problems.push(Problem::error(
+            format!("{path}.activeService"),
+            "activeService is empty: name the Service that carries production traffic",
+        ));
+    }
+    if strategy.preview_service.as_deref() == Some(strategy.active_service.as_str()) {
+        problems.push(Problem::error(
+            format!("{path}.previewService"),
+            "previewService is the activeService: name a second Service, or remove previewService",
+        ));
+    }
+    if let Some(count) = strategy.preview_replica_count
+        && count > spec.replicas
+    {
+        problems.push(Problem::warning(
+            format!("{path}.previewReplicaCount"),
+            format!(
+                "previewReplicaCount {count} is above spec.replicas {}: the preview runs {} pods",
+                spec.replicas, spec.replicas
+            ),
+        ));
+    }
+    // Resolved as the engine runs it, so the pre-promotion analysis sees its baseline.
+    let mut resolved = spec.clone();
+    resolved.strategy.canary.baseline = strategy.pre_promotion_analysis.is_some();
+    if let Some(pre) = &strategy.pre_promotion_analysis {
+        validate_analysis_refs(
+            &resolved,
+            &pre.templates,
+            &pre.args,
+            &format!("{path}.prePromotionAnalysis"),
+            catalog,
+            problems,
+        );
+    }
+    resolved.strategy.canary.baseline = false;
+    if let Some(post) = &strategy.post_promotion_analysis {
+        validate_analysis_refs(
+            &resolved,
+            &post.templates,
+            &post.args,
+            &format!("{path}.postPromotionAnalysis"),
+            catalog,
+            problems,
+        );
     }
 }
 
@@ -485,10 +546,15 @@ fn validate_analysis_refs(
         }
         if !spec.strategy.canary.baseline {
             for metric in template.metrics.iter().filter(|m| m.is_comparison()) {
+                let fix = if spec.strategy.blue_green.is_some() {
+                    "a blue-green Rollout runs its baseline beside the preview only: move the template to prePromotionAnalysis"
+                } else {
+                    "spec.strategy.canary.baseline is false: set baseline: true"
+                };
                 problems.push(Problem::error(
                     format!("{path}.templates"),
                     format!(
-                        "template {:?} has comparison metric {:?}, which needs baseline pods, but spec.strategy.canary.baseline is false: set baseline: true",
+                        "template {:?} has comparison metric {:?}, which needs baseline pods, but {fix}",
                         reference.template_name, metric.name
                     ),
                 ));
@@ -973,6 +1039,44 @@ mod tests {
         assert!(
             has(&p, "spec.workloadRef", "a apps/v1 StatefulSet"),
             "{p:?}"
+        );
+    }
+
+    #[test]
+    fn a_blue_green_rollout_names_two_services_and_writes_back_only_its_strategy() {
+        let rollout = mk_rollout(json!({
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}},
+            "strategy": {"blueGreen": {"activeService": "web", "previewService": "web"}}
+        }));
+        let strategy = rollout.spec.strategy.blue_green.clone().unwrap();
+        assert!(strategy.auto_promotion_enabled, "the default");
+        assert_eq!(strategy.scale_down_delay_seconds, 30, "the default");
+        assert_eq!(
+            serde_json::to_value(&rollout.spec.strategy).unwrap(),
+            json!({"blueGreen": {"activeService": "web", "previewService": "web",
+                "autoPromotionEnabled": true, "scaleDownDelaySeconds": 30}}),
+            "no default canary beside it"
+        );
+        let p = validate_rollout(&rollout, &TemplateCatalog::default());
+        assert!(
+            has(
+                &p,
+                "spec.strategy.blueGreen.previewService",
+                "is the activeService"
+            ),
+            "{p:?}"
+        );
+        let problems = crate::schema_check::check(
+            &json!({"apiVersion": "fife.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
+                "spec": {"strategy": {"canary": {}, "blueGreen": {"activeService": "web"}}}}),
+            &crate::schema_check::schema_for_kind("Rollout").unwrap(),
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.path == "spec.strategy" && p.message.contains("exactly one")),
+            "{problems:?}"
         );
     }
 

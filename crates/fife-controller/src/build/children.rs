@@ -248,6 +248,7 @@ pub(crate) mod tests {
                 workload_ref: None,
                 strategy: RolloutStrategy {
                     canary: CanaryStrategy::default(),
+                    blue_green: None,
                 },
                 paused: false,
                 manual_action: None,

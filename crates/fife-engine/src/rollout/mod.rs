@@ -16,6 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use crate::revision::pod_template_hash;
 
 mod availability;
+mod blue_green;
 mod gates;
 mod manual;
 mod release;
@@ -25,11 +26,15 @@ mod traffic;
 mod workload;
 
 pub use availability::AVAILABLE_CONDITION;
+pub use blue_green::{
+    ServiceSelection, active_revision, as_canary, blue_green_services, blue_green_steps,
+    preview_revision,
+};
 pub use release::{GateEvent, ObservedRelease, RELEASE_GATES_CONDITION};
 pub use summary::summarize;
 pub use traffic::{replicas_for, weight_at, weights_for};
 pub use workload::{
-    MISSING_WORKLOAD_RETRY, ObservedWorkload, WORKLOAD_CONDITION, resolve, workload_replicas,
+    MISSING_WORKLOAD_RETRY, ObservedWorkload, WORKLOAD_CONDITION, workload_replicas,
 };
 
 /// One child Deployment (stable, canary or baseline) as the controller observed it.
@@ -182,6 +187,22 @@ pub struct Decision {
     /// The replicas to give the Deployment `spec.workloadRef` names, per its `scaleDown`;
     /// `None` leaves them as they are.
     pub workload_replicas: Option<i32>,
+}
+
+/// The Rollout as `decide` runs it: with `workloadRef`, the pod template (and, unless the
+/// Rollout sets one, the selector) of the observed Deployment, or none when it is missing;
+/// with `blueGreen`, the canary steps it runs as ([`as_canary`]). Any other Rollout is
+/// returned as it is. Idempotent, so a Rollout resolved by the controller resolves to itself.
+pub fn resolve<'r>(rollout: &'r Rollout, observed: &Observed) -> std::borrow::Cow<'r, Rollout> {
+    if rollout.spec.workload_ref.is_none() && rollout.spec.strategy.blue_green.is_none() {
+        return std::borrow::Cow::Borrowed(rollout);
+    }
+    let mut resolved = rollout.clone();
+    workload::resolve_template(&mut resolved, observed);
+    if let Some(strategy) = &rollout.spec.strategy.blue_green {
+        resolved.spec.strategy.canary = as_canary(strategy);
+    }
+    std::borrow::Cow::Owned(resolved)
 }
 
 /// Which AnalysisRun an analysis of a revision gets. Deterministic, so a controller restart

@@ -2,14 +2,12 @@
 //! how far that Deployment is scaled down as the Rollout's own pods take over.
 //!
 //! ```text
-//!   Deployment (observed) ──template, selector──▶ resolve ──▶ the Rollout decide() runs
+//!   Deployment (observed) ──template, selector──▶ resolve_template ──▶ the Rollout decide() runs
 //!   status + stable pods ready ──scaleDown──────▶ workload_replicas ──▶ Deployment replicas
 //! ```
 //!
 //! The Rollout's stable pods always come up before the Deployment loses one, so the
 //! handover never leaves the workload without ready pods.
-
-use std::borrow::Cow;
 
 use fife_api::rollout::WorkloadScaleDown;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
@@ -35,24 +33,21 @@ pub struct ObservedWorkload {
     pub replicas: i32,
 }
 
-/// The Rollout as `decide` runs it: with `workloadRef`, the pod template (and, unless the
-/// Rollout sets one, the selector) of the referenced Deployment, or no template when the
-/// Deployment is missing. A Rollout without `workloadRef` is returned as it is.
-pub fn resolve<'a>(rollout: &'a Rollout, observed: &Observed) -> Cow<'a, Rollout> {
+/// With `workloadRef`, the pod template (and, unless the Rollout sets one, the selector)
+/// of the referenced Deployment, or no template when the Deployment is missing.
+pub(super) fn resolve_template(rollout: &mut Rollout, observed: &Observed) {
     if rollout.spec.workload_ref.is_none() {
-        return Cow::Borrowed(rollout);
+        return;
     }
-    let mut resolved = rollout.clone();
     match &observed.workload {
         Some(workload) => {
-            resolved.spec.template = Some(workload.template.clone());
-            if resolved.spec.selector.is_none() {
-                resolved.spec.selector = workload.selector.clone();
+            rollout.spec.template = Some(workload.template.clone());
+            if rollout.spec.selector.is_none() {
+                rollout.spec.selector = workload.selector.clone();
             }
         }
-        None => resolved.spec.template = None,
+        None => rollout.spec.template = None,
     }
-    Cow::Owned(resolved)
 }
 
 /// The replicas the referenced Deployment should have after this decision, per

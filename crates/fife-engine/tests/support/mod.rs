@@ -63,6 +63,7 @@ pub fn mk_rollout(image: &str, replicas: i32, steps: Vec<CanaryStep>) -> Rollout
                     abort_scale_down_delay_seconds: 30,
                     ..CanaryStrategy::default()
                 },
+                blue_green: None,
             },
             paused: false,
             manual_action: None,
