@@ -178,9 +178,16 @@ pub enum WorkloadScaleDown {
 #[schemars(extend("oneOf" = [{"required": ["canary"]}, {"required": ["blueGreen"]}]))]
 pub struct RolloutStrategy {
     #[serde(default)]
+    #[schemars(transform = without_default)]
     pub canary: CanaryStrategy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blue_green: Option<BlueGreenStrategy>,
+}
+
+/// A schema default on `canary` would have the API server set it beside `blueGreen`, and
+/// then no blue-green Rollout would pass the exactly-one rule.
+fn without_default(schema: &mut schemars::Schema) {
+    schema.remove("default");
 }
 
 // The strategy the Rollout declares, and only it, goes on the wire: a blue-green Rollout

@@ -326,8 +326,15 @@ fn rollouts_using(
                 _ => &[],
             });
             let background = canary.analysis.iter().flat_map(|a| a.templates.iter());
+            let blue_green = rollout.spec.strategy.blue_green.iter().flat_map(|b| {
+                [&b.pre_promotion_analysis, &b.post_promotion_analysis]
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|a| a.templates.iter())
+            });
             step_refs
                 .chain(background)
+                .chain(blue_green)
                 .any(|r| r.template_name == template && r.cluster_scope == cluster)
         })
         .map(|guard| ObjectRef::from_obj(&*guard))
