@@ -43,8 +43,9 @@ use fife_api::labels::Role;
 /// Everything observed for one reconcile.
 #[derive(Debug, Clone)]
 pub struct Observation {
-    /// The Rollout with its `workloadRef` resolved ([`fife_engine::rollout::resolve`]): the
-    /// builders read its `spec.template` whichever way the Rollout declares it.
+    /// The Rollout as the engine runs it ([`fife_engine::rollout::resolve`]): the builders
+    /// read its `spec.template` and canary steps whether it declares a template or a
+    /// `workloadRef`, a canary or a blue-green strategy.
     pub rollout: Rollout,
     /// The Deployment `spec.workloadRef` names, when it exists.
     pub workload: Option<Deployment>,

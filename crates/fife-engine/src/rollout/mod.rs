@@ -235,7 +235,7 @@ pub fn analysis_run_name_for_attempt(
 /// Pure: the same rollout, observations and `now` always give the same decision, and
 /// everything the next call needs is in the returned status. A Rollout without a pod
 /// template is inert: no children, a message saying why. With `workloadRef`, the template
-/// is the observed Deployment's ([`resolve`]).
+/// is the observed Deployment's; a blue-green strategy runs as canary steps ([`resolve`]).
 pub fn decide(rollout: &Rollout, observed: &Observed, now: jiff::Timestamp) -> Decision {
     let rollout = resolve(rollout, observed);
     let mut machine = Machine::new(&rollout, observed, now);
