@@ -11,6 +11,7 @@ mod harness;
 
 mod controller {
     mod analysis;
+    mod blue_green;
     mod drift;
     mod failures;
     mod prometheus_auth;
@@ -23,6 +24,7 @@ mod controller {
     mod signatures;
     mod steps;
     mod thresholds;
+    mod workload;
 }
 
 mod cli {

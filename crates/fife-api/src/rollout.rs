@@ -64,22 +64,33 @@ use crate::duration::Duration;
     printcolumn(name = "Message", type_ = "string", json_path = ".status.message")
 )]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [{
-    "rule": "has(self.selector) == has(self.template)",
-    "message": "set selector and template together; a Rollout with neither is inert"
-}]))]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "has(self.selector) == has(self.template) || has(self.workloadRef)",
+        "message": "set selector and template together; a Rollout with neither is inert"
+    },
+    {
+        "rule": "!(has(self.template) && has(self.workloadRef))",
+        "message": "set either template or workloadRef, not both: workloadRef takes the pod template from the Deployment it names"
+    }
+]))]
 pub struct RolloutSpec {
     /// Desired pods of the workload. Canary and baseline replicas are carved out of it.
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 0))]
     pub replicas: i32,
-    /// Selects the Rollout's pods; must match `template.metadata.labels`.
+    /// Selects the Rollout's pods; must match `template.metadata.labels`. With
+    /// `workloadRef` it may be left out: the referenced Deployment's selector is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<LabelSelector>,
-    /// The pods to run. A Rollout without a template is valid but inert: the controller
-    /// reports it and does nothing else.
+    /// The pods to run. A Rollout with neither a template nor a `workloadRef` is valid but
+    /// inert: the controller reports it and does nothing else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<PodTemplateSpec>,
+    /// Take the pod template from an existing Deployment instead of `template`, and scale
+    /// that Deployment down as the Rollout's own pods take over (`scaleDown`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_ref: Option<WorkloadRef>,
     pub strategy: RolloutStrategy,
     /// Pause the rollout where it is, like `Deployment.spec.paused`, until set back to false.
     #[serde(default)]
@@ -124,11 +135,132 @@ fn default_abort_scale_down_delay_seconds() -> i32 {
     DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS
 }
 
-/// How the Rollout moves between revisions. Canary is the only strategy today.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// The Deployment a Rollout takes its pod template from. The template's hash is the
+/// revision, read again at every reconcile: changing the Deployment's template starts a
+/// rollout, as changing `spec.template` does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "self.apiVersion == 'apps/v1' && self.kind == 'Deployment'",
+    "message": "workloadRef must name a Deployment: apiVersion apps/v1, kind Deployment"
+}]))]
+pub struct WorkloadRef {
+    /// `apps/v1`.
+    pub api_version: String,
+    /// `Deployment`.
+    pub kind: String,
+    /// The Deployment's name, in the Rollout's namespace.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// What happens to the Deployment's own pods once the Rollout runs its revision.
+    #[serde(default)]
+    pub scale_down: WorkloadScaleDown,
+}
+
+/// How the referenced Deployment is scaled once the Rollout's pods take over. The
+/// Rollout's stable pods always come up first, so no mode leaves a moment without pods.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkloadScaleDown {
+    /// Leave the Deployment's replicas alone.
+    Never,
+    /// Scale the Deployment to zero once the Rollout is Healthy.
+    OnSuccess,
+    /// Scale the Deployment down pod by pod as the Rollout's stable pods become ready.
+    #[default]
+    Progressively,
+}
+
+/// How the Rollout moves between revisions: exactly one of `canary` and `blueGreen`.
+///
+/// A blue-green Rollout reads as a canary one whose `canary` is unset; in Rust, `canary`
+/// is then its default and unused, and it is not written back (see the `Serialize` impl).
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("oneOf" = [{"required": ["canary"]}, {"required": ["blueGreen"]}]))]
 pub struct RolloutStrategy {
+    #[serde(default)]
+    #[schemars(transform = without_default)]
     pub canary: CanaryStrategy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blue_green: Option<BlueGreenStrategy>,
+}
+
+/// A schema default on `canary` would have the API server set it beside `blueGreen`, and
+/// then no blue-green Rollout would pass the exactly-one rule.
+fn without_default(schema: &mut schemars::Schema) {
+    schema.remove("default");
+}
+
+// The strategy the Rollout declares, and only it, goes on the wire: a blue-green Rollout
+// written back with a default `canary` would break the exactly-one rule.
+impl Serialize for RolloutStrategy {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Wire<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            canary: Option<&'a CanaryStrategy>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            blue_green: Option<&'a BlueGreenStrategy>,
+        }
+        Wire {
+            canary: self.blue_green.is_none().then_some(&self.canary),
+            blue_green: self.blue_green.as_ref(),
+        }
+        .serialize(serializer)
+    }
+}
+
+/// Blue-green: the new revision comes up beside the active one behind `previewService`,
+/// passes its pre-promotion gates, and then `activeService` switches to it at once. Fife owns
+/// both Services' selectors (the `fife.dev/revision` label).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BlueGreenStrategy {
+    /// The Service that carries production traffic: it selects the active revision.
+    #[schemars(length(min = 1))]
+    pub active_service: String,
+    /// The Service that selects the new revision before promotion, for tests and the
+    /// pre-promotion analysis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_service: Option<String>,
+    /// Pods of the new revision before promotion; all `replicas` when unset. It is scaled to
+    /// `replicas` before the active Service switches to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub preview_replica_count: Option<i32>,
+    /// Promote once the pre-promotion analysis passes; `false` waits for
+    /// `kubectl fife promote`.
+    #[serde(default = "default_true")]
+    pub auto_promotion_enabled: bool,
+    /// With auto-promotion, wait this long with the new revision ready behind the preview
+    /// Service before promoting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub auto_promotion_seconds: Option<i32>,
+    /// After the switch (and the post-promotion analysis), keep the old revision's pods
+    /// this long before scaling them down: until then an abort switches back at once.
+    #[serde(default = "default_scale_down_delay_seconds")]
+    #[schemars(range(min = 0))]
+    pub scale_down_delay_seconds: i32,
+    /// Gates the switch: runs against the new revision behind the preview Service, beside a
+    /// fresh baseline of the active revision of the same size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_promotion_analysis: Option<RolloutAnalysis>,
+    /// Runs once the active Service has switched; a failure switches it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_promotion_analysis: Option<RolloutAnalysis>,
+}
+
+pub const DEFAULT_SCALE_DOWN_DELAY_SECONDS: i32 = 30;
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_scale_down_delay_seconds() -> i32 {
+    DEFAULT_SCALE_DOWN_DELAY_SECONDS
 }
 
 /// Canary steps, the optional same-version baseline, traffic routing and background analysis.
@@ -599,9 +731,10 @@ impl RolloutSpec {
         &self.strategy.canary.steps
     }
 
-    /// A Rollout without a pod template runs nothing; the validator warns about it.
+    /// A Rollout with neither a pod template nor a `workloadRef` runs nothing; the
+    /// validator warns about it.
     pub fn is_inert(&self) -> bool {
-        self.template.is_none()
+        self.template.is_none() && self.workload_ref.is_none()
     }
 }
 

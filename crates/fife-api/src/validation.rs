@@ -186,6 +186,9 @@ pub fn validate_rollout(rollout: &Rollout, catalog: &TemplateCatalog) -> Vec<Pro
             &mut problems,
         );
     }
+    if let Some(strategy) = &spec.strategy.blue_green {
+        validate_blue_green(spec, strategy, catalog, &mut problems);
+    }
     if let Some(routing) = &spec.strategy.canary.traffic_routing {
         validate_traffic_routing(spec, routing, &mut problems);
     }
@@ -214,6 +217,10 @@ pub fn validate_rollout(rollout: &Rollout, catalog: &TemplateCatalog) -> Vec<Pro
 }
 
 fn validate_workload(spec: &RolloutSpec, problems: &mut Vec<Problem>) {
+    if let Some(reference) = &spec.workload_ref {
+        validate_workload_ref(spec, reference, problems);
+        return;
+    }
     match (&spec.selector, &spec.template) {
         (None, None) => problems.push(Problem::warning(
             "spec.template",
@@ -233,6 +240,94 @@ fn validate_workload(spec: &RolloutSpec, problems: &mut Vec<Problem>) {
                 validate_digests(template, problems);
             }
         }
+    }
+}
+
+/// The Services of a blue-green Rollout are two, and its analyses resolve like steps'. A
+/// comparison metric is refused after the switch: the baseline runs only beside the preview.
+fn validate_blue_green(
+    spec: &RolloutSpec,
+    strategy: &crate::rollout::BlueGreenStrategy,
+    catalog: &TemplateCatalog,
+    problems: &mut Vec<Problem>,
+) {
+    let path = "spec.strategy.blueGreen";
+    if strategy.active_service.is_empty() {
+        problems.push(Problem::error(
+            format!("{path}.activeService"),
+            "activeService is empty: name the Service that carries production traffic",
+        ));
+    }
+    if strategy.preview_service.as_deref() == Some(strategy.active_service.as_str()) {
+        problems.push(Problem::error(
+            format!("{path}.previewService"),
+            "previewService is the activeService: name a second Service, or remove previewService",
+        ));
+    }
+    if let Some(count) = strategy.preview_replica_count
+        && count > spec.replicas
+    {
+        problems.push(Problem::warning(
+            format!("{path}.previewReplicaCount"),
+            format!(
+                "previewReplicaCount {count} is above spec.replicas {}: the preview runs {} pods",
+                spec.replicas, spec.replicas
+            ),
+        ));
+    }
+    // Resolved as the engine runs it, so the pre-promotion analysis sees its baseline.
+    let mut resolved = spec.clone();
+    resolved.strategy.canary.baseline = strategy.pre_promotion_analysis.is_some();
+    if let Some(pre) = &strategy.pre_promotion_analysis {
+        validate_analysis_refs(
+            &resolved,
+            &pre.templates,
+            &pre.args,
+            &format!("{path}.prePromotionAnalysis"),
+            catalog,
+            problems,
+        );
+    }
+    resolved.strategy.canary.baseline = false;
+    if let Some(post) = &strategy.post_promotion_analysis {
+        validate_analysis_refs(
+            &resolved,
+            &post.templates,
+            &post.args,
+            &format!("{path}.postPromotionAnalysis"),
+            catalog,
+            problems,
+        );
+    }
+}
+
+/// A `workloadRef` names a Deployment and replaces `template`; the Deployment itself is
+/// checked by the controller, which reports a missing one on the Rollout.
+fn validate_workload_ref(
+    spec: &RolloutSpec,
+    reference: &crate::rollout::WorkloadRef,
+    problems: &mut Vec<Problem>,
+) {
+    if spec.template.is_some() {
+        problems.push(Problem::error(
+            "spec.template",
+            "spec.template and spec.workloadRef are both set: keep workloadRef to take the pod template from the Deployment, or remove it to use spec.template",
+        ));
+    }
+    if reference.api_version != "apps/v1" || reference.kind != "Deployment" {
+        problems.push(Problem::error(
+            "spec.workloadRef",
+            format!(
+                "workloadRef names a {} {}, but only a Deployment can be referenced: set apiVersion: apps/v1 and kind: Deployment",
+                reference.api_version, reference.kind
+            ),
+        ));
+    }
+    if reference.name.is_empty() {
+        problems.push(Problem::error(
+            "spec.workloadRef.name",
+            "the name is empty: name the Deployment whose pod template the Rollout runs",
+        ));
     }
 }
 
@@ -591,10 +686,15 @@ fn validate_analysis_refs(
         }
         if !spec.strategy.canary.baseline {
             for metric in template.metrics.iter().filter(|m| m.is_comparison()) {
+                let fix = if spec.strategy.blue_green.is_some() {
+                    "a blue-green Rollout runs its baseline beside the preview only: move the template to prePromotionAnalysis"
+                } else {
+                    "spec.strategy.canary.baseline is false: set baseline: true"
+                };
                 problems.push(Problem::error(
                     format!("{path}.templates"),
                     format!(
-                        "template {:?} has comparison metric {:?}, which needs baseline pods, but spec.strategy.canary.baseline is false: set baseline: true",
+                        "template {:?} has comparison metric {:?}, which needs baseline pods, but {fix}",
                         reference.template_name, metric.name
                     ),
                 ));
@@ -1047,6 +1147,77 @@ mod tests {
             "metadata": {"name": "web"}, "spec": spec
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn a_workload_ref_replaces_the_template_and_names_a_deployment() {
+        let strategy = json!({"canary": {"steps": []}});
+        let sound = mk_rollout(json!({
+            "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "strategy": strategy
+        }));
+        let catalog = TemplateCatalog::default();
+        assert_eq!(validate_rollout(&sound, &catalog), vec![]);
+        assert_eq!(
+            sound.spec.workload_ref.as_ref().unwrap().scale_down,
+            crate::rollout::WorkloadScaleDown::Progressively,
+            "Argo's default"
+        );
+        let both = mk_rollout(json!({
+            "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "scaleDown": "onsuccess"},
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}},
+            "strategy": strategy
+        }));
+        let p = validate_rollout(&both, &catalog);
+        assert!(has(&p, "spec.template", "both set"), "{p:?}");
+        let stateful = mk_rollout(json!({
+            "workloadRef": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "web"},
+            "strategy": strategy
+        }));
+        let p = validate_rollout(&stateful, &catalog);
+        assert!(
+            has(&p, "spec.workloadRef", "a apps/v1 StatefulSet"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn a_blue_green_rollout_names_two_services_and_writes_back_only_its_strategy() {
+        let rollout = mk_rollout(json!({
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}},
+            "strategy": {"blueGreen": {"activeService": "web", "previewService": "web"}}
+        }));
+        let strategy = rollout.spec.strategy.blue_green.clone().unwrap();
+        assert!(strategy.auto_promotion_enabled, "the default");
+        assert_eq!(strategy.scale_down_delay_seconds, 30, "the default");
+        assert_eq!(
+            serde_json::to_value(&rollout.spec.strategy).unwrap(),
+            json!({"blueGreen": {"activeService": "web", "previewService": "web",
+                "autoPromotionEnabled": true, "scaleDownDelaySeconds": 30}}),
+            "no default canary beside it"
+        );
+        let p = validate_rollout(&rollout, &TemplateCatalog::default());
+        assert!(
+            has(
+                &p,
+                "spec.strategy.blueGreen.previewService",
+                "is the activeService"
+            ),
+            "{p:?}"
+        );
+        let problems = crate::schema_check::check(
+            &json!({"apiVersion": "fife.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
+                "spec": {"strategy": {"canary": {}, "blueGreen": {"activeService": "web"}}}}),
+            &crate::schema_check::schema_for_kind("Rollout").unwrap(),
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.path == "spec.strategy" && p.message.contains("exactly one")),
+            "{problems:?}"
+        );
     }
 
     #[test]

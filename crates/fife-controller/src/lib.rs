@@ -326,12 +326,36 @@ fn rollouts_using(
                 _ => &[],
             });
             let background = canary.analysis.iter().flat_map(|a| a.templates.iter());
+            let blue_green = rollout.spec.strategy.blue_green.iter().flat_map(|b| {
+                [&b.pre_promotion_analysis, &b.post_promotion_analysis]
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|a| a.templates.iter())
+            });
             step_refs
                 .chain(background)
+                .chain(blue_green)
                 .any(|r| r.template_name == template && r.cluster_scope == cluster)
         })
         .map(|guard| ObjectRef::from_obj(&*guard))
         .collect()
+}
+
+/// The Rollout a Deployment event wakes: the owner of a child, or the Rollout that names
+/// the Deployment in `spec.workloadRef` (it labels that Deployment with `fife.dev/rollout`
+/// but does not own it).
+pub fn deployment_rollout(deployment: Deployment) -> Option<ObjectRef<DeserializeGuard<Rollout>>> {
+    let owner = deployment
+        .owner_references()
+        .iter()
+        .find(|o| {
+            o.controller == Some(true)
+                && o.kind == "Rollout"
+                && o.api_version == fife_api::API_VERSION
+        })
+        .map(|o| o.name.clone());
+    let name = owner.or_else(|| deployment.labels().get(ROLLOUT_LABEL).cloned())?;
+    Some(named_rollout(&name, deployment.namespace()))
 }
 
 /// Reconcile requests for one Rollout that arrive within this long of each other are
@@ -531,7 +555,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
             .predicate_filter(rollout_triggers, PredicateConfig::default()),
         rollout_store,
     )
-    .owns_stream(deployments)
+    .watches_stream(deployments, deployment_rollout)
     .owns_stream(services)
     .owns_stream(runs)
     .watches(
@@ -645,6 +669,31 @@ mod tests {
             }}}
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn a_deployment_wakes_its_owner_or_the_rollout_that_references_it() {
+        let deployment =
+            |value: serde_json::Value| -> Deployment { serde_json::from_value(value).unwrap() };
+        let child = deployment(json!({
+            "metadata": {"name": "web-stable", "namespace": "shop",
+                "labels": {ROLLOUT_LABEL: "web"},
+                "ownerReferences": [{"apiVersion": fife_api::API_VERSION, "kind": "Rollout",
+                    "name": "web", "uid": "u1", "controller": true}]}
+        }));
+        assert_eq!(
+            deployment_rollout(child),
+            Some(ObjectRef::new("web").within("shop"))
+        );
+        let referenced = deployment(json!({
+            "metadata": {"name": "legacy", "namespace": "shop", "labels": {ROLLOUT_LABEL: "web"}}
+        }));
+        assert_eq!(
+            deployment_rollout(referenced),
+            Some(ObjectRef::new("web").within("shop"))
+        );
+        let unrelated = deployment(json!({"metadata": {"name": "db", "namespace": "shop"}}));
+        assert_eq!(deployment_rollout(unrelated), None);
     }
 
     #[test]

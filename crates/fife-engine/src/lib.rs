@@ -27,6 +27,6 @@ pub use analysis::{
 pub use revision::pod_template_hash;
 pub use rollout::{
     AnalysisIntent, AnalysisKind, Decision, DesiredChild, DesiredChildren, EventAction, GateEvent,
-    ManualActor, Observed, ObservedAnalysis, ObservedChild, ObservedRelease, RolloutEvent,
-    analysis_run_name, analysis_run_name_for_attempt, decide, summarize, weight_at,
+    ManualActor, Observed, ObservedAnalysis, ObservedChild, ObservedRelease, ObservedWorkload,
+    RolloutEvent, analysis_run_name, analysis_run_name_for_attempt, decide, summarize, weight_at,
 };

@@ -4,10 +4,11 @@
 
 mod support;
 
-use fife_api::rollout::ManualActionOutcome;
+use fife_api::rollout::{BlueGreenStrategy, ManualActionOutcome, RolloutAnalysis, TemplateRef};
 use fife_api::{AnalysisPhase, CanaryStep, ManualAction};
 use fife_engine::rollout::{
-    Decision, EventAction, Observed, ObservedChild, decide, header_routes_at, weight_at,
+    Decision, EventAction, Observed, ObservedChild, active_revision, blue_green_steps, decide,
+    header_routes_at, weight_at,
 };
 use proptest::prelude::*;
 use support::*;
@@ -69,9 +70,44 @@ fn canary_step() -> impl Strategy<Value = CanaryStep> {
     ]
 }
 
+fn gate(name: &str) -> RolloutAnalysis {
+    RolloutAnalysis {
+        templates: vec![TemplateRef {
+            template_name: name.to_owned(),
+            cluster_scope: false,
+        }],
+        args: vec![],
+    }
+}
+
+fn blue_green() -> impl Strategy<Value = BlueGreenStrategy> {
+    (
+        any::<bool>(),
+        any::<bool>(),
+        prop::option::of(0i32..300),
+        prop::option::of(1i32..6),
+        0i32..120,
+        any::<bool>(),
+    )
+        .prop_map(
+            |(pre, post, auto_seconds, preview, delay, auto)| BlueGreenStrategy {
+                active_service: "web".to_owned(),
+                preview_service: Some("web-preview".to_owned()),
+                preview_replica_count: preview,
+                auto_promotion_enabled: auto,
+                auto_promotion_seconds: auto_seconds,
+                scale_down_delay_seconds: delay,
+                pre_promotion_analysis: pre.then(|| gate("pre")),
+                post_promotion_analysis: post.then(|| gate("post")),
+            },
+        )
+}
+
 #[derive(Clone, Debug)]
 struct Scenario {
     steps: Vec<CanaryStep>,
+    /// Set: the Rollout is blue-green and `steps` are the ones it runs as.
+    blue_green: Option<BlueGreenStrategy>,
     replicas: i32,
     baseline: bool,
     background: bool,
@@ -88,11 +124,25 @@ fn scenario() -> impl Strategy<Value = Scenario> {
     )
         .prop_map(|(steps, replicas, baseline, background, ticks)| Scenario {
             steps,
+            blue_green: None,
             replicas,
             baseline,
             background,
             ticks,
         })
+}
+
+fn blue_green_scenario() -> impl Strategy<Value = Scenario> {
+    (blue_green(), 1i32..8, prop::collection::vec(tick(), 1..40)).prop_map(
+        |(strategy, replicas, ticks)| Scenario {
+            steps: blue_green_steps(&strategy),
+            blue_green: Some(strategy),
+            replicas,
+            baseline: false,
+            background: false,
+            ticks,
+        },
+    )
 }
 
 fn has(d: &Decision, action: EventAction) -> bool {
@@ -115,6 +165,12 @@ fn applied_person_promote(d: &Decision) -> bool {
 fn run_scenario(sc: &Scenario) -> Result<(), TestCaseError> {
     let (mut r, obs) = healthy("app:1", sc.replicas, sc.steps.clone());
     r.spec.strategy.canary.baseline = sc.baseline;
+    r.spec.strategy.blue_green = sc.blue_green.clone();
+    let switch_step = sc
+        .steps
+        .iter()
+        .position(|s| matches!(s, CanaryStep::SetWeight(100)))
+        .and_then(|i| i32::try_from(i).ok());
     if sc.background {
         r.spec.strategy.canary.analysis = Some(fife_api::rollout::BackgroundAnalysis {
             templates: vec![fife_api::rollout::TemplateRef {
@@ -166,6 +222,36 @@ fn run_scenario(sc: &Scenario) -> Result<(), TestCaseError> {
         if d.status.abort {
             prop_assert_eq!(d.weights.canary, 0);
             prop_assert_eq!(d.weights.baseline, 0);
+        }
+        if let Some(strategy) = &sc.blue_green {
+            let active = active_revision(&d.status, &d.weights);
+            // Abort: the active Service is on (or back on) the old revision.
+            if d.status.abort {
+                prop_assert_eq!(active, d.status.stable_revision.as_deref());
+            }
+            // The new revision becomes active only at or after the switch step, through
+            // every gate before it, with all of its pods ready.
+            if d.status.canary_revision.is_some() && active == d.status.canary_revision.as_deref() {
+                let index = d.status.current_step_index.unwrap_or(0);
+                prop_assert!(
+                    switch_step.is_some_and(|s| index >= s)
+                        || person_approved
+                        || applied_person_promote(&d),
+                    "active at step {} before the switch",
+                    index
+                );
+                if !strategy.auto_promotion_enabled {
+                    prop_assert!(
+                        person_approved || applied_person_promote(&d) || before.promote_full,
+                        "active without the person autoPromotionEnabled: false waits for"
+                    );
+                }
+                let canary = observed.canary.as_ref();
+                prop_assert!(
+                    canary.is_some_and(|c| c.ready_replicas >= sc.replicas),
+                    "active before all of its pods are ready"
+                );
+            }
         }
         // Weights never exceed the current step's setWeight.
         if d.status.canary_revision.is_some() {
@@ -290,6 +376,11 @@ proptest! {
 
     #[test]
     fn rollout_invariants_hold_through_a_simulated_loop(sc in scenario()) {
+        run_scenario(&sc)?;
+    }
+
+    #[test]
+    fn blue_green_invariants_hold_through_a_simulated_loop(sc in blue_green_scenario()) {
         run_scenario(&sc)?;
     }
 }

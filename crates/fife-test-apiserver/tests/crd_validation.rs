@@ -96,6 +96,8 @@ impl Cluster {
             "VirtualService" => ("virtualservices", true),
             "DestinationRule" => ("destinationrules", true),
             "Ingress" => ("ingresses", true),
+            "Deployment" => ("deployments", true),
+            "Service" => ("services", true),
             other => panic!("no path for {other}"),
         };
         let namespace = if namespaced {
@@ -103,7 +105,13 @@ impl Cluster {
         } else {
             ""
         };
-        format!("/apis/{api_version}{namespace}/{plural}")
+        // The core group's objects (apiVersion `v1`) are served under /api.
+        let root = if api_version.contains('/') {
+            "apis"
+        } else {
+            "api"
+        };
+        format!("/{root}/{api_version}{namespace}/{plural}")
     }
 
     async fn create(&self, manifest: &Value) -> (u16, Value) {
@@ -313,9 +321,29 @@ fn rollout_cases() -> Vec<(&'static str, &'static str, Value)> {
         .unwrap()
         .remove("template");
     cases.push((
-        "has(self.selector) == has(self.template)",
+        "has(self.selector) == has(self.template) || has(self.workloadRef)",
         "spec",
         no_template,
+    ));
+    let deployment = json!({ "apiVersion": "apps/v1", "kind": "Deployment", "name": "web" });
+    let mut both_sources = example.clone();
+    both_sources["spec"]["workloadRef"] = deployment.clone();
+    cases.push((
+        "!(has(self.template) && has(self.workloadRef))",
+        "spec",
+        both_sources,
+    ));
+    let mut stateful_set = example.clone();
+    let spec = stateful_set["spec"].as_object_mut().unwrap();
+    spec.remove("template");
+    spec.remove("selector");
+    let mut reference = deployment;
+    reference["kind"] = json!("StatefulSet");
+    stateful_set["spec"]["workloadRef"] = reference;
+    cases.push((
+        "self.apiVersion == 'apps/v1' && self.kind == 'Deployment'",
+        "spec.workloadRef",
+        stateful_set,
     ));
     for (rule, field, args) in [
         (

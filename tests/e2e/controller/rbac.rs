@@ -310,7 +310,12 @@ async fn the_cluster_role_grants_exactly_what_a_release_uses() {
             "get",
             "a cached Rollout older than our write",
         ),
-        ("apps", "deployments", "get", "children come from the cache"),
+        (
+            "apps",
+            "deployments",
+            "get",
+            "a workloadRef's Deployment before Fife labels it; children come from the cache",
+        ),
         ("", "services", "get", "Services come from the cache"),
         // Credentials of Prometheus providers and image keys (controller::prometheus_auth,
         // controller::signatures).

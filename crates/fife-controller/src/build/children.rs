@@ -245,8 +245,10 @@ pub(crate) mod tests {
                     ..LabelSelector::default()
                 }),
                 template: Some(mk_template(image)),
+                workload_ref: None,
                 strategy: RolloutStrategy {
                     canary: CanaryStrategy::default(),
+                    blue_green: None,
                 },
                 paused: false,
                 manual_action: None,

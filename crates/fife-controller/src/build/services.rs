@@ -7,6 +7,9 @@
 //!   VirtualService split by host, the services of the stable and canary Ingresses.
 //!
 //! Ports are the container ports of the pod template (named ports keep their names).
+//!
+//! A blue-green Rollout gets none of these: its clients use the active and preview
+//! Services its author names, whose selectors Fife sets to a revision (in act).
 
 use std::collections::BTreeMap;
 
@@ -26,7 +29,7 @@ pub fn build_services(
     template: &PodTemplateSpec,
 ) -> Result<Vec<Service>, BuildError> {
     let ports = service_ports(template);
-    if ports.is_empty() {
+    if ports.is_empty() || rollout.spec.strategy.blue_green.is_some() {
         return Ok(Vec::new());
     }
     let base = rollout
@@ -174,6 +177,17 @@ mod tests {
             selector(&services[2]).get("app").map(String::as_str),
             Some("web")
         );
+    }
+
+    #[test]
+    fn a_blue_green_rollout_gets_no_service_of_its_own() {
+        let mut rollout = mk_rollout("web:1");
+        rollout.spec.strategy.blue_green = Some(fife_api::rollout::BlueGreenStrategy {
+            active_service: "web".into(),
+            ..Default::default()
+        });
+        let services = build_services(&rollout, &mk_template("web:1")).unwrap();
+        assert!(services.is_empty(), "{services:?}");
     }
 
     #[test]

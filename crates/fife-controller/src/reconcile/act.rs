@@ -42,7 +42,7 @@ use crate::reconcile::error::ReconcileError;
 use crate::reconcile::observe::Observation;
 use crate::runtime::context::Context;
 use crate::runtime::context::FIELD_MANAGER;
-use fife_api::labels::Role;
+use fife_api::labels::{REVISION_LABEL, ROLLOUT_LABEL, Role};
 
 /// Applies children, Services, traffic and analysis intents, in that order: pods exist
 /// before traffic is sent to them, and analyses start once their canary serves.
@@ -54,7 +54,11 @@ pub async fn act(
     let rollout = &observation.rollout;
     let key = crate::reconcile::observe::rollout_key(rollout);
     apply_children(ctx, rollout, &observation.children, decision, &key).await?;
+    if let Some(workload) = &observation.workload {
+        apply_workload(ctx, rollout, workload, decision, &key).await?;
+    }
     apply_services(ctx, rollout, &key).await?;
+    apply_blue_green_services(ctx, rollout, decision, &key).await?;
     apply_traffic(ctx, rollout, decision, &key).await?;
     for intent in &decision.analysis {
         apply_analysis(ctx, rollout, decision, intent, &key).await?;
@@ -134,6 +138,56 @@ async fn apply_children(
     Ok(())
 }
 
+/// What to change on the Deployment `spec.workloadRef` names: the `fife.dev/rollout` label
+/// (so its watch events wake the Rollout and the Deployment cache holds it) and the
+/// replicas the decision gives it. Only those two fields; `None` when both are as wanted.
+/// Pure.
+pub fn workload_patch(
+    rollout: &Rollout,
+    workload: &Deployment,
+    decision: &Decision,
+) -> Option<serde_json::Value> {
+    let name = rollout.name_any();
+    let mut patch = json!({});
+    if workload.labels().get(ROLLOUT_LABEL) != Some(&name) {
+        patch["metadata"] = json!({ "labels": { ROLLOUT_LABEL: name } });
+    }
+    let running = workload.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    if let Some(replicas) = decision.workload_replicas
+        && replicas != running
+    {
+        patch["spec"] = json!({ "replicas": replicas });
+    }
+    (patch != json!({})).then_some(patch)
+}
+
+/// A merge patch, not an apply: the Deployment belongs to its author (often a GitOps tool),
+/// and Fife takes over only its label and its replica count, as `kubectl scale` would.
+async fn apply_workload(
+    ctx: &Context,
+    rollout: &Rollout,
+    workload: &Deployment,
+    decision: &Decision,
+    key: &str,
+) -> Result<(), ReconcileError> {
+    let Some(patch) = workload_patch(rollout, workload, decision) else {
+        return Ok(());
+    };
+    let name = workload.name_any();
+    let api: Api<Deployment> =
+        Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|source| {
+            act_error(
+                key,
+                &format!("Deployment {name} (spec.workloadRef)"),
+                source,
+            )
+        })?;
+    Ok(())
+}
+
 fn role_of(d: &Deployment) -> Role {
     Role::of_labels(d.labels()).unwrap_or(Role::Stable)
 }
@@ -164,6 +218,68 @@ async fn apply_services(ctx: &Context, rollout: &Rollout, key: &str) -> Result<(
         if !unchanged {
             server_side_apply(&api, &service, key).await?;
         }
+    }
+    Ok(())
+}
+
+/// The merge patch that points a blue-green Service at `revision`: its selector gets the
+/// Rollout's labels and `fife.dev/revision`, and the Service the `fife.dev/rollout` label
+/// (so the Service cache holds it). Only those fields: ports and the rest stay their
+/// author's. `None` when `current` already selects so. Pure.
+pub fn blue_green_service_patch(
+    rollout: &Rollout,
+    current: Option<&Service>,
+    revision: &str,
+) -> Option<serde_json::Value> {
+    let mut selector: std::collections::BTreeMap<String, String> = rollout
+        .spec
+        .selector
+        .as_ref()
+        .and_then(|s| s.match_labels.clone())
+        .unwrap_or_default();
+    selector.insert(REVISION_LABEL.to_owned(), revision.to_owned());
+    let name = rollout.name_any();
+    let done = current.is_some_and(|c| {
+        let selects = c.spec.as_ref().and_then(|s| s.selector.as_ref());
+        c.labels().get(ROLLOUT_LABEL) == Some(&name)
+            && selects.is_some_and(|have| selector.iter().all(|(k, v)| have.get(k) == Some(v)))
+    });
+    (!done).then(|| {
+        json!({
+            "metadata": { "labels": { ROLLOUT_LABEL: name } },
+            "spec": { "selector": selector },
+        })
+    })
+}
+
+/// Points the active and preview Services of a blue-green Rollout at the revisions the
+/// decision wants. They are the user's Services: a missing one is an error that names it.
+async fn apply_blue_green_services(
+    ctx: &Context,
+    rollout: &Rollout,
+    decision: &Decision,
+    key: &str,
+) -> Result<(), ReconcileError> {
+    let namespace = rollout.namespace().unwrap_or_default();
+    let api: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
+    for selection in fife_engine::rollout::blue_green_services(&rollout.spec, decision) {
+        let current = ctx.caches.service(&namespace, &selection.service);
+        let Some(patch) =
+            blue_green_service_patch(rollout, current.as_deref(), &selection.revision)
+        else {
+            continue;
+        };
+        let what = format!(
+            "Service {namespace}/{} of spec.strategy.blueGreen (create it if it does not exist)",
+            selection.service
+        );
+        api.patch(
+            &selection.service,
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(|source| act_error(key, &what, source))?;
     }
     Ok(())
 }
@@ -622,6 +738,72 @@ mod tests {
             Some("old"),
             "scaled down at the revision it ran"
         );
+    }
+
+    #[test]
+    fn the_referenced_deployment_gets_the_label_and_the_decided_replicas_only() {
+        let rollout = mk_rollout("web:1");
+        let template = rollout.spec.template.clone().unwrap();
+        let mut workload = Deployment {
+            metadata: kube::api::ObjectMeta {
+                name: Some("web".into()),
+                ..Default::default()
+            },
+            spec: Some(k8s_openapi::api::apps::v1::DeploymentSpec {
+                replicas: Some(4),
+                template,
+                ..Default::default()
+            }),
+            status: None,
+        };
+        let mut d = decision(DesiredChildren {
+            stable: None,
+            canary: None,
+            baseline: None,
+        });
+        d.workload_replicas = Some(3);
+        assert_eq!(
+            workload_patch(&rollout, &workload, &d),
+            Some(json!({"metadata": {"labels": {ROLLOUT_LABEL: "web"}}, "spec": {"replicas": 3}}))
+        );
+        workload.metadata.labels = Some([(ROLLOUT_LABEL.to_owned(), "web".to_owned())].into());
+        assert_eq!(
+            workload_patch(&rollout, &workload, &d),
+            Some(json!({"spec": {"replicas": 3}}))
+        );
+        d.workload_replicas = None;
+        assert_eq!(workload_patch(&rollout, &workload, &d), None, "left alone");
+        d.workload_replicas = Some(4);
+        assert_eq!(workload_patch(&rollout, &workload, &d), None, "already so");
+    }
+
+    #[test]
+    fn a_blue_green_service_gets_the_revision_selector_once() {
+        let rollout = mk_rollout("web:1");
+        let patch = blue_green_service_patch(&rollout, None, "rev2").unwrap();
+        assert_eq!(
+            patch,
+            json!({"metadata": {"labels": {ROLLOUT_LABEL: "web"}},
+                "spec": {"selector": {"app": "web", REVISION_LABEL: "rev2"}}})
+        );
+        let mut service: Service = serde_json::from_value(json!({
+            "metadata": {"name": "web-active", "labels": {ROLLOUT_LABEL: "web"}},
+            "spec": {"selector": {"app": "web", REVISION_LABEL: "rev2", "tier": "front"}}
+        }))
+        .unwrap();
+        assert_eq!(
+            blue_green_service_patch(&rollout, Some(&service), "rev2"),
+            None
+        );
+        service
+            .spec
+            .as_mut()
+            .unwrap()
+            .selector
+            .as_mut()
+            .unwrap()
+            .insert(REVISION_LABEL.into(), "rev1".into());
+        assert!(blue_green_service_patch(&rollout, Some(&service), "rev2").is_some());
     }
 
     #[test]

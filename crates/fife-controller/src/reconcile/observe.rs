@@ -25,9 +25,13 @@
 //! - **The routers' objects** (HTTPRoute, VirtualService, DestinationRule, the stable and
 //!   canary Ingresses) are read from the API in act: they are shared with other owners, and
 //!   their lists are written with a resourceVersion precondition, which must be the server's.
+//! - **The Deployment `spec.workloadRef` names** comes from the Deployment cache once the
+//!   Rollout has labelled it (`fife.dev/rollout`, in act), and from the API until then: the
+//!   cache holds only labelled Deployments. Its template is the Rollout's; a stale one is a
+//!   template change seen a moment later, which its watch event reconciles again.
 
 use fife_api::{AnalysisPhase, AnalysisRun, Rollout};
-use fife_engine::{Observed, ObservedAnalysis, ObservedChild};
+use fife_engine::{Observed, ObservedAnalysis, ObservedChild, ObservedWorkload};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::{Api, ResourceExt};
 
@@ -40,7 +44,12 @@ use fife_api::labels::Role;
 /// Everything observed for one reconcile.
 #[derive(Debug, Clone)]
 pub struct Observation {
+    /// The Rollout as the engine runs it ([`fife_engine::rollout::resolve`]): the builders
+    /// read its `spec.template` and canary steps whether it declares a template or a
+    /// `workloadRef`, a canary or a blue-green strategy.
     pub rollout: Rollout,
+    /// The Deployment `spec.workloadRef` names, when it exists.
+    pub workload: Option<Deployment>,
     pub children: ExistingChildren,
     pub step_run: Option<AnalysisRun>,
     pub background_run: Option<AnalysisRun>,
@@ -102,23 +111,58 @@ async fn observe_children(ctx: &Context, rollout: Rollout) -> Result<Observation
     };
     let step_run = run(&status.current_analysis_run);
     let background_run = run(&status.background_analysis_run);
-    let engine = Observed {
+    let workload = observe_workload(ctx, &rollout, &namespace)
+        .await
+        .map_err(fail)?;
+    let mut engine = Observed {
+        workload: workload.as_ref().map(observed_workload),
         stable: children.stable.as_ref().and_then(observed_child),
         canary: children.canary.as_ref().and_then(observed_child),
         baseline: children.baseline.as_ref().and_then(observed_child),
         step_analysis: step_run.as_ref().map(observed_analysis),
         background_analysis: background_run.as_ref().map(observed_analysis),
-        release: observe_release(ctx, &rollout, &namespace, children.stable.as_ref())
-            .await
-            .map_err(fail)?,
+        release: None,
     };
+    // Resolved before the release policy is read: its gates look at the template's images.
+    let rollout = fife_engine::rollout::resolve(&rollout, &engine).into_owned();
+    engine.release = observe_release(ctx, &rollout, &namespace, children.stable.as_ref())
+        .await
+        .map_err(fail)?;
     Ok(Observation {
         rollout,
+        workload,
         children,
         step_run,
         background_run,
         engine,
     })
+}
+
+/// The Deployment `spec.workloadRef` names: from the cache, or from the API while the
+/// Rollout has not labelled it yet.
+async fn observe_workload(
+    ctx: &Context,
+    rollout: &Rollout,
+    namespace: &str,
+) -> Result<Option<Deployment>, kube::Error> {
+    let Some(reference) = &rollout.spec.workload_ref else {
+        return Ok(None);
+    };
+    if let Some(cached) = ctx.caches.deployment(namespace, &reference.name) {
+        return Ok(Some(Deployment::clone(&cached)));
+    }
+    let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
+    api.get_opt(&reference.name).await
+}
+
+/// The referenced Deployment as the engine sees it.
+pub fn observed_workload(deployment: &Deployment) -> ObservedWorkload {
+    let spec = deployment.spec.clone().unwrap_or_default();
+    ObservedWorkload {
+        template: spec.template,
+        selector: Some(spec.selector),
+        replicas: spec.replicas.unwrap_or(1),
+    }
 }
 
 fn owned_by(deployment: &Deployment, rollout: &Rollout) -> bool {

@@ -273,6 +273,7 @@ mod tests {
     fn observation(rollout: Rollout) -> Observation {
         Observation {
             rollout,
+            workload: None,
             children: Default::default(),
             step_run: None,
             background_run: None,
@@ -301,6 +302,7 @@ mod tests {
             requeue_after: None,
             events,
             release: None,
+            workload_replicas: None,
         }
     }
 

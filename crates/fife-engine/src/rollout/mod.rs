@@ -16,6 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use crate::revision::pod_template_hash;
 
 mod availability;
+mod blue_green;
 mod gates;
 mod headers;
 mod manual;
@@ -23,12 +24,20 @@ mod release;
 mod steps;
 mod summary;
 mod traffic;
+mod workload;
 
 pub use availability::AVAILABLE_CONDITION;
 pub use headers::{header_route_names, header_routes_at};
+pub use blue_green::{
+    ServiceSelection, active_revision, as_canary, blue_green_services, blue_green_steps,
+    preview_revision,
+};
 pub use release::{GateEvent, ObservedRelease, RELEASE_GATES_CONDITION};
 pub use summary::summarize;
 pub use traffic::{replicas_for, weight_at, weights_for};
+pub use workload::{
+    MISSING_WORKLOAD_RETRY, ObservedWorkload, WORKLOAD_CONDITION, workload_replicas,
+};
 
 /// One child Deployment (stable, canary or baseline) as the controller observed it.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -72,6 +81,9 @@ pub struct Observed {
     pub background_analysis: Option<ObservedAnalysis>,
     /// The release policy's inputs; `None` when the controller observes no policy kinds.
     pub release: Option<ObservedRelease>,
+    /// The Deployment `spec.workloadRef` names; `None` without a workloadRef or when that
+    /// Deployment does not exist.
+    pub workload: Option<ObservedWorkload>,
 }
 
 /// A child Deployment to run: which revision, how many pods.
@@ -177,6 +189,25 @@ pub struct Decision {
     /// The release policy's judgement of the current change, when a policy governs it:
     /// the deploy record of a promotion is built from it.
     pub release: Option<fife_policy::GateReport>,
+    /// The replicas to give the Deployment `spec.workloadRef` names, per its `scaleDown`;
+    /// `None` leaves them as they are.
+    pub workload_replicas: Option<i32>,
+}
+
+/// The Rollout as `decide` runs it: with `workloadRef`, the pod template (and, unless the
+/// Rollout sets one, the selector) of the observed Deployment, or none when it is missing;
+/// with `blueGreen`, the canary steps it runs as ([`as_canary`]). Any other Rollout is
+/// returned as it is. Idempotent, so a Rollout resolved by the controller resolves to itself.
+pub fn resolve<'r>(rollout: &'r Rollout, observed: &Observed) -> std::borrow::Cow<'r, Rollout> {
+    if rollout.spec.workload_ref.is_none() && rollout.spec.strategy.blue_green.is_none() {
+        return std::borrow::Cow::Borrowed(rollout);
+    }
+    let mut resolved = rollout.clone();
+    workload::resolve_template(&mut resolved, observed);
+    if let Some(strategy) = &rollout.spec.strategy.blue_green {
+        resolved.spec.strategy.canary = as_canary(strategy);
+    }
+    std::borrow::Cow::Owned(resolved)
 }
 
 /// Which AnalysisRun an analysis of a revision gets. Deterministic, so a controller restart
@@ -208,11 +239,15 @@ pub fn analysis_run_name_for_attempt(
 ///
 /// Pure: the same rollout, observations and `now` always give the same decision, and
 /// everything the next call needs is in the returned status. A Rollout without a pod
-/// template is inert: no children, a message saying why.
+/// template is inert: no children, a message saying why. With `workloadRef`, the template
+/// is the observed Deployment's; a blue-green strategy runs as canary steps ([`resolve`]).
 pub fn decide(rollout: &Rollout, observed: &Observed, now: jiff::Timestamp) -> Decision {
-    let mut machine = Machine::new(rollout, observed, now);
+    let rollout = resolve(rollout, observed);
+    let mut machine = Machine::new(&rollout, observed, now);
     machine.run();
-    machine.finish()
+    let mut decision = machine.finish();
+    decision.workload_replicas = workload_replicas(&rollout.spec, observed, &decision.status);
+    decision
 }
 
 // === impl Machine ===
@@ -358,9 +393,13 @@ impl<'a> Machine<'a> {
 
     pub(super) fn run(&mut self) {
         let Some(template) = self.spec.template.as_ref() else {
-            self.say("the Rollout has no pod template, so it runs nothing: add spec.template and spec.selector");
+            match &self.spec.workload_ref {
+                Some(reference) => self.workload_missing(&reference.name),
+                None => self.say("the Rollout has no pod template, so it runs nothing: add spec.template and spec.selector"),
+            }
             return;
         };
+        self.workload_found();
         let desired = pod_template_hash(template);
 
         if self.status.stable_revision.is_none() {
@@ -515,6 +554,7 @@ impl<'a> Machine<'a> {
             requeue_after: self.wakeups.into_iter().min(),
             events: self.events,
             release: self.release,
+            workload_replicas: None,
         }
     }
 

@@ -222,7 +222,7 @@ impl<'a> Machine<'a> {
     /// `abortScaleDownDelaySeconds`, then go.
     pub(super) fn aborted(&mut self) {
         let step = self.weights_of_index(self.index());
-        let (_, canary, baseline) = replicas_for(step, self.spec.replicas, self.routed());
+        let (_, canary, baseline) = self.replicas_of(step);
         let stable = self.status.stable_revision.clone();
         let canary_revision = self.status.canary_revision.clone();
         self.weights = weights_for(0, false);

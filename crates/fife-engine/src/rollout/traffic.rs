@@ -81,7 +81,7 @@ impl<'a> Machine<'a> {
         let previous = self.status.weights.unwrap_or_default();
         if !stable_ready && (previous.canary > 0 || previous.baseline > 0) {
             self.weights = previous;
-            let (_, canary, baseline) = replicas_for(previous, self.spec.replicas, self.routed());
+            let (_, canary, baseline) = self.replicas_of(previous);
             self.children.canary = self.keep_observed(&self.observed.canary, canary);
             self.children.baseline = self.keep_observed(&self.observed.baseline, baseline);
             if self.children.canary.is_none() && self.children.baseline.is_none() {
@@ -133,7 +133,8 @@ impl<'a> Machine<'a> {
     }
 
     pub(super) fn set_children(&mut self, weights: TrafficWeights) {
-        let (stable, canary, baseline) = replicas_for(weights, self.spec.replicas, self.routed());
+        let (stable, canary, baseline) = self.replicas_of(weights);
+        let weights = self.switch_when_ready(weights);
         let child = |revision: &Option<String>, replicas: i32| {
             revision
                 .clone()

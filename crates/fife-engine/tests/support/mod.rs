@@ -76,12 +76,14 @@ pub fn mk_rollout(image: &str, replicas: i32, steps: Vec<CanaryStep>) -> Rollout
             replicas,
             selector: None,
             template: Some(mk_template(image)),
+            workload_ref: None,
             strategy: RolloutStrategy {
                 canary: CanaryStrategy {
                     steps,
                     abort_scale_down_delay_seconds: 30,
                     ..CanaryStrategy::default()
                 },
+                blue_green: None,
             },
             paused: false,
             manual_action: None,
@@ -144,6 +146,7 @@ pub fn observe_applied(
                 message: None,
             }),
         release: None,
+        workload: None,
     }
 }
 
