@@ -409,13 +409,23 @@ async fn the_real_crds_and_examples_apply_and_print_their_columns() {
     let header: Vec<&str> = lines[0].split_whitespace().collect();
     assert_eq!(
         header,
-        vec!["NAME", "PHASE", "STEP", "WEIGHT", "READY", "GATE", "OPENS", "AGE", "MESSAGE"],
+        vec![
+            "NAME", "PHASE", "STEP", "WEIGHT", "READY", "GATE", "OPENS", "AGE", "MESSAGE"
+        ],
         "{out}"
     );
     let row: Vec<&str> = lines[1].split_whitespace().collect();
     assert_eq!(
         &row[..7],
-        &["checkout-api", "Paused", "3/7", "25", "9/10", "Freeze", "2026-12-01T06:00:00Z"],
+        &[
+            "checkout-api",
+            "Paused",
+            "3/7",
+            "25",
+            "9/10",
+            "Freeze",
+            "2026-12-01T06:00:00Z"
+        ],
         "{out}"
     );
     assert_eq!(&row[8..], &["waiting", "for", "promotion"], "{out}");

@@ -1,5 +1,5 @@
 //! What every reconcile shares: the API client, the watch caches, the Event publisher, the
-//! audit log, the metric query pool, metrics, leadership and per-object memory (backoff,
+//! audit log, the metric query pool, metrics, leadership, the shard and per-object memory (backoff,
 //! recorded decisions, the newest Rollout version seen).
 
 use std::collections::HashMap;
@@ -14,6 +14,7 @@ use crate::runtime::caches::Caches;
 use crate::runtime::events::EventPublisher;
 use crate::runtime::image_verdicts::ImageVerifier;
 use crate::runtime::leader::Leadership;
+use crate::runtime::shard::Shard;
 use crate::runtime::telemetry::Metrics;
 
 /// The first retry after a failed reconcile; doubles per failure up to [`MAX_BACKOFF`].
@@ -34,6 +35,9 @@ pub struct Context {
     pub identity: String,
     /// The signature gate's verdicts, one registry check per digest and key set.
     pub images: ImageVerifier,
+    /// The Rollouts this controller runs; an object read from the API outside it is
+    /// another shard's and is left alone.
+    pub shard: Shard,
     memory: ObjectMemory,
 }
 
@@ -80,6 +84,7 @@ impl Context {
             leadership,
             identity,
             images: ImageVerifier::new(Vec::new(), "default".into()),
+            shard: Shard::Default,
             memory: ObjectMemory::default(),
         }
     }
@@ -88,6 +93,12 @@ impl Context {
     /// reads keys Secrets in `default`).
     pub fn with_image_verifier(mut self, images: ImageVerifier) -> Self {
         self.images = images;
+        self
+    }
+
+    /// Runs the Rollouts of `shard` (the default shard otherwise).
+    pub fn with_shard(mut self, shard: Shard) -> Self {
+        self.shard = shard;
         self
     }
 
