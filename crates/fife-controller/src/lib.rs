@@ -472,12 +472,29 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     );
 
     let forget_ctx = Arc::clone(&ctx);
+    let arrival_ctx = Arc::clone(&ctx);
+    let cached_rollouts = rollout_store.clone();
     let rollout_events = watcher(
         api_for::<DeserializeGuard<Rollout>>(&client, ns),
         in_shard.clone(),
     )
     .default_backoff()
     .modify(runtime::caches::strip_guarded)
+    // Before the store takes it: a Rollout new to the cache that already has a history
+    // (moved from another shard, or sighted at start-up) waits for its handover.
+    .inspect(move |event| {
+        if let Ok(watcher::Event::Apply(guard) | watcher::Event::InitApply(guard)) = event
+            && let Ok(rollout) = &guard.0
+            && reconcile::handover::has_history(rollout)
+            && cached_rollouts.get(&ObjectRef::from_obj(guard)).is_none()
+        {
+            arrival_ctx.arrived(&format!(
+                "{}/{}",
+                guard.namespace().unwrap_or_default(),
+                guard.name_any()
+            ));
+        }
+    })
     .reflect(rollout_writer)
     .inspect(ctx.caches.noting("rollouts"))
     .inspect(move |event| match event {

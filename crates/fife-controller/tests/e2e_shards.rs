@@ -56,13 +56,14 @@ fn rollout_writes(cluster: &Cluster, user: &str, since: u64) -> Vec<String> {
         .collect()
 }
 
-/// What makes a record one decision: its action, revision, step and weights.
+/// What makes a record one decision: its action, revision, step and reason (a rollout's
+/// start and its first step both start at step 0, and say so differently).
 fn decision_key(record: &Value) -> String {
     json!([
         record["action"],
         record["revision"],
         record["evidence"]["step"],
-        record["evidence"]["weights"],
+        record["reason"],
     ])
     .to_string()
 }
@@ -151,7 +152,7 @@ async fn a_rollout_moved_between_shards_mid_rollout_completes_with_each_step_rec
     );
 
     cluster
-        .merge_patch("rollout/web", &manual("promote", "after-the-move"))
+        .merge_patch("rollout/web", &manual("Promote", "after-the-move"))
         .await;
     cluster
         .wait_for(
@@ -207,7 +208,18 @@ async fn a_rollout_moved_between_shards_mid_rollout_completes_with_each_step_rec
         *seen.entry(decision_key(record)).or_default() += 1;
     }
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "recorded twice: {twice:#?}");
+    assert!(
+        twice.is_empty(),
+        "recorded twice: {twice:#?}\ndefault shard: {:#?}\nshard b: {:#?}",
+        default_records
+            .iter()
+            .map(|r| format!("{} {} {}", r["seq"], r["action"], r["reason"]))
+            .collect::<Vec<_>>(),
+        b_records
+            .iter()
+            .map(|r| format!("{} {} {}", r["seq"], r["action"], r["reason"]))
+            .collect::<Vec<_>>()
+    );
     let weight_50 = default_records
         .iter()
         .chain(&b_records)

@@ -7,14 +7,19 @@
 //! new shard picks up: the step, the pause and the running analysis.
 //!
 //! ```text
-//!   status names children or runs the caches lack ─▶ LIST fife.dev/rollout=<name>
+//!   Rollout enters the cache with a status (runtime: arrived)
+//!     ─▶ status names children or runs the caches lack ─▶ LIST fife.dev/rollout=<name>
 //!     ─▶ owned by this Rollout, labelled for another shard ─▶ patch the label:
 //!        runs, Services, canary and baseline, the stable Deployment last
-//!     ─▶ wait for the watches (the stable in the cache says the handover is done)
+//!     ─▶ wait until the caches hold every owned Deployment and run ─▶ decide as usual
 //! ```
 //!
-//! The stable Deployment goes last because its absence from the cache is what starts a
-//! handover: one cut short (a crash, a lost lease) is started again by the next reconcile.
+//! Only a Rollout that entered this replica's cache with a history is checked (marked by
+//! the Rollout watch, see [`has_history`]): a cache a moment behind the controller's own
+//! writes, which looks the same, costs no request. The mark stays until the caches hold
+//! the children, so a handover cut short (a crash, a lost lease) is taken up again; the
+//! stable Deployment goes last, so a replica that starts afresh finds it missing and
+//! checks again.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +28,7 @@ use fife_api::{AnalysisRun, Rollout};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{ListParams, Patch, PatchParams};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
@@ -31,10 +37,18 @@ use crate::reconcile::observe::{Observation, rollout_key};
 use crate::runtime::context::{Context, FIELD_MANAGER};
 use crate::runtime::shard::Shard;
 
+/// True when the Rollout's status says it has children or runs: when it enters a cache
+/// with this, it was run before, by another shard or an earlier run of this replica. Pure.
+pub fn has_history(rollout: &Rollout) -> bool {
+    rollout.status.as_ref().is_some_and(|status| {
+        status.stable_revision.is_some()
+            || status.current_analysis_run.is_some()
+            || status.background_analysis_run.is_some()
+    })
+}
+
 /// True when the Rollout's status names a stable Deployment or an AnalysisRun that the
-/// caches do not hold: it may have just moved here from another shard. (A cache a moment
-/// behind the controller's own writes looks the same; the handover then finds nothing to
-/// relabel and the reconcile goes on.) Pure.
+/// caches do not hold. Pure.
 pub fn pending(observation: &Observation) -> bool {
     let Some(status) = observation.rollout.status.as_ref() else {
         return false;
@@ -53,6 +67,14 @@ pub struct Relabel {
     pub name: String,
 }
 
+/// True when `meta` names `rollout_uid` as its controlling owner.
+fn owned(rollout_uid: &str, meta: &kube::core::ObjectMeta) -> bool {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true) && o.uid == rollout_uid)
+}
+
 /// Of a Rollout's labelled objects, those it owns that another shard watches, in the
 /// order they are relabelled. Pure.
 pub fn to_relabel<'a>(
@@ -63,13 +85,8 @@ pub fn to_relabel<'a>(
     let mut relabel: Vec<Relabel> = objects
         .into_iter()
         .filter(|(_, meta)| {
-            let owned = meta
-                .owner_references
-                .iter()
-                .flatten()
-                .any(|o| o.controller == Some(true) && o.uid == rollout_uid);
             let labels = meta.labels.clone().unwrap_or_default();
-            owned && !shard.selects(&labels)
+            owned(rollout_uid, meta) && !shard.selects(&labels)
         })
         .map(|(kind, meta)| {
             let stable = meta
@@ -94,10 +111,19 @@ pub fn to_relabel<'a>(
     relabel
 }
 
-/// Relabels for this shard what the Rollout owns and another shard watches. Returns how
-/// many objects were relabelled: none means the caches were only behind, and the
-/// reconcile can go on.
-pub async fn adopt(ctx: &Context, rollout: &Rollout) -> Result<usize, ReconcileError> {
+/// Where a handover stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handover {
+    /// The caches hold every Deployment and run the Rollout owns: decide as usual.
+    Complete,
+    /// Objects were relabelled, or the watches have not delivered them yet: look again
+    /// when they do.
+    Waiting,
+}
+
+/// Relabels for this shard what the Rollout owns and another shard watches, and says
+/// whether the caches hold all of it yet.
+pub async fn adopt(ctx: &Context, rollout: &Rollout) -> Result<Handover, ReconcileError> {
     let namespace = rollout.namespace().unwrap_or_default();
     let key = rollout_key(rollout);
     let uid = rollout.uid().unwrap_or_default();
@@ -132,8 +158,27 @@ pub async fn adopt(ctx: &Context, rollout: &Rollout) -> Result<usize, ReconcileE
                 .map(|r| ("AnalysisRun", &r.metadata)),
         );
     let relabel = to_relabel(&uid, &ctx.shard, objects);
+    // What observe reads from the caches: until they hold it, deciding would take a child
+    // or run that exists for missing.
+    let uncached = listed_deployments
+        .items
+        .iter()
+        .filter(|d| owned(&uid, &d.metadata))
+        .any(|d| ctx.caches.deployment(&namespace, &d.name_any()).is_none())
+        || listed_runs
+            .items
+            .iter()
+            .filter(|r| owned(&uid, &r.metadata))
+            .any(|r| {
+                let reference = ObjectRef::new(&r.name_any()).within(&namespace);
+                ctx.caches.runs.get(&reference).is_none()
+            });
     if relabel.is_empty() {
-        return Ok(0);
+        return Ok(if uncached {
+            Handover::Waiting
+        } else {
+            Handover::Complete
+        });
     }
     let labels = BTreeMap::from([(
         SHARD_LABEL,
@@ -169,7 +214,7 @@ pub async fn adopt(ctx: &Context, rollout: &Rollout) -> Result<usize, ReconcileE
         relabelled = relabel.len(),
         "took over a Rollout moved from another shard"
     );
-    Ok(relabel.len())
+    Ok(Handover::Waiting)
 }
 
 async fn patch_labels<K>(
@@ -258,5 +303,35 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["web-canary", "web-baseline"]
         );
+    }
+
+    #[test]
+    fn a_rollout_with_a_history_is_pending_until_the_caches_hold_what_its_status_names() {
+        let mut rollout = crate::build::children::tests::mk_rollout("web:1");
+        let mut observation = Observation {
+            rollout: rollout.clone(),
+            children: crate::build::children::ExistingChildren::default(),
+            step_run: None,
+            background_run: None,
+            engine: fife_engine::Observed::default(),
+        };
+        assert!(!has_history(&rollout), "new: nothing to hand over");
+        assert!(!pending(&observation));
+
+        rollout.status = Some(fife_api::RolloutStatus {
+            stable_revision: Some("r1".into()),
+            current_analysis_run: Some("web-r2-1".into()),
+            ..fife_api::RolloutStatus::default()
+        });
+        observation.rollout = rollout.clone();
+        assert!(has_history(&rollout));
+        assert!(
+            pending(&observation),
+            "neither the stable nor the run cached"
+        );
+        observation.children.stable = Some(Deployment::default());
+        assert!(pending(&observation), "the run is not cached");
+        observation.step_run = Some(AnalysisRun::new("web-r2-1", Default::default()));
+        assert!(!pending(&observation));
     }
 }

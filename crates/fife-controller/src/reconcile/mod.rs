@@ -103,8 +103,14 @@ async fn pipeline(ctx: &Context, cached: &Rollout) -> Result<Action, ReconcileEr
         ctx.forget(&format!("{namespace}/{name}"));
         return Ok(Action::await_change());
     }
-    if handover::pending(&observation) && handover::adopt(ctx, rollout).await? > 0 {
-        return Ok(Action::requeue(HANDOVER_WAIT));
+    let key = format!("{namespace}/{name}");
+    if ctx.handover_due(&key) {
+        if handover::pending(&observation)
+            && handover::adopt(ctx, rollout).await? == handover::Handover::Waiting
+        {
+            return Ok(Action::requeue(HANDOVER_WAIT));
+        }
+        ctx.handed_over(&key);
     }
 
     // decide
@@ -119,7 +125,6 @@ async fn pipeline(ctx: &Context, cached: &Rollout) -> Result<Action, ReconcileEr
     if !in_shard_cache(ctx, rollout) {
         return Ok(Action::await_change());
     }
-    let key = format!("{namespace}/{name}");
     let version = rollout.resource_version().unwrap_or_default();
     let digest = events_digest(&decision);
     let records = if decision.events.is_empty() || ctx.already_recorded(&key, &version, &digest) {
