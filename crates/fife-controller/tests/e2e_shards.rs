@@ -1,8 +1,10 @@
 //! End to end, two shards: the default shard's controller and shard `b`'s, each with its
-//! own ServiceAccount, Lease and audit log, against one API test server. A Rollout starts
-//! on the default shard, is relabelled to `b` while paused at a step, and completes on
-//! `b`. The audit logs hold each step's record once between them, and the request journal
-//! shows the default shard wrote nothing of the Rollout's after the move.
+//! own ServiceAccount, Lease and audit log, against one API test server and a real
+//! Prometheus. A Rollout starts on the default shard, is relabelled to `b` while paused at
+//! a step with its background analysis running, and completes on `b`. The audit logs hold
+//! each step's record once between them, the same AnalysisRun is measured on by `b`, and
+//! the request journal shows the default shard wrote nothing of the Rollout's after the
+//! move.
 
 mod harness;
 
@@ -10,13 +12,60 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use fife_testkit::workload::{Workload, WorkloadConfig, WorkloadRole};
 use harness::{
-    Cluster, Controller, ControllerOptions, audit_records, image_patch, manual, rollout,
+    Cluster, Controller, ControllerOptions, Prometheus, audit_records, image_patch, manual, rollout,
 };
 use serde_json::{Value, json};
 
 const SHARD_LABEL: &str = fife_api::labels::SHARD_LABEL;
 
+/// Background analysis: the canary's success rate, each second, until the steps end.
+const TEMPLATE: &str = r#"apiVersion: fife.dev/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: success-rate, namespace: default}
+spec:
+  args: [{name: prometheus}]
+  metrics:
+    - name: success-rate
+      interval: 1s
+      successCondition: "result[0] >= 0.99"
+      failureLimit: 0
+      provider:
+        prometheus:
+          address: "{{args.prometheus}}"
+          query: |
+            sum(rate(http_requests_total{job="canary",code!~"5.."}[5s]))
+            / sum(rate(http_requests_total{job="canary"}[5s]))
+"#;
+
+async fn clean_canary() -> Workload {
+    let mut config = WorkloadConfig::new(WorkloadRole::Canary, 41);
+    config.error_rate = 0.0;
+    config.requests_per_second = 400.0;
+    Workload::start("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap()
+}
+
+/// The AnalysisRuns in the cluster, as (name, uid, measurements taken).
+async fn runs(cluster: &Cluster) -> Vec<(String, String, u64)> {
+    let runs = cluster.get("analysisruns").await.unwrap();
+    runs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["metadata"]["name"].as_str().unwrap().to_owned(),
+                r["metadata"]["uid"].as_str().unwrap().to_owned(),
+                r["status"]["metricResults"][0]["count"]
+                    .as_u64()
+                    .unwrap_or(0),
+            )
+        })
+        .collect()
+}
 /// A controller of `shard` (the default one when `None`), authenticated as its own
 /// ServiceAccount so the journal tells its requests apart.
 fn start_shard(cluster: &Cluster, account: &str, shard: Option<&str>) -> Controller {
@@ -79,11 +128,23 @@ fn verify(log: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollout_moved_between_shards_mid_rollout_completes_with_each_step_recorded_once() {
+    let canary = clean_canary().await;
+    let prometheus = Prometheus::start(&[("canary", vec![canary.local_addr()])]);
+    prometheus
+        .wait_for_series(r#"rate(http_requests_total{job="canary"}[5s])"#, 1)
+        .await;
     let cluster = Cluster::start().await;
+    cluster.apply(TEMPLATE).await;
     let default_shard = start_shard(&cluster, "fife-default", None);
     let shard_b = start_shard(&cluster, "fife-b", Some("b"));
     let steps = "        - setWeight: 50\n        - pause: {}\n        - setWeight: 100\n";
-    cluster.apply(&rollout("web", "web:1", 2, "", steps)).await;
+    let background = format!(
+        "      analysis:\n        templates: [{{templateName: success-rate}}]\n        args: [{{name: prometheus, value: \"{}\"}}]\n        startingStep: 1\n",
+        prometheus.address
+    );
+    cluster
+        .apply(&rollout("web", "web:1", 2, &background, steps))
+        .await;
     cluster
         .wait_phase("web", "Healthy", Duration::from_secs(20))
         .await;
@@ -105,7 +166,8 @@ async fn a_rollout_moved_between_shards_mid_rollout_completes_with_each_step_rec
             .await;
     }
 
-    // A new image, held at the indefinite pause after 50 %, on the default shard.
+    // A new image, held at the indefinite pause after 50 %, on the default shard, which
+    // measures its background analysis.
     cluster
         .merge_patch("rollout/web", &image_patch("web:2"))
         .await;
@@ -115,11 +177,16 @@ async fn a_rollout_moved_between_shards_mid_rollout_completes_with_each_step_rec
             (s["phase"] == "Paused" && s["weights"]["canary"] == 50).then_some(())
         })
         .await;
+    cluster
+        .wait_for("two measurements", Duration::from_secs(20), || async {
+            let runs = runs(&cluster).await;
+            (runs.len() == 1 && runs[0].2 >= 2).then_some(())
+        })
+        .await;
     assert!(
         audit_records(&shard_b.audit_log).is_empty(),
         "shard b never saw the Rollout before the move"
     );
-    let default_records = audit_records(&default_shard.audit_log);
     let moved_from = cluster.api.journal(0).last().map_or(0, |e| e.index + 1);
 
     // Moved to shard b: it relabels the children and picks up from status.
@@ -150,6 +217,20 @@ async fn a_rollout_moved_between_shards_mid_rollout_completes_with_each_step_rec
         status["currentStepIndex"], 1,
         "not a step repeated: {status:#}"
     );
+    // The same run goes on being measured, by shard b.
+    let before = runs(&cluster).await;
+    cluster
+        .wait_for(
+            "measurements after the move",
+            Duration::from_secs(20),
+            || async {
+                let runs = runs(&cluster).await;
+                (runs.len() == 1 && runs[0].1 == before[0].1 && runs[0].2 >= before[0].2 + 2)
+                    .then_some(())
+            },
+        )
+        .await;
+    let default_records = audit_records(&default_shard.audit_log);
 
     cluster
         .merge_patch("rollout/web", &manual("Promote", "after-the-move"))
@@ -203,8 +284,26 @@ async fn a_rollout_moved_between_shards_mid_rollout_completes_with_each_step_rec
             .all(|r| r["actor"]["name"] != "fife-default"),
         "each shard records as itself"
     );
+    let measured = |records: &[Value]| -> Vec<String> {
+        records
+            .iter()
+            .filter(|r| r["action"] == "Measurement")
+            .map(|r| r["time"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (measured_before, measured_after) = (measured(&default_records), measured(&b_records));
+    assert!(measured_before.len() >= 2 && measured_after.len() >= 2);
+    assert!(
+        measured_before.last() < measured_after.first(),
+        "the analysis went on where it was, never measured by both: {measured_before:?} {measured_after:?}"
+    );
+    assert_eq!(runs(&cluster).await.len(), 1, "no second run was started");
     let mut seen: BTreeMap<String, u32> = BTreeMap::new();
-    for record in default_records.iter().chain(&b_records) {
+    for record in default_records
+        .iter()
+        .chain(&b_records)
+        .filter(|r| r["action"] != "Measurement")
+    {
         *seen.entry(decision_key(record)).or_default() += 1;
     }
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
