@@ -7,6 +7,7 @@
 //!   watches Approvals, BreakGlasses ─▶ the Rollout they name; ReleasePolicies ─▶ every Rollout
 //!   watch AnalysisRuns ─▶ analysis::runner: measure what is due ─▶ audit ─▶ run status
 //!   Lease ─▶ runtime::leader: only the leader reconciles     /healthz /readyz /metrics
+//!   --shard ─▶ runtime::shard: every watch selects the shard's Rollouts and what they own
 //! ```
 //!
 //! - [`reconcile`]: the Rollout pipeline's steps, the edges that do I/O, and their errors.

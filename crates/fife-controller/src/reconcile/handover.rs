@@ -17,9 +17,12 @@
 //! Only a Rollout that entered this replica's cache with a history is checked (marked by
 //! the Rollout watch, see [`has_history`]): a cache a moment behind the controller's own
 //! writes, which looks the same, costs no request. The mark stays until the caches hold
-//! the children, so a handover cut short (a crash, a lost lease) is taken up again; the
-//! stable Deployment goes last, so a replica that starts afresh finds it missing and
-//! checks again.
+//! the children, so a handover cut short (a crash, a lost lease) is taken up again. The
+//! stable Deployment goes last: one watch delivers the Deployments in the order they were
+//! relabelled, so a cached stable means the canary and baseline are cached too, and a
+//! replica that starts afresh after a handover cut short finds the stable missing and
+//! checks again. Runs named in the status are checked by name; Services are compared
+//! before an apply in act and need no wait.
 
 use std::collections::BTreeMap;
 
