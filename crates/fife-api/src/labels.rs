@@ -12,6 +12,11 @@ pub const ROLE_LABEL: &str = "fife.dev/role";
 pub const REVISION_LABEL: &str = "fife.dev/revision";
 /// The label naming the Rollout an object belongs to (children and AnalysisRuns).
 pub const ROLLOUT_LABEL: &str = "fife.dev/rollout";
+/// The Rollout label that selects the controller shard running it (Flux's convention for
+/// its controllers): a controller started with `--shard KEY` runs the Rollouts whose label
+/// is `KEY`, one without `--shard` those without the label. Children and AnalysisRuns carry
+/// their Rollout's value, so each shard's watches select its own objects only.
+pub const SHARD_LABEL: &str = "sharding.fife.dev/key";
 /// Who last set `spec.paused`, written by `kubectl fife pause|resume` in the same patch.
 /// The API has no pause manual action, so this annotation is where a pause names its
 /// person, and the audit record's actor comes from it.
@@ -100,6 +105,19 @@ pub fn rollout_selector(rollout: &str) -> String {
     format!("{ROLLOUT_LABEL}={rollout}")
 }
 
+/// Sets, on the labels of a child or AnalysisRun, the [`SHARD_LABEL`] of the Rollout that
+/// owns it, or removes it when the Rollout has none: a child is watched by the shard that
+/// runs its Rollout.
+pub fn carry_shard_label(
+    rollout_labels: &BTreeMap<String, String>,
+    labels: &mut BTreeMap<String, String>,
+) {
+    match rollout_labels.get(SHARD_LABEL) {
+        Some(key) => labels.insert(SHARD_LABEL.to_owned(), key.clone()),
+        None => labels.remove(SHARD_LABEL),
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +137,20 @@ mod tests {
         let labels = BTreeMap::from([(ROLE_LABEL.to_owned(), "baseline".to_owned())]);
         assert_eq!(Role::of_labels(&labels), Some(Role::Baseline));
         assert_eq!(rollout_selector("checkout"), "fife.dev/rollout=checkout");
+    }
+
+    #[test]
+    fn children_carry_their_rollouts_shard_label_and_lose_a_stale_one() {
+        let pairs = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let mut child = pairs(&[(ROLLOUT_LABEL, "web"), (SHARD_LABEL, "a")]);
+        carry_shard_label(&pairs(&[(SHARD_LABEL, "b")]), &mut child);
+        assert_eq!(child.get(SHARD_LABEL).map(String::as_str), Some("b"));
+        carry_shard_label(&pairs(&[("team", "shop")]), &mut child);
+        assert_eq!(child, pairs(&[(ROLLOUT_LABEL, "web")]));
     }
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use fife_controller::runtime::shard::Shard;
 use fife_controller::{ControllerConfig, LeaseSettings};
 
 #[derive(Debug, clap::Args)]
@@ -16,6 +17,10 @@ pub struct ControllerArgs {
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "FIFE_NAMESPACE")]
     namespace: Option<String>,
+    /// Run only the Rollouts labelled sharding.fife.dev/key=KEY, and elect the leader on
+    /// the Lease <lease-name>-shard-KEY. Without it: the Rollouts without that label.
+    #[arg(long, env = "FIFE_SHARD", value_name = "KEY")]
+    shard: Option<String>,
     /// Rollouts reconciled at once.
     #[arg(long, env = "FIFE_CONCURRENCY", default_value_t = 4)]
     concurrency: u16,
@@ -79,6 +84,13 @@ pub fn run(args: ControllerArgs) -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    let shard = match Shard::from_key(args.shard.as_deref()) {
+        Ok(shard) => shard,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let identity = args.identity.clone().unwrap_or_else(default_identity);
     let image_keys_namespace = args
         .image_keys_namespace
@@ -109,6 +121,7 @@ pub fn run(args: ControllerArgs) -> ExitCode {
         identity,
         registry_plain_http: args.registry_plain_http,
         image_keys_namespace,
+        shard,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -7,6 +7,7 @@
 //!   watches Approvals, BreakGlasses ─▶ the Rollout they name; ReleasePolicies ─▶ every Rollout
 //!   watch AnalysisRuns ─▶ analysis::runner: measure what is due ─▶ audit ─▶ run status
 //!   Lease ─▶ runtime::leader: only the leader reconciles     /healthz /readyz /metrics
+//!   --shard ─▶ runtime::shard: every watch selects the shard's Rollouts and what they own
 //! ```
 //!
 //! - [`reconcile`]: the Rollout pipeline's steps, the edges that do I/O, and their errors.
@@ -28,7 +29,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use fife_api::labels::ROLLOUT_LABEL;
 use fife_api::{
     AnalysisRun, AnalysisTemplate, Approval, BreakGlass, ClusterAnalysisTemplate, ReleasePolicy,
     Rollout,
@@ -50,6 +50,7 @@ use crate::runtime::caches::Caches;
 use crate::runtime::context::Context;
 use crate::runtime::image_verdicts::ImageVerifier;
 use crate::runtime::leader::{Leadership, LeaseConfig};
+use crate::runtime::shard::Shard;
 use crate::runtime::telemetry::Metrics;
 
 /// How the controller runs; the `fife controller` flags.
@@ -81,6 +82,9 @@ pub struct ControllerConfig {
     pub registry_plain_http: Vec<String>,
     /// Where the release policies' keys Secrets live: the controller's own namespace.
     pub image_keys_namespace: String,
+    /// The Rollouts this controller runs (`--shard`); the default shard runs those without
+    /// the shard label.
+    pub shard: Shard,
 }
 
 /// Where the leader Lease lives and how long it lasts.
@@ -437,7 +441,8 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
             let (leadership, task) = Leadership::elect(
                 client.clone(),
                 LeaseConfig {
-                    name: lease.name.clone(),
+                    // Each shard elects its own leader.
+                    name: config.shard.lease_name(&lease.name),
                     namespace: lease.namespace.clone(),
                     identity: config.identity.clone(),
                     duration: lease.duration,
@@ -455,7 +460,10 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     };
 
     let ns = config.namespace.as_deref();
-    let children = watcher::Config::default().labels(ROLLOUT_LABEL);
+    // Every watch of what a Rollout owns or runs selects this shard's objects only, so
+    // another shard's never enter the caches (see runtime::shard).
+    let children = watcher::Config::default().labels(&config.shard.children_selector());
+    let in_shard = watcher::Config::default().labels(&config.shard.selector());
     let controller_config = controller::Config::default()
         .concurrency(config.concurrency.max(1))
         .debounce(DEBOUNCE);
@@ -484,21 +492,40 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
         .with_image_verifier(ImageVerifier::new(
             config.registry_plain_http.clone(),
             config.image_keys_namespace.clone(),
-        )),
+        ))
+        .with_shard(config.shard.clone()),
     );
 
     let forget_ctx = Arc::clone(&ctx);
+    let arrival_ctx = Arc::clone(&ctx);
+    let cached_rollouts = rollout_store.clone();
     let rollout_events = watcher(
         api_for::<DeserializeGuard<Rollout>>(&client, ns),
-        watcher::Config::default(),
+        in_shard.clone(),
     )
     .default_backoff()
     .modify(runtime::caches::strip_guarded)
+    // Before the store takes it: a Rollout new to the cache that already has a history
+    // (moved from another shard, or sighted at start-up) waits for its handover.
+    .inspect(move |event| {
+        if let Ok(watcher::Event::Apply(guard) | watcher::Event::InitApply(guard)) = event
+            && let Ok(rollout) = &guard.0
+            && reconcile::handover::has_history(rollout)
+            && cached_rollouts.get(&ObjectRef::from_obj(guard)).is_none()
+        {
+            arrival_ctx.arrived(&format!(
+                "{}/{}",
+                guard.namespace().unwrap_or_default(),
+                guard.name_any()
+            ));
+        }
+    })
     .reflect(rollout_writer)
     .inspect(ctx.caches.noting("rollouts"))
     .inspect(move |event| match event {
         // A deleted Rollout's memory and metrics go with it (its children go by owner
-        // reference); the reconcile never sees it again.
+        // reference); the reconcile never sees it again. So do those of a Rollout moved to
+        // another shard: to this watch it left the selector, which is a delete.
         Ok(watcher::Event::Delete(guard)) => {
             let (namespace, name) = (guard.namespace().unwrap_or_default(), guard.name_any());
             forget_ctx.metrics.forget_rollout(&namespace, &name);
@@ -529,7 +556,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
         .touched_objects();
     let runs = watcher(
         api_for::<DeserializeGuard<AnalysisRun>>(&client, ns),
-        watcher::Config::default(),
+        in_shard.clone(),
     )
     .default_backoff()
     .modify(runtime::caches::strip_guarded)
@@ -623,7 +650,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
         });
     let run_loop = Controller::new(
         api_for::<DeserializeGuard<AnalysisRun>>(&client, ns),
-        watcher::Config::default(),
+        in_shard,
     )
     .with_config(controller_config)
     .shutdown_on_signal()
@@ -638,7 +665,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
         }
     });
     ready.store(true, Ordering::Relaxed);
-    tracing::info!(identity = %config.identity, namespace = ?config.namespace, "controller started");
+    tracing::info!(identity = %config.identity, namespace = ?config.namespace, shard = %config.shard, "controller started");
     futures::join!(rollout_loop, run_loop);
 
     tracing::info!("shutting down");

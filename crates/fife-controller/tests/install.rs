@@ -264,3 +264,64 @@ fn only_the_platform_role_may_write_release_policies() {
         .into()
     );
 }
+
+fn rendered_dir(dir: &str) -> Vec<Value> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/install")
+        .join(dir);
+    let out = Command::new("/usr/bin/kubectl")
+        .args(["kustomize", dir.to_str().unwrap()])
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_saphyr::from_multiple(&String::from_utf8(out.stdout).unwrap()).unwrap()
+}
+
+#[test]
+fn the_shards_overlay_is_the_install_deployment_with_a_shard_and_pods_of_its_own() {
+    let install = rendered();
+    let base = find(&install, "Deployment");
+    let shards = rendered_dir("shards");
+    assert_eq!(shards.len(), 1, "only a Deployment: the rest is shared");
+    let shard = find(&shards, "Deployment");
+    assert_eq!(shard["metadata"]["namespace"], "fife-system");
+    assert_ne!(shard["metadata"]["name"], base["metadata"]["name"]);
+
+    // Neither Deployment selects the other's pods.
+    let selects = |deployment: &Value, pods: &Value| {
+        let labels = &pods["spec"]["template"]["metadata"]["labels"];
+        deployment["spec"]["selector"]["matchLabels"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .all(|(k, v)| &labels[k] == v)
+    };
+    assert!(selects(base, base) && selects(shard, shard));
+    assert!(!selects(base, shard) && !selects(shard, base));
+
+    // Everything else is the install's: the same ServiceAccount, audit volume (one file per
+    // pod), Lease base name (the shard's Lease is derived from it), image and limits.
+    let args = |d: &Value| -> Vec<String> {
+        d["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let mut expected = args(base);
+    expected.push("--shard=b".to_owned());
+    assert_eq!(args(shard), expected);
+    let mut shard_pod = shard["spec"]["template"]["spec"].clone();
+    shard_pod["containers"][0]["args"] =
+        base["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+    assert_eq!(
+        shard_pod, base["spec"]["template"]["spec"],
+        "only the arguments differ"
+    );
+    assert_eq!(shard["spec"]["replicas"], base["spec"]["replicas"]);
+}

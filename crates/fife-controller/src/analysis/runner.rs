@@ -78,6 +78,11 @@ async fn run_once(
         ctx.forget(&run_key(cached));
         return Ok(Action::await_change());
     };
+    if !ctx.shard.selects(run.labels()) {
+        // Its Rollout moved to another shard, which measures it from now on.
+        ctx.forget(&run_key(cached));
+        return Ok(Action::await_change());
+    }
     let was_completed = run
         .status
         .as_ref()

@@ -24,7 +24,7 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
 
-use fife_api::labels::{REVISION_LABEL, ROLE_LABEL, ROLLOUT_LABEL, Role};
+use fife_api::labels::{REVISION_LABEL, ROLE_LABEL, ROLLOUT_LABEL, Role, carry_shard_label};
 
 /// Why a child could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -169,12 +169,14 @@ pub fn role_selector(rollout: &Rollout, role: Role) -> LabelSelector {
     selector
 }
 
-/// Labels on every child object: the Rollout's name and the role.
+/// Labels on every child object: the Rollout's name, the role and the Rollout's shard.
 pub fn child_labels(rollout: &Rollout, role: Role) -> BTreeMap<String, String> {
-    BTreeMap::from([
+    let mut labels = BTreeMap::from([
         (ROLLOUT_LABEL.to_owned(), rollout.name_any()),
         (ROLE_LABEL.to_owned(), role.as_str().to_owned()),
-    ])
+    ]);
+    carry_shard_label(rollout.labels(), &mut labels);
+    labels
 }
 
 /// `controller: true` so `kubectl get` and the garbage collector know who owns the child.

@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 
 use crate::build::children::{BuildError, owner_reference, qualified_name};
-use fife_api::labels::ROLLOUT_LABEL;
+use fife_api::labels::{ROLLOUT_LABEL, carry_shard_label};
 
 /// Why a run could not be built from its templates.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,10 +120,11 @@ pub fn build_analysis_run(
     run.metadata = ObjectMeta {
         name: Some(context.name.to_owned()),
         namespace: rollout.namespace(),
-        labels: Some(BTreeMap::from([(
-            ROLLOUT_LABEL.to_owned(),
-            rollout.name_any(),
-        )])),
+        labels: Some({
+            let mut labels = BTreeMap::from([(ROLLOUT_LABEL.to_owned(), rollout.name_any())]);
+            carry_shard_label(rollout.labels(), &mut labels);
+            labels
+        }),
         owner_references: Some(vec![owner_reference(rollout)?]),
         ..ObjectMeta::default()
     };

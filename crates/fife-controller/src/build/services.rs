@@ -20,7 +20,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 use crate::build::children::{BuildError, owner_reference};
-use fife_api::labels::{ROLE_LABEL, ROLLOUT_LABEL, Role};
+use fife_api::labels::{ROLE_LABEL, ROLLOUT_LABEL, Role, carry_shard_label};
 
 /// The Services a Rollout needs. Empty when its pods expose no container port: a Service
 /// without ports is invalid, and such a workload receives no traffic to split.
@@ -83,6 +83,7 @@ fn service(
     if let Some(role) = role {
         labels.insert(ROLE_LABEL.to_owned(), role.as_str().to_owned());
     }
+    carry_shard_label(rollout.labels(), &mut labels);
     Ok(Service {
         metadata: ObjectMeta {
             name: Some(name),

@@ -13,6 +13,7 @@
 
 pub mod act;
 pub mod error;
+pub mod handover;
 pub mod observe;
 pub mod record;
 pub mod release;
@@ -44,6 +45,9 @@ pub const RESYNC: Duration = Duration::from_secs(300);
 pub const CACHE_WAIT: Duration = Duration::from_secs(5);
 /// How soon a follower (or a replica that lost the lease) looks again.
 pub const FOLLOWER_RETRY: Duration = Duration::from_secs(2);
+/// How soon a Rollout whose children were just relabelled for this shard is looked at
+/// again, should their watch events not wake it first.
+pub const HANDOVER_WAIT: Duration = Duration::from_secs(1);
 
 /// Reconciles one Rollout.
 pub async fn reconcile(
@@ -93,15 +97,34 @@ async fn pipeline(ctx: &Context, cached: &Rollout) -> Result<Action, ReconcileEr
         // Owner references let the garbage collector remove the children.
         return Ok(Action::await_change());
     }
+    if !ctx.shard.selects(rollout.labels()) {
+        // Moved to another shard since the cache showed it: that shard runs it from now.
+        ctx.metrics.forget_rollout(&namespace, &name);
+        ctx.forget(&format!("{namespace}/{name}"));
+        return Ok(Action::await_change());
+    }
+    let key = format!("{namespace}/{name}");
+    if ctx.handover_due(&key) {
+        if handover::pending(&observation)
+            && handover::adopt(ctx, rollout).await? == handover::Handover::Waiting
+        {
+            return Ok(Action::requeue(HANDOVER_WAIT));
+        }
+        ctx.handed_over(&key);
+    }
 
     // decide
     let decision = fife_engine::decide(rollout, &observation.engine, jiff::Timestamp::now());
 
-    // record: nothing is applied without its record, and nothing after losing the lease.
+    // record: nothing is applied without its record, nothing after losing the lease, and
+    // nothing once the Rollout has left this shard's cache (moved to another shard while
+    // this reconcile ran).
     if !ctx.leadership.is_leading() {
         return Ok(Action::requeue(FOLLOWER_RETRY));
     }
-    let key = format!("{namespace}/{name}");
+    if !in_shard_cache(ctx, rollout) {
+        return Ok(Action::await_change());
+    }
     let version = rollout.resource_version().unwrap_or_default();
     let digest = events_digest(&decision);
     let records = if decision.events.is_empty() || ctx.already_recorded(&key, &version, &digest) {
@@ -149,6 +172,20 @@ async fn pipeline(ctx: &Context, cached: &Rollout) -> Result<Action, ReconcileEr
     Ok(match decision.requeue_after {
         Some(after) => Action::requeue(after.min(RESYNC)),
         None => Action::requeue(RESYNC),
+    })
+}
+
+/// True when this shard's Rollout cache still holds the Rollout with this shard's label.
+fn in_shard_cache(ctx: &Context, rollout: &Rollout) -> bool {
+    let reference = kube::runtime::reflector::ObjectRef::new(&rollout.name_any())
+        .within(&rollout.namespace().unwrap_or_default());
+    ctx.caches.rollouts.get(&reference).is_some_and(|cached| {
+        ctx.shard.selects(
+            kube::Resource::meta(&*cached)
+                .labels
+                .as_ref()
+                .unwrap_or(&Default::default()),
+        )
     })
 }
 

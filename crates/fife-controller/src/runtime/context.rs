@@ -1,8 +1,8 @@
 //! What every reconcile shares: the API client, the watch caches, the Event publisher, the
-//! audit log, the metric query pool, metrics, leadership and per-object memory (backoff,
+//! audit log, the metric query pool, metrics, leadership, the shard and per-object memory (backoff,
 //! recorded decisions, the newest Rollout version seen).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use crate::runtime::caches::Caches;
 use crate::runtime::events::EventPublisher;
 use crate::runtime::image_verdicts::ImageVerifier;
 use crate::runtime::leader::Leadership;
+use crate::runtime::shard::Shard;
 use crate::runtime::telemetry::Metrics;
 
 /// The first retry after a failed reconcile; doubles per failure up to [`MAX_BACKOFF`].
@@ -34,6 +35,9 @@ pub struct Context {
     pub identity: String,
     /// The signature gate's verdicts, one registry check per digest and key set.
     pub images: ImageVerifier,
+    /// The Rollouts this controller runs; an object read from the API outside it is
+    /// another shard's and is left alone.
+    pub shard: Shard,
     memory: ObjectMemory,
 }
 
@@ -49,6 +53,10 @@ pub struct ObjectMemory {
     /// Per Rollout: the newest resourceVersion this replica has seen of it, from the API
     /// (a read or its own status write). See [`ObjectMemory::is_current`].
     versions: Mutex<HashMap<String, (u64, String)>>,
+    /// Rollouts that arrived in the cache with a history (a status naming children or
+    /// runs) and whose children have not been found in the caches since: moved from
+    /// another shard, or sighted at start-up. See [`crate::reconcile::handover`].
+    arrivals: Mutex<HashSet<String>>,
 }
 
 // The client and recorder have no Debug; the identity is what tells contexts apart.
@@ -80,6 +88,7 @@ impl Context {
             leadership,
             identity,
             images: ImageVerifier::new(Vec::new(), "default".into()),
+            shard: Shard::Default,
             memory: ObjectMemory::default(),
         }
     }
@@ -88,6 +97,12 @@ impl Context {
     /// reads keys Secrets in `default`).
     pub fn with_image_verifier(mut self, images: ImageVerifier) -> Self {
         self.images = images;
+        self
+    }
+
+    /// Runs the Rollouts of `shard` (the default shard otherwise).
+    pub fn with_shard(mut self, shard: Shard) -> Self {
+        self.shard = shard;
         self
     }
 
@@ -136,6 +151,22 @@ impl Context {
     /// Forgets everything remembered about `key`: its object was deleted.
     pub fn forget(&self, key: &str) {
         self.memory.forget(key)
+    }
+
+    /// The Rollout `key` entered this replica's cache with a history: before its next
+    /// decision, its children must be found in the caches (a handover).
+    pub fn arrived(&self, key: &str) {
+        self.memory.arrived(key)
+    }
+
+    /// True while the Rollout `key` waits for its handover.
+    pub fn handover_due(&self, key: &str) -> bool {
+        self.memory.handover_due(key)
+    }
+
+    /// The Rollout `key`'s children are in the caches: it is decided on as any other.
+    pub fn handed_over(&self, key: &str) {
+        self.memory.handed_over(key)
     }
 }
 
@@ -214,8 +245,30 @@ impl ObjectMemory {
             .or_insert_with(|| (term, resource_version.to_owned()));
     }
 
-    /// Forgets `key`'s failures, recorded decision and version.
+    pub fn arrived(&self, key: &str) {
+        self.arrivals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_owned());
+    }
+
+    pub fn handover_due(&self, key: &str) -> bool {
+        self.arrivals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(key)
+    }
+
+    pub fn handed_over(&self, key: &str) {
+        self.arrivals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+
+    /// Forgets `key`'s failures, recorded decision, version and pending handover.
     pub fn forget(&self, key: &str) {
+        self.handed_over(key);
         self.succeeded(key);
         self.recorded
             .lock()
@@ -233,10 +286,12 @@ impl ObjectMemory {
         let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let recorded = self.recorded.lock().unwrap_or_else(|e| e.into_inner());
         let versions = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+        let arrivals = self.arrivals.lock().unwrap_or_else(|e| e.into_inner());
         failures
             .keys()
             .chain(recorded.keys())
             .chain(versions.keys())
+            .chain(arrivals.iter())
             .collect::<std::collections::HashSet<_>>()
             .len()
     }
@@ -260,6 +315,7 @@ mod tests {
         memory.remember_recorded("shop/checkout", "41", "Promoted".into());
         memory.remember_recorded("shop/cart", "7", "StepStarted".into());
         memory.remember_version("shop/checkout", 0, "42");
+        memory.arrived("shop/checkout");
         assert!(memory.already_recorded("shop/checkout", "41", "Promoted"));
         assert!(memory.is_current("shop/checkout", 0, "42"));
         assert_eq!(memory.len(), 2);
@@ -267,6 +323,7 @@ mod tests {
         memory.forget("shop/checkout");
         assert!(!memory.already_recorded("shop/checkout", "41", "Promoted"));
         assert!(!memory.is_current("shop/checkout", 0, "42"));
+        assert!(!memory.handover_due("shop/checkout"));
         assert_eq!(
             memory.backoff("shop/checkout"),
             MIN_BACKOFF,
