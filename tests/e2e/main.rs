@@ -20,6 +20,7 @@ mod controller {
     mod requests;
     mod resilience;
     mod routers;
+    mod shards;
     mod signals;
     mod signatures;
     mod steps;

@@ -6,14 +6,13 @@
 //! the request journal shows the default shard wrote nothing of the Rollout's after the
 //! move.
 
-mod harness;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use fife_testkit::workload::{Workload, WorkloadConfig, WorkloadRole};
-use harness::{
+use crate::harness::{
     Cluster, Controller, ControllerOptions, Prometheus, audit_records, image_patch, manual, rollout,
 };
 use serde_json::{Value, json};
@@ -118,7 +117,7 @@ fn decision_key(record: &Value) -> String {
 }
 
 fn verify(log: &Path) {
-    let out = std::process::Command::new(harness::fife_binary())
+    let out = std::process::Command::new(crate::harness::fife_binary())
         .args(["audit", "verify"])
         .arg(log)
         .output()
