@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use fife_api::labels::ROLLOUT_LABEL;
 use fife_api::{
     AnalysisRun, AnalysisTemplate, Approval, BreakGlass, ClusterAnalysisTemplate, ReleasePolicy,
     Rollout,

@@ -5,11 +5,10 @@
 //! scaled down after `scaleDownDelaySeconds`. A preview 20% slower is aborted: the active
 //! Service never leaves the old revision and the preview is scaled down.
 
-
 use std::time::Duration;
 
-use fife_testkit::workload::WorkloadRole;
 use crate::harness::{Cluster, Controller, Prometheus, audit_records, image_patch, workload};
+use fife_testkit::workload::WorkloadRole;
 use serde_json::Value;
 
 const TEMPLATE: &str = r#"apiVersion: fife.dev/v1alpha1

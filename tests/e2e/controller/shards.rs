@@ -6,15 +6,14 @@
 //! the request journal shows the default shard wrote nothing of the Rollout's after the
 //! move.
 
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use fife_testkit::workload::{Workload, WorkloadConfig, WorkloadRole};
 use crate::harness::{
     Cluster, Controller, ControllerOptions, Prometheus, audit_records, image_patch, manual, rollout,
 };
+use fife_testkit::workload::{Workload, WorkloadConfig, WorkloadRole};
 use serde_json::{Value, json};
 
 const SHARD_LABEL: &str = fife_api::labels::SHARD_LABEL;

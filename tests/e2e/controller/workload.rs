@@ -4,7 +4,6 @@
 //! `scaleDown` (never, onsuccess, progressively), and a new image in the Deployment's
 //! template rolls out through the Rollout's steps.
 
-
 use std::time::Duration;
 
 use crate::harness::{Cluster, Controller};

@@ -139,18 +139,31 @@ async fn apply_children(
 }
 
 /// What to change on the Deployment `spec.workloadRef` names: the `fife.dev/rollout` label
-/// (so its watch events wake the Rollout and the Deployment cache holds it) and the
-/// replicas the decision gives it. Only those two fields; `None` when both are as wanted.
-/// Pure.
+/// and the Rollout's shard label, as every child carries them (so its watch events wake
+/// the Rollout and the shard's Deployment cache holds it), and the replicas the decision
+/// gives it. Only those fields; `None` when all are as wanted. Pure.
 pub fn workload_patch(
     rollout: &Rollout,
     workload: &Deployment,
     decision: &Decision,
 ) -> Option<serde_json::Value> {
-    let name = rollout.name_any();
+    let current = workload.labels();
+    let mut wanted = current.clone();
+    wanted.insert(ROLLOUT_LABEL.to_owned(), rollout.name_any());
+    fife_api::labels::carry_shard_label(rollout.labels(), &mut wanted);
+    let mut labels = serde_json::Map::new();
+    for (key, value) in &wanted {
+        if current.get(key) != Some(value) {
+            labels.insert(key.clone(), json!(value));
+        }
+    }
+    for key in current.keys().filter(|k| !wanted.contains_key(*k)) {
+        // A merge patch removes a label with null.
+        labels.insert(key.clone(), serde_json::Value::Null);
+    }
     let mut patch = json!({});
-    if workload.labels().get(ROLLOUT_LABEL) != Some(&name) {
-        patch["metadata"] = json!({ "labels": { ROLLOUT_LABEL: name } });
+    if !labels.is_empty() {
+        patch["metadata"] = json!({ "labels": labels });
     }
     let running = workload.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     if let Some(replicas) = decision.workload_replicas
@@ -685,6 +698,7 @@ fn act_error(key: &str, what: &str, source: kube::Error) -> ReconcileError {
 mod tests {
     use super::*;
     use crate::build::children::tests::mk_rollout;
+    use fife_api::labels::SHARD_LABEL;
     use fife_engine::DesiredChildren;
 
     fn decision(children: DesiredChildren) -> Decision {
@@ -775,6 +789,25 @@ mod tests {
         assert_eq!(workload_patch(&rollout, &workload, &d), None, "left alone");
         d.workload_replicas = Some(4);
         assert_eq!(workload_patch(&rollout, &workload, &d), None, "already so");
+
+        // The Deployment follows its Rollout's shard, in and out.
+        let mut sharded = rollout.clone();
+        sharded.metadata.labels = Some([(SHARD_LABEL.to_owned(), "b".to_owned())].into());
+        assert_eq!(
+            workload_patch(&sharded, &workload, &d),
+            Some(json!({"metadata": {"labels": {SHARD_LABEL: "b"}}}))
+        );
+        workload
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert(SHARD_LABEL.to_owned(), "b".to_owned());
+        assert_eq!(workload_patch(&sharded, &workload, &d), None);
+        assert_eq!(
+            workload_patch(&rollout, &workload, &d),
+            Some(json!({"metadata": {"labels": {SHARD_LABEL: null}}}))
+        );
     }
 
     #[test]

@@ -313,6 +313,7 @@ mod tests {
         let mut rollout = crate::build::children::tests::mk_rollout("web:1");
         let mut observation = Observation {
             rollout: rollout.clone(),
+            workload: None,
             children: crate::build::children::ExistingChildren::default(),
             step_run: None,
             background_run: None,

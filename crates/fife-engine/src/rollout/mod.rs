@@ -27,11 +27,11 @@ mod traffic;
 mod workload;
 
 pub use availability::AVAILABLE_CONDITION;
-pub use headers::{header_route_names, header_routes_at};
 pub use blue_green::{
     ServiceSelection, active_revision, as_canary, blue_green_services, blue_green_steps,
     preview_revision,
 };
+pub use headers::{header_route_names, header_routes_at};
 pub use release::{GateEvent, ObservedRelease, RELEASE_GATES_CONDITION};
 pub use summary::summarize;
 pub use traffic::{replicas_for, weight_at, weights_for};
