@@ -338,9 +338,8 @@ fn unreadable_or_unknown_input_exits_2_and_writes_nothing() {
     assert!(stderr.starts_with("-:"), "{stderr}");
 }
 
-/// workloadRef, blueGreen, Istio, NGINX and setHeaderRoute are the shapes issue 18 adds to the
-/// API; until the types that read them are merged, `fife validate` refuses them, so this test
-/// compares the structure (and validates the documents without them).
+/// workloadRef, blueGreen, Istio, NGINX and setHeaderRoute: the structure, and the whole
+/// output validates.
 #[test]
 fn converts_to_the_issue_18_shapes() {
     let name = "argo-issue-18-shapes.yaml";
@@ -407,7 +406,7 @@ fn converts_to_the_issue_18_shapes() {
             "annotationPrefix": "customingress.nginx.ingress.kubernetes.io",
             "additionalIngressAnnotations": {"canary-by-header": "X-Canary", "canary-by-header-value": "iwantsit"}}})
     );
-    assert_validates(name, &without_rollouts(&output));
+    assert_validates(name, &output);
 
     // Flagger's Canary adopts its Deployment through workloadRef and routes through Istio.
     let name = "flagger-canary-istio.yaml";
@@ -481,7 +480,7 @@ fn converts_to_the_issue_18_shapes() {
         metrics[2]["provider"]["prometheus"]["address"],
         "http://prometheus.istio-system:9090"
     );
-    assert_validates(name, &without_rollouts(&output));
+    assert_validates(name, &output);
 
     // Flagger's Blue/Green (iterations, no weights) is Fife's blueGreen with a pre-promotion
     // analysis that measures each metric as many times.
@@ -519,11 +518,11 @@ fn converts_to_the_issue_18_shapes() {
             .unwrap()
             .starts_with("histogram_quantile(0.99, ")
     );
-    assert_validates(name, &without_rollouts(&output));
+    assert_validates(name, &output);
 }
 
 /// Flagger's NGINX and Gateway API providers name the router Fife sets; A/B `match` is a
-/// comment (issue 18 shapes: structure only).
+/// comment; every output validates.
 #[test]
 fn flagger_providers_map_to_the_router_fife_sets() {
     let canary = |provider: &str| {
@@ -535,6 +534,7 @@ fn flagger_providers_map_to_the_router_fife_sets() {
         let (code, output, stderr) = fife(&["convert", "-"], &canary(provider));
         assert_eq!(code, 0, "{stderr}");
         assert_commented(provider, &output, &["analysis.match"]);
+        assert_validates(provider, &output);
         let docs = documents(&output);
         assert_eq!(docs.len(), 1, "no metrics, no AnalysisTemplate");
         let canary = docs[0]["spec"]["strategy"]["canary"].clone();
@@ -559,11 +559,3 @@ fn flagger_providers_map_to_the_router_fife_sets() {
     assert_eq!(routing("linkerd"), None);
 }
 
-/// The documents of `output` other than Rollouts.
-fn without_rollouts(output: &str) -> String {
-    output
-        .split("---\n")
-        .filter(|d| !d.lines().any(|l| l == "kind: Rollout"))
-        .collect::<Vec<_>>()
-        .join("---\n")
-}
