@@ -558,4 +558,3 @@ fn flagger_providers_map_to_the_router_fife_sets() {
     assert_eq!(routing("kubernetes"), None);
     assert_eq!(routing("linkerd"), None);
 }
-
