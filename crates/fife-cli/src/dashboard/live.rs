@@ -103,7 +103,7 @@ pub(super) async fn rollouts(
                     None
                 }
                 Ok(watcher::Event::InitApply(rollout)) => {
-                    initial.insert(key(&rollout), to_json(&rollout));
+                    initial.insert(key(&rollout), rollout_json(&rollout));
                     None
                 }
                 Ok(watcher::Event::InitDone) => {
@@ -111,7 +111,7 @@ pub(super) async fn rollouts(
                     Some(list_snapshot(&known))
                 }
                 Ok(watcher::Event::Apply(rollout)) => {
-                    known.insert(key(&rollout), to_json(&rollout));
+                    known.insert(key(&rollout), rollout_json(&rollout));
                     Some(list_snapshot(&known))
                 }
                 Ok(watcher::Event::Delete(rollout)) => {
@@ -136,6 +136,18 @@ fn key<K: Resource>(object: &K) -> (String, String) {
 
 fn to_json<T: serde::Serialize>(object: &T) -> Value {
     serde_json::to_value(object).unwrap_or(Value::Null)
+}
+
+/// A Rollout as the pages read it: a blue-green Rollout also shows the steps it runs as
+/// (`spec.strategy.canary.steps`, from the engine), so its timeline and step column are
+/// the ones the controller walks.
+fn rollout_json(rollout: &Rollout) -> Value {
+    let mut json = to_json(rollout);
+    if let Some(strategy) = &rollout.spec.strategy.blue_green {
+        json["spec"]["strategy"]["canary"] =
+            json!({ "steps": fife_engine::rollout::blue_green_steps(strategy) });
+    }
+    json
 }
 
 fn list_snapshot(known: &BTreeMap<(String, String), Value>) -> Update {
@@ -339,7 +351,7 @@ async fn rollout_snapshot(dashboard: &Dashboard, namespace: &str, name: &str) ->
         None => None,
     };
     Update::Snapshot(json!({
-        "rollout": rollout,
+        "rollout": rollout_json(&rollout),
         "analysisRuns": runs,
         "deployments": deployments,
         "events": events,

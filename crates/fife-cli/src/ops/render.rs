@@ -96,7 +96,8 @@ pub fn set_weight(rollout: &Rollout) -> Option<i32> {
         return Some(0);
     }
     let index = status.current_step_index.filter(|i| *i >= 0)?;
-    let steps = rollout.spec.steps();
+    let resolved = fife_engine::rollout::resolve(rollout, &fife_engine::Observed::default());
+    let steps = resolved.spec.steps();
     if usize::try_from(index).is_ok_and(|i| i >= steps.len()) {
         return Some(100);
     }
@@ -228,7 +229,10 @@ pub fn rollout_tree(
             &format!("{why} (since {})", pause.start_time.0),
         );
     }
-    let steps = rollout.spec.steps().len();
+    let steps = fife_engine::rollout::resolve(rollout, &fife_engine::Observed::default())
+        .spec
+        .steps()
+        .len();
     let step = status.step_label.clone().or_else(|| {
         status
             .current_step_index
@@ -587,6 +591,22 @@ mod tests {
             "currentAnalysisRun": "checkout-7c9a-2",
             "replicas": 10, "readyReplicas": 9, "readyLabel": "9/10",
         }))
+    }
+
+    #[test]
+    fn a_blue_green_rollout_shows_the_steps_it_runs() {
+        let mut rollout = mk_rollout(json!({
+            "observedGeneration": 2, "phase": "Paused", "currentStepIndex": 1,
+            "stableRevision": "5d8f", "canaryRevision": "7c9a",
+        }));
+        rollout.spec.strategy = serde_json::from_value(json!({"blueGreen": {
+            "activeService": "checkout-active", "autoPromotionEnabled": false,
+            "prePromotionAnalysis": {"templates": [{"templateName": "gate"}]}}}))
+        .unwrap();
+        // Pre-promotion analysis, a person's pause, the switch: paused before the switch.
+        assert_eq!(set_weight(&rollout), Some(0));
+        rollout.status.as_mut().unwrap().current_step_index = Some(2);
+        assert_eq!(set_weight(&rollout), Some(100), "the switch");
     }
 
     fn deployments() -> Vec<Deployment> {
