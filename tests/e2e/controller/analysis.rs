@@ -6,10 +6,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{
-    Cluster, Controller, Prometheus, audit_records, image_patch, rollout, workload,
-};
-use fife_testkit::workload::WorkloadRole;
+use crate::harness::{Cluster, Controller, audit_records, image_patch, rollout, slow_and_same};
 
 const TEMPLATE: &str = r#"apiVersion: fife.dev/v1alpha1
 kind: AnalysisTemplate
@@ -43,27 +40,7 @@ fn steps(job: &str, prometheus: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slower_canary_is_rolled_back_and_an_identical_one_promoted() {
-    // Persistent pod offsets: each side's pods run at 0.97, 1.00 and 1.03 of its scale.
-    let mut pods = Vec::new();
-    for (seed, (role, scale)) in [
-        (WorkloadRole::Canary, 1.2),
-        (WorkloadRole::Baseline, 1.0),
-        (WorkloadRole::Canary, 1.0),
-        (WorkloadRole::Baseline, 1.0),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        for (i, offset) in [0.97, 1.0, 1.03].into_iter().enumerate() {
-            pods.push(workload(role, scale * offset, 10 * seed as u64 + i as u64).await);
-        }
-    }
-    let addresses =
-        |side: &[fife_testkit::workload::Workload]| side.iter().map(|w| w.local_addr()).collect();
-    let prometheus = Prometheus::start(&[
-        ("slow", addresses(&pods[..6])),
-        ("same", addresses(&pods[6..])),
-    ]);
+    let (_pods, prometheus) = slow_and_same().await;
     let cluster = Cluster::start().await;
     let controller = Controller::simple(&cluster);
     cluster.apply(TEMPLATE).await;

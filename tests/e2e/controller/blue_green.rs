@@ -7,8 +7,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{Cluster, Controller, Prometheus, audit_records, image_patch, workload};
-use fife_testkit::workload::WorkloadRole;
+use crate::harness::{Cluster, Controller, audit_records, image_patch, slow_and_same};
 use serde_json::Value;
 
 const TEMPLATE: &str = r#"apiVersion: fife.dev/v1alpha1
@@ -89,26 +88,7 @@ async fn selected_revision(cluster: &Cluster, service: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_passing_preview_is_promoted_and_a_slower_one_aborted_with_the_active_service_kept() {
-    let mut pods = Vec::new();
-    for (seed, (role, scale)) in [
-        (WorkloadRole::Canary, 1.2),
-        (WorkloadRole::Baseline, 1.0),
-        (WorkloadRole::Canary, 1.0),
-        (WorkloadRole::Baseline, 1.0),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        for (i, offset) in [0.97, 1.0, 1.03].into_iter().enumerate() {
-            pods.push(workload(role, scale * offset, 10 * seed as u64 + i as u64).await);
-        }
-    }
-    let addresses =
-        |side: &[fife_testkit::workload::Workload]| side.iter().map(|w| w.local_addr()).collect();
-    let prometheus = Prometheus::start(&[
-        ("slow", addresses(&pods[..6])),
-        ("same", addresses(&pods[6..])),
-    ]);
+    let (_pods, prometheus) = slow_and_same().await;
     let cluster = Cluster::start().await;
     let controller = Controller::simple(&cluster);
     cluster.apply(TEMPLATE).await;

@@ -390,6 +390,33 @@ pub async fn workload(role: WorkloadRole, scale: f64, seed: u64) -> Workload {
         .unwrap()
 }
 
+/// Two jobs of three canary and three baseline workloads each, scraped by a real
+/// Prometheus: in `slow` the canary is 20% slower, in `same` identical. Persistent pod
+/// offsets: each side's pods run at 0.97, 1.00 and 1.03 of its scale. Keep the workloads
+/// as long as the Prometheus.
+pub async fn slow_and_same() -> (Vec<Workload>, Prometheus) {
+    let mut pods = Vec::new();
+    for (seed, (role, scale)) in [
+        (WorkloadRole::Canary, 1.2),
+        (WorkloadRole::Baseline, 1.0),
+        (WorkloadRole::Canary, 1.0),
+        (WorkloadRole::Baseline, 1.0),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for (i, offset) in [0.97, 1.0, 1.03].into_iter().enumerate() {
+            pods.push(workload(role, scale * offset, 10 * seed as u64 + i as u64).await);
+        }
+    }
+    let addresses = |side: &[Workload]| side.iter().map(|w| w.local_addr()).collect();
+    let prometheus = Prometheus::start(&[
+        ("slow", addresses(&pods[..6])),
+        ("same", addresses(&pods[6..])),
+    ]);
+    (pods, prometheus)
+}
+
 /// A Rollout manifest with the given image, extra canary settings (lines indented 6) and
 /// steps (YAML list items indented 8).
 pub fn rollout(name: &str, image: &str, replicas: i32, extra_canary: &str, steps: &str) -> String {
