@@ -12,7 +12,7 @@ use super::commented::{Item, Map, Node};
 use super::condition;
 use super::manifest::{
     Converted, Options, argument_names, duration, fields, integer, metadata, note, object,
-    placeholders,
+    placeholders, source_header,
 };
 
 /// Why an Argo kind other than the three converted ones has no counterpart.
@@ -28,25 +28,6 @@ pub fn why_not(kind: &str) -> &'static str {
             "fife convert reads Rollout, AnalysisTemplate and ClusterAnalysisTemplate from argoproj.io"
         }
     }
-}
-
-fn source_header(value: &Value) -> Vec<String> {
-    let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
-    let name = value
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let mut header = vec![format!(
-        "From the Argo Rollouts {kind} {name}. A comment marks each field without an exact counterpart (docs/migrating.md)."
-    )];
-    if let Some(status) = value.get("status") {
-        header.push(note(
-            "status",
-            status,
-            "left out: the Fife controller writes its own status",
-        ));
-    }
-    header
 }
 
 // === Rollout ===
@@ -94,7 +75,7 @@ pub fn rollout(value: &Value) -> Converted {
         metadata.insert("name", "rollout");
     }
     Converted {
-        header: source_header(value),
+        header: source_header("Argo Rollouts", value, ""),
         object: object("Rollout", metadata, spec),
     }
 }
@@ -667,7 +648,7 @@ pub fn analysis_template(value: &Value, options: &Options) -> Converted {
         spec.note(note(&key, &v, "no counterpart in Fife: left out"));
     }
     Converted {
-        header: source_header(value),
+        header: source_header("Argo Rollouts", value, ""),
         object: object(kind, metadata(value, ""), spec),
     }
 }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::commented::{Item, Map};
 use super::manifest::{
     Converted, Options, argument_names, duration, fields, integer, metadata, note, object,
-    placeholders,
+    placeholders, source_header,
 };
 
 /// Flagger's default query window of a metric and its default analysis interval.
@@ -67,25 +67,6 @@ fn namespace_of(value: &Value) -> String {
         .and_then(Value::as_str)
         .unwrap_or("default")
         .to_owned()
-}
-
-fn header(value: &Value, what: &str) -> Vec<String> {
-    let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
-    let name = value
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let mut header = vec![format!(
-        "From the Flagger {kind} {name}{what}. A comment marks each field without an exact counterpart (docs/migrating.md)."
-    )];
-    if let Some(status) = value.get("status") {
-        header.push(note(
-            "status",
-            status,
-            "left out: the Fife controller writes its own status",
-        ));
-    }
-    header
 }
 
 // === Canary ===
@@ -369,7 +350,7 @@ pub fn canary(value: &Value, options: &Options, templates: &MetricTemplates) -> 
         spec.note(note(&key, &v, why));
     }
     let mut converted = vec![Converted {
-        header: header(value, ""),
+        header: source_header("Flagger", value, ""),
         object: object("Rollout", metadata(value, ""), spec),
     }];
     converted.extend(analysis_template);
@@ -687,7 +668,7 @@ fn metrics_template(
     }
     Ok((
         Converted {
-            header: header(canary, "'s analysis.metrics"),
+            header: source_header("Flagger", canary, "'s analysis.metrics"),
             object: object("AnalysisTemplate", meta, spec),
         },
         used,
@@ -801,7 +782,7 @@ pub fn metric_template(value: &Value) -> Result<Converted, String> {
         .unwrap_or("metric");
     let kind = provider_type(&spec_in);
     if kind != "prometheus" {
-        let mut header = header(value, "");
+        let mut header = source_header("Flagger", value, "");
         header.push(format!(
             "provider.type: {kind} — Fife reads Prometheus (and Prometheus-compatible APIs) only: this MetricTemplate has no Fife counterpart, write its check as a PromQL query"
         ));
@@ -882,7 +863,7 @@ pub fn metric_template(value: &Value) -> Result<Converted, String> {
     spec.insert("args", args);
     spec.insert("metrics", vec![Item::new(metric)]);
     Ok(Converted {
-        header: header(value, ""),
+        header: source_header("Flagger", value, ""),
         object: object("AnalysisTemplate", metadata(value, ""), spec),
     })
 }

@@ -152,6 +152,27 @@ fn json_type(value: &Value) -> &'static str {
 
 // === Helpers the Argo and Flagger converters share ===
 
+/// The comment above a converted object: where it came from (`tool`, kind, name and
+/// `what` of it), and its `status` noted as left out.
+pub(super) fn source_header(tool: &str, value: &Value, what: &str) -> Vec<String> {
+    let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
+    let name = value
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let mut header = vec![format!(
+        "From the {tool} {kind} {name}{what}. A comment marks each field without an exact counterpart (docs/migrating.md)."
+    )];
+    if let Some(status) = value.get("status") {
+        header.push(note(
+            "status",
+            status,
+            "left out: the Fife controller writes its own status",
+        ));
+    }
+    header
+}
+
 /// The comment for a field of the input left out or changed: `field: value — what Fife does`.
 pub(super) fn note(field: &str, value: &Value, what_fife_does: &str) -> String {
     format!("{field}: {} — {what_fife_does}", short(value))
