@@ -32,13 +32,42 @@ pub fn why_not(kind: &str) -> &'static str {
 
 // === Rollout ===
 
+/// Argo's `workloadRef`. Argo leaves the Deployment alone when `scaleDown` is absent;
+/// Fife's default is `progressively`, so the converted Rollout says `never` to keep what
+/// Argo did.
+fn workload_ref(value: Value) -> Node {
+    let mut rest = fields(&value);
+    if !value.is_object() || rest.contains_key("scaleDown") {
+        return Node::Value(value);
+    }
+    let mut out = Map::new();
+    for key in ["apiVersion", "kind", "name"] {
+        if let Some(v) = rest.remove(key) {
+            out.insert(key, v);
+        }
+    }
+    out.insert_noted(
+        "scaleDown",
+        "never",
+        "Argo leaves the Deployment's replicas alone when scaleDown is absent; Fife's default is progressively. Change it to onsuccess or progressively to let Fife scale the Deployment down.",
+    );
+    for (key, v) in rest {
+        out.insert(&key, v);
+    }
+    Node::Map(out)
+}
+
 /// Converts an Argo Rollout.
 pub fn rollout(value: &Value) -> Converted {
     let mut spec_in = fields(value.get("spec").unwrap_or(&Value::Null));
     let mut spec = Map::new();
     for key in ["replicas", "selector", "workloadRef", "template"] {
         if let Some(v) = spec_in.remove(key) {
-            spec.insert(key, v);
+            if key == "workloadRef" {
+                spec.insert(key, workload_ref(v));
+            } else {
+                spec.insert(key, v);
+            }
         }
     }
     if let Some(strategy) = spec_in.remove("strategy") {
@@ -1089,6 +1118,17 @@ mod tests {
             .is_err()
         );
         assert!(range_query(&json!({"start": "now() - duration(\"5m\")", "end": "now() - duration(\"1m\")", "step": "1m"})).is_err());
+    }
+
+    #[test]
+    fn a_workload_ref_without_scale_down_keeps_argos_never() {
+        let argo = json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"});
+        assert_eq!(
+            workload_ref(argo).to_value(),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "api", "scaleDown": "never"})
+        );
+        let chosen = json!({"kind": "Deployment", "name": "api", "scaleDown": "onsuccess"});
+        assert_eq!(workload_ref(chosen.clone()).to_value(), chosen);
     }
 
     #[test]

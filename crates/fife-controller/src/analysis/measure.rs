@@ -310,14 +310,6 @@ fn pod(series: &Series) -> fife_judge::PodSeries {
     fife_judge::PodSeries::new(format!("{{{labels}}}"), series.points.iter().copied())
 }
 
-/// Wire text of a serde enum: its serialised name, never its `Debug`.
-fn wire_name(value: impl serde::Serialize) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(name)) => name,
-        _ => String::new(),
-    }
-}
-
 /// A comparison measurement from the sides' samples at `look`: the engine's verdict, a
 /// failed query an Error, a query that found no canary or baseline series Inconclusive.
 /// `counts` passes the errors as `result` and the requests per side as `requests`.
@@ -367,8 +359,8 @@ pub fn comparison_measurement(
         queries,
         threshold: None,
         comparison: Some(ComparisonEvidence {
-            test: wire_name(comparison.test),
-            direction: wire_name(comparison.direction),
+            test: fife_api::wire::wire_name(&comparison.test),
+            direction: fife_api::wire::wire_name(&comparison.direction),
             confidence: comparison.confidence,
             allowed_increase: comparison.allowed_increase,
             allowed_decrease: comparison.allowed_decrease,
@@ -381,7 +373,7 @@ pub fn comparison_measurement(
             shift: judgement.shift,
             ci_low: judgement.ci.map(|c| c.lower),
             ci_high: judgement.ci.map(|c| c.upper),
-            classification: wire_name(judgement.classification),
+            classification: fife_api::wire::wire_name(&judgement.classification),
             summary: Some(judgement.reason.clone()),
             pods: pods_evidence,
         }),
