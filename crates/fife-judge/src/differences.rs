@@ -67,6 +67,24 @@ impl Buffers {
     }
 }
 
+/// The baseline laid out for the walk: entry c is the baseline value of the last column a
+/// row keeps when c columns hold differences inside a cut (baseline[m − c]), so a step of
+/// the walk reads one entry at its count, with no index arithmetic on its critical path.
+/// Entry 0 is never compared (a row with no column left stops) and holds any value.
+#[derive(Debug)]
+struct Columns(Vec<f64>);
+
+impl Columns {
+    fn new(baseline: &[f64]) -> Self {
+        let m = baseline.len();
+        Columns(
+            std::iter::once(baseline[m - 1])
+                .chain(baseline.iter().rev().copied())
+                .collect(),
+        )
+    }
+}
+
 /// The multiset {canary_i − baseline_j}, both samples sorted ascending and finite.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PairwiseDifferences<'a> {
@@ -141,6 +159,7 @@ impl<'a> PairwiseDifferences<'a> {
         let mut rng = SplitMix64(0x5eed_f1fe_0000_0001);
         let mut sample = Vec::new();
         let mut buffers = Buffers::default();
+        let columns = Columns::new(self.baseline);
         while let Some((window, targets)) = pending.pop() {
             if window.size <= materialise_at {
                 let mut values = self.materialise(&window);
@@ -174,7 +193,7 @@ impl<'a> PairwiseDifferences<'a> {
             let mut lower_total = left;
             let mut t = targets.start;
             for pivot in pivots {
-                let cut = self.cut(pivot, &mut buffers);
+                let cut = self.cut(pivot, &columns, &mut buffers);
                 let first = t;
                 while t < targets.end && wanted[t] < cut.below_total {
                     t += 1;
@@ -222,10 +241,10 @@ impl<'a> PairwiseDifferences<'a> {
     /// the ≤ cut gives the < cut without a second walk. On continuous data p occurs about
     /// once; on tied data, once the count passes a sixteenth of a walk, the strict walk
     /// takes over.
-    fn cut(&self, p: f64, buffers: &mut Buffers) -> Cut {
+    fn cut(&self, p: f64, columns: &Columns, buffers: &mut Buffers) -> Cut {
         let (n, m) = (self.canary.len(), self.baseline.len());
         let mut through = buffers.take(n);
-        let through_total = self.staircase::<false>(p, &mut through);
+        let through_total = self.staircase::<false>(p, columns, &mut through);
         let mut below = buffers.take(n);
         below.copy_from_slice(&through);
         let mut budget = (n + m) / 16;
@@ -233,7 +252,7 @@ impl<'a> PairwiseDifferences<'a> {
         for (i, c) in below.iter_mut().enumerate() {
             while *c > 0 && self.at(i, *c - 1) == p {
                 if budget == 0 {
-                    let below_total = self.staircase::<true>(p, &mut below);
+                    let below_total = self.staircase::<true>(p, columns, &mut below);
                     return Cut {
                         below,
                         through,
@@ -258,7 +277,12 @@ impl<'a> PairwiseDifferences<'a> {
     /// sum. The walk along the staircase is split into `STREAMS` stretches of rows walked
     /// in lockstep without data-dependent branches: the processor overlaps the stretches
     /// instead of mispredicting, about once a row, where one walk turns.
-    fn staircase<const STRICT: bool>(&self, p: f64, counts: &mut [usize]) -> u64 {
+    fn staircase<const STRICT: bool>(
+        &self,
+        p: f64,
+        by_count: &Columns,
+        counts: &mut [usize],
+    ) -> u64 {
         const STREAMS: usize = 4;
         let (n, m) = (self.canary.len(), self.baseline.len());
         let outside = |d: f64| if STRICT { d >= p } else { d > p };
@@ -282,7 +306,7 @@ impl<'a> PairwiseDifferences<'a> {
                 if row[s] < end[s] {
                     live = true;
                     let c = columns[s];
-                    let d = self.canary[row[s]] - self.baseline[(m - c).min(m - 1)];
+                    let d = self.canary[row[s]] - by_count.0[c];
                     let step = (c > 0) & outside(d);
                     let c = c - step as usize;
                     counts[row[s]] = c;
