@@ -4,12 +4,18 @@
 //! RBAC. With the whole role a release goes through its steps and the HTTPRoute; with
 //! the Deployments rule removed, the controller reports the 403 (the refused verb and
 //! resource, in kube-apiserver's words) as a Warning Event on the Rollout instead of
-//! retrying silently.
+//! retrying silently. Releases with every router, both kinds of analysis, Prometheus
+//! credentials from a Secret and a `workloadRef` use every verb the role grants, but four
+//! no code path needs: removing any one rule fails
+//! `the_cluster_role_grants_exactly_what_releases_with_every_router_and_analysis_use`
+//! with the refused request (its doc says which release needs which rule).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::harness::{Cluster, Controller, ControllerOptions, image_patch, rollout, workspace};
+use crate::harness::{
+    Cluster, Controller, ControllerOptions, Prometheus, image_patch, rollout, workspace,
+};
 use fife_test_apiserver::{Authentication, AuthorizationMode, Config};
 use serde_json::Value;
 
@@ -142,13 +148,7 @@ async fn a_release_goes_through_under_the_installed_cluster_role() {
             },
         )
         .await;
-    let forbidden: Vec<_> = cluster
-        .api
-        .journal(0)
-        .into_iter()
-        .filter(|e| e.status == 403)
-        .map(|e| format!("{} {} by {:?}", e.method, e.path, e.user))
-        .collect();
+    let forbidden = refused(&cluster);
     assert!(forbidden.is_empty(), "refused requests: {forbidden:#?}");
 }
 
@@ -268,135 +268,273 @@ fn rules_granted() -> std::collections::BTreeSet<(String, String, String)> {
     granted
 }
 
-/// Least privilege, both ways, rule by rule: a release with a canary step and an
-/// HTTPRoute, run under the installed ClusterRole, uses every verb it grants except the
-/// ones listed here (each with the test that needs it), and needs nothing else. So
-/// removing any other rule or verb makes `a_release_goes_through_under_the_installed_cluster_role`
-/// fail with a 403 (that test allows none), and a verb the controller stops using fails
-/// this test until it leaves the role.
+/// The requests the API server refused with 403, as `METHOD path by user`.
+fn refused(cluster: &Cluster) -> Vec<String> {
+    cluster
+        .api
+        .journal(0)
+        .into_iter()
+        .filter(|e| e.status == 403)
+        .map(|e| format!("{} {} by {:?}", e.method, e.path, e.user))
+        .collect()
+}
+
+/// Waits until `name` is Healthy on a stable revision other than `before` (none: any),
+/// its canary weight gone; fails at once, naming them, when requests were refused.
+async fn wait_promoted(cluster: &Cluster, name: &str, before: &Value) -> Value {
+    cluster
+        .wait_for(
+            &format!("{name} Healthy on a new revision"),
+            Duration::from_secs(40),
+            || async {
+                let forbidden = refused(cluster);
+                assert!(forbidden.is_empty(), "refused requests: {forbidden:#?}");
+                let s = cluster.rollout_status(name).await;
+                (s["phase"] == "Healthy"
+                    && s["stableRevision"] != *before
+                    && s["weights"]["canary"] == 0)
+                    .then_some(s)
+            },
+        )
+        .await
+}
+
+/// Istio routing for `mesh`: the VirtualService whose `primary` route Fife weighs and the
+/// DestinationRule whose role subsets it labels.
+const MESH_ROUTING: &str = r#"apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: mesh, namespace: default}
+spec:
+  hosts: [mesh]
+  http:
+    - name: primary
+      route:
+        - destination: {host: mesh, subset: stable}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: mesh, namespace: default}
+spec:
+  host: mesh
+  subsets:
+    - name: stable
+      labels: {version: v1}
+"#;
+
+const MESH_CANARY: &str = "      trafficRouting:
+        istio:
+          virtualService: {name: mesh, routes: [primary]}
+          destinationRule: {name: mesh, stableSubsetName: stable, canarySubsetName: canary}
+      analysis:
+        templates: [{templateName: up-with-token}]
+";
+
+/// The Prometheus provider's credential (a marked Secret allowed `prometheus`), the
+/// background template that authenticates with it, and a cluster-wide step template.
+fn analysis_objects(prometheus: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Secret
+metadata:
+  name: prometheus-token
+  namespace: default
+  labels: {{fife.dev/metrics-credential: "true"}}
+  annotations: {{fife.dev/allowed-addresses: "{prometheus}"}}
+type: Opaque
+stringData: {{token: rbac-token}}
+---
+apiVersion: fife.dev/v1alpha1
+kind: AnalysisTemplate
+metadata: {{name: up-with-token, namespace: default}}
+spec:
+  metrics:
+    - name: up
+      interval: 1s
+      successCondition: "result[0] >= 1"
+      provider:
+        prometheus:
+          address: "{prometheus}"
+          query: vector(1)
+          auth:
+            bearerTokenSecretRef: {{name: prometheus-token, key: token}}
+---
+apiVersion: fife.dev/v1alpha1
+kind: ClusterAnalysisTemplate
+metadata: {{name: fife-rbac-up}}
+spec:
+  metrics:
+    - name: up
+      interval: 1s
+      count: 2
+      successCondition: "result[0] >= 1"
+      provider:
+        prometheus:
+          address: "{prometheus}"
+          query: vector(1)
+"#
+    )
+}
+
+/// `edge` adopts the Deployment `legacy` (workloadRef), routes with a canary Ingress
+/// beside `edge` (NGINX) and analyses its step with a ClusterAnalysisTemplate.
+const EDGE: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: legacy, namespace: default}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: legacy}}
+  template:
+    metadata: {labels: {app: legacy}}
+    spec:
+      containers:
+        - name: app
+          image: "edge:1"
+          ports: [{containerPort: 8080, name: http}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: edge, namespace: default}
+spec:
+  ingressClassName: nginx
+  rules:
+    - host: edge.example.com
+      http:
+        paths:
+          - {path: /, pathType: Prefix, backend: {service: {name: edge-stable, port: {number: 8080}}}}
+---
+apiVersion: fife.dev/v1alpha1
+kind: Rollout
+metadata: {name: edge, namespace: default}
+spec:
+  replicas: 2
+  progressDeadlineSeconds: 60
+  workloadRef: {apiVersion: apps/v1, kind: Deployment, name: legacy}
+  strategy:
+    canary:
+      trafficRouting: {nginx: {stableIngress: edge}}
+      steps:
+        - setWeight: 50
+        - analysis: {templates: [{templateName: fife-rbac-up, clusterScope: true}]}
+"#;
+
+/// Least privilege, both ways, rule by rule. Three releases run at once under the
+/// installed ClusterRole, and none of their requests is refused:
+///
+/// - `web`: a canary step and a pause on an HTTPRoute (Gateway API);
+/// - `mesh`: Istio routing with a background analysis from an AnalysisTemplate whose
+///   Prometheus provider authenticates with a token from a Secret; the run is terminated
+///   when the steps end;
+/// - `edge`: a `workloadRef` Deployment, NGINX routing (a canary Ingress beside the stable
+///   one, deleted once promoted) and a step analysis from a ClusterAnalysisTemplate.
+///
+/// Together they use every verb the role grants but the few in `unused` below, and
+/// nothing it does not grant. So removing any other rule or verb fails this test with a
+/// 403 (it allows none), and a verb the controller stops using fails it until the verb
+/// leaves the role. Which release needs which rule:
+///
+/// | rule | verbs | needed by |
+/// |---|---|---|
+/// | `rollouts` | list, watch; get | all: the watch; a Rollout whose spec changed since Fife's last status write is read fresh |
+/// | `rollouts/status` | patch | all |
+/// | `analysisruns` | list, watch; create; get; patch | `mesh`, `edge`: the watch; a run per analysis; the runner reads each run before measuring; `mesh`'s background run is terminated (`spec.terminate`) |
+/// | `analysisruns/status` | patch | `mesh`, `edge`: measurements and phases |
+/// | `analysistemplates` | list, watch; get | all: the watch; `mesh`: its template |
+/// | `clusteranalysistemplates` | list, watch; get | all: the watch; `edge`: its template |
+/// | `releasepolicies`, `approvals`, `breakglasses` | list, watch | all: the CRD probe at start and the watches |
+/// | `deployments` | list, watch; create, patch; get | all: the children; `edge`: `legacy` is read before Fife labels it, then labelled and scaled down (patch) |
+/// | `services` | list, watch; create, patch | all: the children's Services, applied |
+/// | `httproutes` | get, patch | `web` |
+/// | `virtualservices`, `destinationrules` | get, patch | `mesh` |
+/// | `ingresses` | get, create, patch, delete | `edge`: the stable Ingress read; the canary Ingress applied (created), then deleted |
+/// | `secrets` | get | `mesh`: the bearer token, at each measurement |
+/// | `events` | create | all |
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_cluster_role_grants_exactly_what_a_release_uses() {
-    // Verbs a plain release does not reach, and why the role keeps them.
-    let elsewhere: &[(&str, &str, &str, &str)] = &[
-        // AnalysisRuns are created, terminated and their status written only when a step
-        // or the background runs an analysis (controller::analysis, controller::thresholds).
-        ("fife.dev", "analysisruns", "create", "a step's analysis"),
-        ("fife.dev", "analysisruns", "patch", "terminating a run"),
-        ("fife.dev", "analysisruns/status", "patch", "a run's result"),
-        (
-            "fife.dev",
-            "analysisruns",
-            "get",
-            "a run read back after 409",
-        ),
-        (
-            "fife.dev",
-            "analysistemplates",
-            "get",
-            "a step naming a template",
-        ),
-        (
-            "fife.dev",
-            "clusteranalysistemplates",
-            "get",
-            "a step naming one",
-        ),
-        ("fife.dev", "releasepolicies", "get", "read by list"),
-        ("fife.dev", "approvals", "get", "read by list"),
-        ("fife.dev", "breakglasses", "get", "read by list"),
-        (
-            "fife.dev",
-            "rollouts",
-            "get",
-            "a cached Rollout older than our write",
-        ),
-        (
-            "apps",
-            "deployments",
-            "get",
-            "a workloadRef's Deployment before Fife labels it; children come from the cache",
-        ),
-        ("", "services", "get", "Services come from the cache"),
-        // Credentials of Prometheus providers and image keys (controller::prometheus_auth,
-        // controller::signatures).
-        ("", "secrets", "get", "provider credentials and image keys"),
-        // The Istio and NGINX routers (controller::routers); this release uses the Gateway API.
-        (
-            "networking.istio.io",
-            "virtualservices",
-            "get",
-            "Istio route weights",
-        ),
-        (
-            "networking.istio.io",
-            "virtualservices",
-            "patch",
-            "Istio route weights",
-        ),
-        (
-            "networking.istio.io",
-            "destinationrules",
-            "get",
-            "Istio role subsets",
-        ),
-        (
-            "networking.istio.io",
-            "destinationrules",
-            "patch",
-            "Istio role subsets",
-        ),
-        (
-            "networking.k8s.io",
-            "ingresses",
-            "get",
-            "the stable Ingress",
-        ),
-        (
-            "networking.k8s.io",
-            "ingresses",
-            "create",
-            "the canary Ingress",
-        ),
-        (
-            "networking.k8s.io",
-            "ingresses",
-            "patch",
-            "the canary weight",
-        ),
-        (
-            "networking.k8s.io",
-            "ingresses",
-            "delete",
-            "the canary Ingress at the end",
-        ),
+async fn the_cluster_role_grants_exactly_what_releases_with_every_router_and_analysis_use() {
+    // Verbs the role grants that no code path of the controller uses: it lists and watches
+    // these kinds and applies or patches Services, but never reads one by name.
+    let unused: &[(&str, &str, &str)] = &[
+        ("", "services", "get"),
+        ("fife.dev", "releasepolicies", "get"),
+        ("fife.dev", "approvals", "get"),
+        ("fife.dev", "breakglasses", "get"),
     ];
+    let prometheus = Prometheus::start(&[]);
     let cluster = rbac_cluster().await;
     let kubeconfig = install(&cluster, None).await;
     let _controller = start(&cluster, &kubeconfig);
-    cluster.apply(ROUTE).await;
+    let analysis = analysis_objects(&prometheus.address);
+    cluster
+        .apply(&[ROUTE, MESH_ROUTING, &analysis, EDGE].join("---\n"))
+        .await;
     let gateway = "      trafficRouting: {gatewayAPI: {httpRoute: web}}\n";
     let steps = "        - setWeight: 50\n        - pause: {duration: 1s}\n";
     cluster
-        .apply(&rollout("web", "web:1", 2, gateway, steps))
+        .apply(
+            &[
+                rollout("web", "web:1", 2, gateway, steps),
+                rollout("mesh", "mesh:1", 2, MESH_CANARY, steps),
+            ]
+            .join("---\n"),
+        )
         .await;
-    cluster
-        .wait_phase("web", "Healthy", Duration::from_secs(30))
-        .await;
+    let mut first = Vec::new();
+    for name in ["web", "mesh", "edge"] {
+        let status = wait_promoted(&cluster, name, &Value::Null).await;
+        first.push(status["stableRevision"].clone());
+    }
+    prometheus.wait_for_series("vector(1)", 1).await;
     cluster
         .merge_patch("rollout/web", &image_patch("web:2"))
         .await;
     cluster
-        .wait_for("the canary at 50%", Duration::from_secs(30), || async {
-            let s = cluster.rollout_status("web").await;
-            (s["weights"]["canary"] == 50).then_some(())
-        })
+        .merge_patch("rollout/mesh", &image_patch("mesh:2"))
         .await;
     cluster
-        .wait_for("promoted", Duration::from_secs(30), || async {
-            let s = cluster.rollout_status("web").await;
-            (s["phase"] == "Healthy" && s["weights"]["canary"] == 0).then_some(())
-        })
+        .merge_patch(
+            "deployment/legacy",
+            &serde_json::json!({"spec": {"template": {"spec": {"containers": [
+                {"name": "app", "image": "edge:2", "ports": [{"containerPort": 8080, "name": "http"}]}
+            ]}}}}),
+        )
         .await;
+    for (name, before) in ["web", "mesh", "edge"].into_iter().zip(&first) {
+        wait_promoted(&cluster, name, before).await;
+    }
+    cluster
+        .wait_for(
+            "the canary Ingress to go",
+            Duration::from_secs(30),
+            || async {
+                let ingresses = cluster.get("ingresses").await?;
+                (ingresses["items"].as_array()?.len() == 1).then_some(())
+            },
+        )
+        .await;
+    let runs = cluster.get("analysisruns").await.unwrap();
+    let mut phases: Vec<(&str, &str)> = runs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["spec"]["rollout"]["name"].as_str().unwrap_or_default(),
+                r["status"]["phase"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    phases.sort();
+    assert_eq!(
+        phases,
+        [("edge", "Successful"), ("mesh", "Successful")],
+        "{runs:#}"
+    );
+    let rule = cluster.get("destinationrule/mesh").await.unwrap();
+    assert_eq!(rule["spec"]["subsets"][1]["name"], "canary", "{rule:#}");
+    let legacy = cluster.get("deployment/legacy").await.unwrap();
+    assert_eq!(legacy["metadata"]["labels"]["fife.dev/rollout"], "edge");
+    let forbidden = refused(&cluster);
+    assert!(forbidden.is_empty(), "refused requests: {forbidden:#?}");
+
     let used = rules_used(&cluster);
     let granted = rules_granted();
     let not_granted: Vec<_> = used.difference(&granted).collect();
@@ -404,16 +542,21 @@ async fn the_cluster_role_grants_exactly_what_a_release_uses() {
         not_granted.is_empty(),
         "used but not granted: {not_granted:#?}"
     );
-    let elsewhere: std::collections::BTreeSet<(String, String, String)> = elsewhere
+    let unused: std::collections::BTreeSet<(String, String, String)> = unused
         .iter()
-        .map(|(g, r, v, _)| (g.to_string(), r.to_string(), v.to_string()))
+        .map(|(g, r, v)| (g.to_string(), r.to_string(), v.to_string()))
         .collect();
-    let unused: Vec<_> = granted
+    let used_after_all: Vec<_> = used.intersection(&unused).collect();
+    assert!(
+        used_after_all.is_empty(),
+        "listed as unused, but used: {used_after_all:#?}"
+    );
+    let unexplained: Vec<_> = granted
         .difference(&used)
-        .filter(|rule| !elsewhere.contains(*rule))
+        .filter(|rule| !unused.contains(*rule))
         .collect();
     assert!(
-        unused.is_empty(),
-        "granted, not used by a release and not listed as needed elsewhere: {unused:#?}"
+        unexplained.is_empty(),
+        "granted, not used by these releases and not listed as unused: {unexplained:#?}"
     );
 }
