@@ -167,17 +167,13 @@ fn the_cluster_role_grants_exactly_what_the_controller_uses() {
         (
             "fife.dev".into(),
             "releasepolicies".into(),
-            v(&["get", "list", "watch"]),
+            v(&["list", "watch"]),
         ),
-        (
-            "fife.dev".into(),
-            "approvals".into(),
-            v(&["get", "list", "watch"]),
-        ),
+        ("fife.dev".into(), "approvals".into(), v(&["list", "watch"])),
         (
             "fife.dev".into(),
             "breakglasses".into(),
-            v(&["get", "list", "watch"]),
+            v(&["list", "watch"]),
         ),
         (
             "apps".into(),
@@ -187,7 +183,7 @@ fn the_cluster_role_grants_exactly_what_the_controller_uses() {
         (
             "".into(),
             "services".into(),
-            v(&["get", "list", "watch", "create", "patch"]),
+            v(&["list", "watch", "create", "patch"]),
         ),
         (
             "gateway.networking.k8s.io".into(),
