@@ -37,7 +37,7 @@ use fife_api::{
 use fife_audit::{
     Actor, AuditLog, ChainHead, SigningKey, TracingSink, WebhookConfig, WebhookNotifier,
 };
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::ListParams;
@@ -349,7 +349,9 @@ fn rollouts_using(
 /// The Rollout a Deployment event wakes: the owner of a child, or the Rollout that names
 /// the Deployment in `spec.workloadRef` (it labels that Deployment with `fife.dev/rollout`
 /// but does not own it).
-pub fn deployment_rollout(deployment: Deployment) -> Option<ObjectRef<DeserializeGuard<Rollout>>> {
+pub fn deployment_rollout<D: kube::Resource>(
+    deployment: D,
+) -> Option<ObjectRef<DeserializeGuard<Rollout>>> {
     let owner = deployment
         .owner_references()
         .iter()
@@ -545,13 +547,18 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     let deployments = watcher(api_for::<Deployment>(&client, ns), children.clone())
         .default_backoff()
         .modify(runtime::caches::strip_deployment)
+        .map_ok(runtime::compact::compact_event)
         .reflect(deployment_writer)
         .inspect(ctx.caches.noting("deployments"))
         .touched_objects()
-        .predicate_filter(deployment_triggers, PredicateConfig::default());
+        .predicate_filter(
+            |d: &runtime::compact::Compact<Deployment>| deployment_triggers(&d.object()),
+            PredicateConfig::default(),
+        );
     let services = watcher(api_for::<Service>(&client, ns), children)
         .default_backoff()
         .modify(runtime::caches::strip_service)
+        .map_ok(runtime::compact::compact_event)
         .reflect(service_writer)
         .inspect(ctx.caches.noting("services"))
         .touched_objects();

@@ -225,9 +225,7 @@ async fn apply_services(ctx: &Context, rollout: &Rollout, key: &str) -> Result<(
     let api: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
     for service in services {
         let current = ctx.caches.service(&namespace, &service.name_any());
-        let unchanged = current
-            .as_deref()
-            .is_some_and(|c| same_service(c, &service));
+        let unchanged = current.as_ref().is_some_and(|c| same_service(c, &service));
         if !unchanged {
             server_side_apply(&api, &service, key).await?;
         }
@@ -277,8 +275,7 @@ async fn apply_blue_green_services(
     let api: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
     for selection in fife_engine::rollout::blue_green_services(&rollout.spec, decision) {
         let current = ctx.caches.service(&namespace, &selection.service);
-        let Some(patch) =
-            blue_green_service_patch(rollout, current.as_deref(), &selection.revision)
+        let Some(patch) = blue_green_service_patch(rollout, current.as_ref(), &selection.revision)
         else {
             continue;
         };

@@ -167,7 +167,7 @@ pub async fn adopt(ctx: &Context, rollout: &Rollout) -> Result<Handover, Reconci
         .items
         .iter()
         .filter(|d| owned(&uid, &d.metadata))
-        .any(|d| ctx.caches.deployment(&namespace, &d.name_any()).is_none())
+        .any(|d| !ctx.caches.has_deployment(&namespace, &d.name_any()))
         || listed_runs
             .items
             .iter()

@@ -100,7 +100,7 @@ async fn observe_children(ctx: &Context, rollout: Rollout) -> Result<Observation
         if let Some(d) = ctx.caches.deployment(&namespace, &role.child_name(&name)) {
             // A Deployment of that name that the Rollout does not own is left alone.
             if owned_by(&d, &rollout) {
-                children.set(role, Deployment::clone(&d));
+                children.set(role, d);
             }
         }
     }
@@ -149,7 +149,7 @@ async fn observe_workload(
         return Ok(None);
     };
     if let Some(cached) = ctx.caches.deployment(namespace, &reference.name) {
-        return Ok(Some(Deployment::clone(&cached)));
+        return Ok(Some(cached));
     }
     let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
     api.get_opt(&reference.name).await

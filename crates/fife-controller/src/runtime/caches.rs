@@ -15,7 +15,8 @@
 //!
 //! The spec of a Deployment stays: it is compared with the desired one before an apply
 //! (see [`crate::build::drift`]) and its pod template is the one an older revision is
-//! rebuilt from.
+//! rebuilt from. Deployments and Services are held [`Compact`]: their metadata as it is,
+//! the rest as JSON text, read back when the reconcile asks for one.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,8 @@ use kube::core::DeserializeGuard;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
+use super::compact::Compact;
+
 /// Written by `kubectl apply`: the whole object again, as JSON.
 pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
@@ -36,8 +39,8 @@ pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-co
 #[derive(Clone)]
 pub struct Caches {
     pub rollouts: Store<DeserializeGuard<Rollout>>,
-    pub deployments: Store<Deployment>,
-    pub services: Store<Service>,
+    pub deployments: Store<Compact<Deployment>>,
+    pub services: Store<Compact<Service>>,
     pub runs: Store<DeserializeGuard<AnalysisRun>>,
     /// ReleasePolicies, cluster-wide: every reconcile asks which govern its Rollout, and
     /// most clusters have none, so the answer must cost no request.
@@ -61,8 +64,8 @@ impl std::fmt::Debug for Caches {
 impl Caches {
     pub fn new(
         rollouts: Store<DeserializeGuard<Rollout>>,
-        deployments: Store<Deployment>,
-        services: Store<Service>,
+        deployments: Store<Compact<Deployment>>,
+        services: Store<Compact<Service>>,
         runs: Store<DeserializeGuard<AnalysisRun>>,
     ) -> Self {
         Caches {
@@ -151,13 +154,25 @@ impl Caches {
         }
     }
 
-    pub fn deployment(&self, namespace: &str, name: &str) -> Option<Arc<Deployment>> {
+    /// The cached Deployment, read back from its compact form.
+    pub fn deployment(&self, namespace: &str, name: &str) -> Option<Deployment> {
         self.deployments
             .get(&ObjectRef::new(name).within(namespace))
+            .map(|d| d.object())
     }
 
-    pub fn service(&self, namespace: &str, name: &str) -> Option<Arc<Service>> {
-        self.services.get(&ObjectRef::new(name).within(namespace))
+    /// Whether a Deployment of that name is cached, without reading it back.
+    pub fn has_deployment(&self, namespace: &str, name: &str) -> bool {
+        self.deployments
+            .get(&ObjectRef::new(name).within(namespace))
+            .is_some()
+    }
+
+    /// The cached Service, read back from its compact form.
+    pub fn service(&self, namespace: &str, name: &str) -> Option<Service> {
+        self.services
+            .get(&ObjectRef::new(name).within(namespace))
+            .map(|s| s.object())
     }
 
     /// The run, when it is cached and deserializes.
