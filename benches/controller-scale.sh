@@ -9,6 +9,9 @@
 #   CONCURRENCIES=4,16      `fife controller --concurrency` values (4 is the default)
 #   IDLE_SECONDS=30         how long the settled controller's reconcile counter is watched
 #   PHASE_TIMEOUT_SECONDS=1800  give up waiting for one phase after this long
+#   SOAK_SECONDS=0          then change every image, round after round, this long, and
+#                           compare the controller's VmRSS early and late (1800: the soak of
+#                           docs/BENCHMARKS.md, `SIZES=1000 CONCURRENCIES=4 SOAK_SECONDS=1800`)
 #   WORK_DIR=target/controller-scale  kubeconfigs, audit logs and controller logs per run
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -48,6 +48,7 @@ use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, controller, wat
 use kube::{Api, Client, ResourceExt};
 
 use crate::runtime::caches::Caches;
+use crate::runtime::compact::CompactGuard;
 use crate::runtime::context::Context;
 use crate::runtime::image_verdicts::ImageVerifier;
 use crate::runtime::leader::{Leadership, LeaseConfig};
@@ -301,7 +302,7 @@ where
 }
 
 /// The Rollouts in `store` that name `template` (namespaced in `namespace`, or cluster-scoped).
-fn named_rollout(name: &str, namespace: Option<String>) -> ObjectRef<DeserializeGuard<Rollout>> {
+fn named_rollout(name: &str, namespace: Option<String>) -> ObjectRef<CompactGuard<Rollout>> {
     let reference = ObjectRef::new(name);
     match namespace {
         Some(ns) => reference.within(&ns),
@@ -310,14 +311,20 @@ fn named_rollout(name: &str, namespace: Option<String>) -> ObjectRef<Deserialize
 }
 
 fn rollouts_using(
-    store: &Store<DeserializeGuard<Rollout>>,
+    store: &Store<CompactGuard<Rollout>>,
     template: &str,
     namespace: Option<&str>,
-) -> Vec<ObjectRef<DeserializeGuard<Rollout>>> {
+) -> Vec<ObjectRef<CompactGuard<Rollout>>> {
     store
         .state()
         .into_iter()
-        .filter(|guard| {
+        .filter(|cached| {
+            // A Rollout whose text does not hold the name does not name the template; only
+            // the others are decoded.
+            if !cached.text().is_some_and(|text| text.contains(template)) {
+                return false;
+            }
+            let guard = cached.guard();
             let Ok(rollout) = &guard.0 else { return false };
             if let Some(ns) = namespace
                 && rollout.namespace().as_deref() != Some(ns)
@@ -342,7 +349,7 @@ fn rollouts_using(
                 .chain(blue_green)
                 .any(|r| r.template_name == template && r.cluster_scope == cluster)
         })
-        .map(|guard| ObjectRef::from_obj(&*guard))
+        .map(|cached| ObjectRef::from_obj(&*cached))
         .collect()
 }
 
@@ -351,7 +358,7 @@ fn rollouts_using(
 /// but does not own it).
 pub fn deployment_rollout<D: kube::Resource>(
     deployment: D,
-) -> Option<ObjectRef<DeserializeGuard<Rollout>>> {
+) -> Option<ObjectRef<CompactGuard<Rollout>>> {
     let owner = deployment
         .owner_references()
         .iter()
@@ -374,7 +381,7 @@ pub const DEBOUNCE: Duration = Duration::from_millis(250);
 /// annotations (manual requests), and its deletion. Not its status: only the controller
 /// writes that, and a reconcile that wrote one reconciles again itself when the new
 /// status leads anywhere (see [`reconcile::settled`]).
-pub fn rollout_triggers(rollout: &DeserializeGuard<Rollout>) -> Option<u64> {
+pub fn rollout_triggers<R: kube::Resource>(rollout: &R) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let meta = kube::Resource::meta(rollout);
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -514,7 +521,12 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
         if let Ok(watcher::Event::Apply(guard) | watcher::Event::InitApply(guard)) = event
             && let Ok(rollout) = &guard.0
             && reconcile::handover::has_history(rollout)
-            && cached_rollouts.get(&ObjectRef::from_obj(guard)).is_none()
+            && cached_rollouts
+                .get(
+                    &ObjectRef::new(&guard.name_any())
+                        .within(&guard.namespace().unwrap_or_default()),
+                )
+                .is_none()
         {
             arrival_ctx.arrived(&format!(
                 "{}/{}",
@@ -523,6 +535,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
             ));
         }
     })
+    .map_ok(runtime::compact::compact_guard_event)
     .reflect(rollout_writer)
     .inspect(ctx.caches.noting("rollouts"))
     .inspect(move |event| match event {
@@ -627,7 +640,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
         policy_store
             .state()
             .iter()
-            .filter_map(|guard| guard.0.as_ref().ok())
+            .filter(|cached| cached.is_valid())
             .map(|r| named_rollout(&r.name_any(), r.namespace()))
             .collect::<Vec<_>>()
     });
@@ -733,13 +746,15 @@ mod tests {
 
     #[test]
     fn a_template_change_wakes_exactly_the_rollouts_that_name_it() {
-        let (reader, mut writer) = store::<DeserializeGuard<Rollout>>();
+        let (reader, mut writer) = store::<CompactGuard<Rollout>>();
         for rollout in [
             mk_rollout("shop", "checkout", "latency", "errors"),
             mk_rollout("shop", "cart", "errors", "cluster-latency"),
             mk_rollout("blog", "posts", "latency", "other"),
         ] {
-            writer.apply_watcher_event(&Event::Apply(DeserializeGuard(Ok(rollout))));
+            writer.apply_watcher_event(&Event::Apply(CompactGuard::new(DeserializeGuard(Ok(
+                rollout,
+            )))));
         }
         let names = |template: &str, namespace: Option<&str>| {
             let mut names: Vec<_> = rollouts_using(&reader, template, namespace)

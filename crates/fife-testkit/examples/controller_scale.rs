@@ -5,6 +5,10 @@
 //! and CPU and memory of each process from /proc. Prints Markdown rows for
 //! docs/BENCHMARKS.md "Controller at scale".
 //!
+//! With `SOAK_SECONDS` set, each run then keeps changing the image of every Rollout, one
+//! round after another (a round ends when all are promoted), for that long, sampling the
+//! controller's VmRSS every 10 s: memory must stay flat under continuous change.
+//!
 //! Run through `benches/controller-scale.sh` (it builds the binaries), or:
 //! `SIZES=1000 CONCURRENCIES=4,16 cargo run --release -p fife-testkit --example controller_scale`
 //! with `FIFE`, `FIFE_TESTKIT` pointing at release binaries.
@@ -34,6 +38,7 @@ struct Options {
     work_dir: PathBuf,
     idle: Duration,
     phase_timeout: Duration,
+    soak: Duration,
 }
 
 fn env_list<T: std::str::FromStr>(name: &str, default: &str) -> anyhow::Result<Vec<T>> {
@@ -438,6 +443,91 @@ struct Run {
     server_cpu: f64,
     server_hwm: f64,
     server_rss: f64,
+    soak: Option<Soak>,
+}
+
+/// Continuous image changes after the measured ones.
+#[derive(Debug, Default)]
+struct Soak {
+    seconds: f64,
+    rounds: usize,
+    /// (seconds since the soak began, controller VmRSS in MiB), every 10 s.
+    rss: Vec<(f64, f64)>,
+    hwm_mib: f64,
+}
+
+impl Soak {
+    /// Mean VmRSS over samples taken in [from, to) seconds.
+    fn mean_rss(&self, from: f64, to: f64) -> f64 {
+        let window: Vec<f64> = self
+            .rss
+            .iter()
+            .filter(|(t, _)| *t >= from && *t < to)
+            .map(|(_, r)| *r)
+            .collect();
+        window.iter().sum::<f64>() / window.len().max(1) as f64
+    }
+}
+
+/// Every Rollout gets a new image, round after round, each round waiting until all are
+/// promoted at the new generation, for `duration`.
+async fn soak(
+    http: &reqwest::Client,
+    base: &str,
+    board: &Board,
+    n: usize,
+    controller_pid: u32,
+    duration: Duration,
+    phase_timeout: Duration,
+) -> anyhow::Result<Soak> {
+    let samples: Arc<Mutex<Vec<(f64, f64)>>> = Arc::default();
+    let started = Instant::now();
+    let sampler = {
+        let samples = samples.clone();
+        tokio::spawn(async move {
+            loop {
+                let rss = sample(controller_pid).rss_mib;
+                samples
+                    .lock()
+                    .expect("samples lock poisoned")
+                    .push((started.elapsed().as_secs_f64(), rss));
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            }
+        })
+    };
+    let mut rounds = 0;
+    // After the deploy (generation 1) and the measured change (2).
+    let mut generation = 2;
+    while started.elapsed() < duration {
+        generation += 1;
+        let image = format!("registry.example/app:soak-{generation}");
+        write_all(http, base, n, |http, base, i| {
+            let patch =
+                json!({ "spec": { "template": { "spec": { "containers": container(&image) } } } });
+            http.patch(format!("{base}{ROLLOUTS_PATH}/{}", rollout_name(i)))
+                .header("Content-Type", "application/merge-patch+json")
+                .body(patch.to_string())
+        })
+        .await?;
+        let (promoted, degraded) = wait_all(board, n, phase_timeout, |s| {
+            s.generation == generation
+                && s.observed_generation == generation
+                && s.phase == "Healthy"
+        })
+        .await;
+        if promoted < n {
+            bail!("soak round {rounds}: {promoted} of {n} promoted, {degraded} Degraded");
+        }
+        rounds += 1;
+    }
+    sampler.abort();
+    let rss = samples.lock().expect("samples lock poisoned").clone();
+    Ok(Soak {
+        seconds: started.elapsed().as_secs_f64(),
+        rounds,
+        rss,
+        hwm_mib: sample(controller_pid).hwm_mib,
+    })
 }
 
 async fn run_one(options: &Options, n: usize, concurrency: u16) -> anyhow::Result<Run> {
@@ -575,6 +665,20 @@ async fn run_one(options: &Options, n: usize, concurrency: u16) -> anyhow::Resul
     run.controller_cpu_idle = end.cpu_seconds - idle_cpu_start.cpu_seconds;
     run.controller_hwm = end.hwm_mib;
     run.controller_rss = end.rss_mib;
+    if !options.soak.is_zero() {
+        run.soak = Some(
+            soak(
+                &http,
+                &base,
+                &board,
+                n,
+                controller_pid,
+                options.soak,
+                options.phase_timeout,
+            )
+            .await?,
+        );
+    }
     let server_end = sample(server_pid);
     run.server_cpu = server_end.cpu_seconds;
     run.server_hwm = server_end.hwm_mib;
@@ -647,6 +751,33 @@ fn print_tables(runs: &[Run]) {
             r.server_rss,
         );
     }
+    let soaks: Vec<(&Run, &Soak)> = runs
+        .iter()
+        .filter_map(|r| r.soak.as_ref().map(|s| (r, s)))
+        .collect();
+    if soaks.is_empty() {
+        return;
+    }
+    // For a 30-minute soak: 5 minutes of warm-up, then the first 10 against the last 10.
+    println!(
+        "\n| N | concurrency | soak | rounds (image changes of every Rollout) | VmRSS mean, first third after warm-up | VmRSS mean, last third | change | VmHWM at end |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (r, soak) in soaks {
+        let third = soak.seconds / 3.0;
+        let warm_up = soak.seconds / 6.0;
+        let first = soak.mean_rss(warm_up, warm_up + third);
+        let last = soak.mean_rss(soak.seconds - third, soak.seconds + 1.0);
+        println!(
+            "| {} | {} | {:.0} min | {} | {first:.0} MiB | {last:.0} MiB | {:+.1}% | {:.0} MiB |",
+            r.n,
+            r.concurrency,
+            soak.seconds / 60.0,
+            soak.rounds,
+            100.0 * (last - first) / first.max(f64::MIN_POSITIVE),
+            soak.hwm_mib,
+        );
+    }
 }
 
 #[tokio::main]
@@ -660,6 +791,7 @@ async fn main() -> anyhow::Result<()> {
         work_dir: env_path("WORK_DIR", "target/controller-scale"),
         idle: env_secs("IDLE_SECONDS", 30),
         phase_timeout: env_secs("PHASE_TIMEOUT_SECONDS", 1800),
+        soak: env_secs("SOAK_SECONDS", 0),
     };
     let mut runs = Vec::new();
     for &n in &options.sizes {

@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 
 use fife_api::Rollout;
 use kube::ResourceExt;
-use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 
 use crate::reconcile::act::act;
@@ -36,6 +35,7 @@ use crate::reconcile::report::{
     last_audit_record, publish_events, publish_warning, report_audit_failure, status_to_write,
     update_metrics, write_status,
 };
+use crate::runtime::compact::CompactGuard;
 use crate::runtime::context::Context;
 
 /// How often a settled Rollout is looked at again without any change.
@@ -51,9 +51,10 @@ pub const HANDOVER_WAIT: Duration = Duration::from_secs(1);
 
 /// Reconciles one Rollout.
 pub async fn reconcile(
-    guard: Arc<DeserializeGuard<Rollout>>,
+    cached: Arc<CompactGuard<Rollout>>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
+    let guard = cached.guard();
     let rollout = match &guard.0 {
         Ok(rollout) => rollout,
         Err(invalid) => {
@@ -227,11 +228,12 @@ fn events_digest(decision: &fife_engine::Decision) -> String {
 
 /// Per-object exponential backoff (bounded), with the failing step counted and shown.
 pub fn error_policy(
-    guard: Arc<DeserializeGuard<Rollout>>,
+    cached: Arc<CompactGuard<Rollout>>,
     error: &ReconcileError,
     ctx: Arc<Context>,
 ) -> Action {
     ctx.metrics.reconcile_failed(error.step());
+    let guard = cached.guard();
     let Ok(rollout) = &guard.0 else {
         return Action::await_change();
     };

@@ -15,8 +15,8 @@
 //!
 //! The spec of a Deployment stays: it is compared with the desired one before an apply
 //! (see [`crate::build::drift`]) and its pod template is the one an older revision is
-//! rebuilt from. Deployments and Services are held [`Compact`]: their metadata as it is,
-//! the rest as JSON text, read back when the reconcile asks for one.
+//! rebuilt from. Rollouts, Deployments and Services are held [`Compact`]: their metadata
+//! as it is, the rest as JSON text, read back when the reconcile asks for one.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -30,7 +30,7 @@ use kube::core::DeserializeGuard;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
-use super::compact::Compact;
+use super::compact::{Compact, CompactGuard};
 
 /// Written by `kubectl apply`: the whole object again, as JSON.
 pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -38,7 +38,7 @@ pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-co
 /// The stores the reconcile reads. Cloning shares them.
 #[derive(Clone)]
 pub struct Caches {
-    pub rollouts: Store<DeserializeGuard<Rollout>>,
+    pub rollouts: Store<CompactGuard<Rollout>>,
     pub deployments: Store<Compact<Deployment>>,
     pub services: Store<Compact<Service>>,
     pub runs: Store<DeserializeGuard<AnalysisRun>>,
@@ -63,7 +63,7 @@ impl std::fmt::Debug for Caches {
 
 impl Caches {
     pub fn new(
-        rollouts: Store<DeserializeGuard<Rollout>>,
+        rollouts: Store<CompactGuard<Rollout>>,
         deployments: Store<Compact<Deployment>>,
         services: Store<Compact<Service>>,
         runs: Store<DeserializeGuard<AnalysisRun>>,

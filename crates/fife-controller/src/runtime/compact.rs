@@ -2,6 +2,9 @@
 //! metadata as a struct (what stores, owners and predicates read) and everything else as the
 //! JSON text it was decoded from, decoded again when the reconcile reads the object.
 //!
+//! [`CompactGuard`] does the same for a [`DeserializeGuard`], keeping an object that did not
+//! decode as its error.
+//!
 //! Why: k8s-openapi types keep every optional field inline. A Deployment holds its whole
 //! `PodSpec` and each container every field of `Container`, set or not, so a cached
 //! two-replica Deployment with one container took about 7 KiB of heap and a Service about
@@ -16,6 +19,8 @@ use std::marker::PhantomData;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
+use kube::core::DeserializeGuard;
+use kube::core::error_boundary::InvalidObject;
 use kube::runtime::watcher;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -116,6 +121,113 @@ where
 {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         K::deserialize(deserializer).map(Compact::new)
+    }
+}
+
+/// A [`DeserializeGuard`] as a cache keeps it: the object [`Compact`] when it decoded, its
+/// error (with its metadata) when it did not. The Rollout cache holds these: a Rollout
+/// carries its pod template as a Deployment does.
+pub struct CompactGuard<K>(Result<Compact<K>, InvalidObject>);
+
+impl<K> CompactGuard<K>
+where
+    K: Resource + Serialize + DeserializeOwned,
+{
+    pub fn new(guard: DeserializeGuard<K>) -> Self {
+        CompactGuard(guard.0.map(Compact::new))
+    }
+
+    /// The guard as it was given to [`CompactGuard::new`].
+    pub fn guard(&self) -> DeserializeGuard<K> {
+        DeserializeGuard(match &self.0 {
+            Ok(compact) => Ok(compact.object()),
+            Err(invalid) => Err(invalid.clone()),
+        })
+    }
+
+    /// Whether the object decoded.
+    pub fn is_valid(&self) -> bool {
+        self.0.is_ok()
+    }
+
+    /// The JSON text besides the metadata, when the object decoded: a cheap test for a
+    /// word before decoding the whole object.
+    pub fn text(&self) -> Option<&str> {
+        self.0.as_ref().ok().map(|c| &*c.rest)
+    }
+}
+
+impl<K> Clone for CompactGuard<K> {
+    fn clone(&self) -> Self {
+        CompactGuard(self.0.clone())
+    }
+}
+
+impl<K: Resource<DynamicType = ()>> fmt::Debug for CompactGuard<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Ok(compact) => compact.fmt(f),
+            Err(invalid) => f.debug_tuple("Invalid").field(invalid).finish(),
+        }
+    }
+}
+
+impl<K: Resource<DynamicType = ()>> Resource for CompactGuard<K> {
+    type DynamicType = ();
+    type Scope = K::Scope;
+
+    fn kind(dt: &()) -> Cow<'_, str> {
+        K::kind(dt)
+    }
+    fn group(dt: &()) -> Cow<'_, str> {
+        K::group(dt)
+    }
+    fn version(dt: &()) -> Cow<'_, str> {
+        K::version(dt)
+    }
+    fn api_version(dt: &()) -> Cow<'_, str> {
+        K::api_version(dt)
+    }
+    fn plural(dt: &()) -> Cow<'_, str> {
+        K::plural(dt)
+    }
+    fn meta(&self) -> &ObjectMeta {
+        match &self.0 {
+            Ok(compact) => &compact.metadata,
+            Err(invalid) => &invalid.metadata,
+        }
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        match &mut self.0 {
+            Ok(compact) => &mut compact.metadata,
+            Err(invalid) => &mut invalid.metadata,
+        }
+    }
+}
+
+/// Read as a [`DeserializeGuard`], then compacted.
+impl<'de, K> Deserialize<'de> for CompactGuard<K>
+where
+    K: Resource + Serialize + DeserializeOwned,
+{
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        DeserializeGuard::<K>::deserialize(deserializer).map(CompactGuard::new)
+    }
+}
+
+/// A watch event of guarded objects, compacted.
+pub fn compact_guard_event<K>(
+    event: watcher::Event<DeserializeGuard<K>>,
+) -> watcher::Event<CompactGuard<K>>
+where
+    K: Resource + Serialize + DeserializeOwned,
+{
+    match event {
+        watcher::Event::Apply(k) => watcher::Event::Apply(CompactGuard::new(k)),
+        watcher::Event::Delete(k) => watcher::Event::Delete(CompactGuard::new(k)),
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitApply(k) => watcher::Event::InitApply(CompactGuard::new(k)),
+        watcher::Event::InitDone => watcher::Event::InitDone,
     }
 }
 
@@ -225,6 +337,27 @@ mod tests {
             "{} bytes of text against {inline} bytes of spec and one container",
             compact.text_len()
         );
+    }
+
+    #[test]
+    fn a_guard_keeps_the_object_or_its_error() {
+        let valid = DeserializeGuard(Ok(deployment()));
+        let compact = CompactGuard::new(valid);
+        assert!(compact.is_valid());
+        assert_eq!(compact.guard().0.unwrap(), deployment());
+        assert!(compact.text().is_some_and(|t| t.contains("web:1")));
+        assert_eq!(compact.meta().name.as_deref(), Some("web-stable"));
+
+        let json = serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "broken", "namespace": "default"},
+            "spec": {"replicas": "three"}
+        });
+        let invalid: CompactGuard<Deployment> = serde_json::from_value(json).unwrap();
+        assert!(!invalid.is_valid());
+        assert_eq!(invalid.meta().name.as_deref(), Some("broken"));
+        assert!(invalid.guard().0.is_err());
+        assert_eq!(invalid.text(), None);
     }
 
     #[test]
