@@ -483,13 +483,16 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     let (service_store, service_writer) = reflector::store();
     let (run_store, run_writer) = reflector::store();
     let (release_policy_store, release_policy_writer) = reflector::store();
+    let (approval_store, approval_writer) = reflector::store();
+    let (break_glass_store, break_glass_writer) = reflector::store();
     let caches = Caches::new(
         rollout_store.clone(),
         deployment_store,
         service_store,
         run_store,
     )
-    .with_policies(release_policy_store);
+    .with_policies(release_policy_store)
+    .with_release_requests(approval_store, break_glass_store);
     let ctx = Arc::new(
         Context::new(
             client.clone(),
@@ -593,6 +596,25 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     .reflect(release_policy_writer)
     .touched_objects();
 
+    // What people create to meet or bypass a policy, cached: a governed Rollout reads them
+    // on every reconcile.
+    let approval_events = watcher(
+        api_for::<DeserializeGuard<Approval>>(&client, ns),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(runtime::caches::strip_guarded)
+    .reflect(approval_writer)
+    .touched_objects();
+    let break_glass_events = watcher(
+        api_for::<DeserializeGuard<BreakGlass>>(&client, ns),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(runtime::caches::strip_guarded)
+    .reflect(break_glass_writer)
+    .touched_objects();
+
     let store = rollout_store.clone();
     let cluster_store = rollout_store.clone();
     let policy_store = rollout_store.clone();
@@ -619,18 +641,15 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
         },
     )
     // An Approval or a BreakGlass wakes the Rollout it names.
-    .watches(
-        api_for::<DeserializeGuard<Approval>>(&client, ns),
-        watcher::Config::default(),
-        |a| match &a.0 {
+    .watches_stream(approval_events, |a: DeserializeGuard<Approval>| {
+        match &a.0 {
             Ok(a) => vec![named_rollout(&a.spec.rollout, a.namespace())],
             Err(_) => Vec::new(),
-        },
-    )
-    .watches(
-        api_for::<DeserializeGuard<BreakGlass>>(&client, ns),
-        watcher::Config::default(),
-        |b| match &b.0 {
+        }
+    })
+    .watches_stream(
+        break_glass_events,
+        |b: DeserializeGuard<BreakGlass>| match &b.0 {
             Ok(b) => vec![named_rollout(&b.spec.rollout, b.namespace())],
             Err(_) => Vec::new(),
         },

@@ -46,9 +46,14 @@ pub async fn observe_release(
     if policies.is_empty() {
         return Ok(None);
     }
-    let approvals: Vec<Approval> = list(Api::namespaced(ctx.client.clone(), namespace)).await?;
-    let break_glasses: Vec<BreakGlass> =
-        list(Api::namespaced(ctx.client.clone(), namespace)).await?;
+    let approvals: Vec<Approval> = match ctx.caches.approvals(namespace) {
+        Some(cached) => cached,
+        None => list(Api::namespaced(ctx.client.clone(), namespace)).await?,
+    };
+    let break_glasses: Vec<BreakGlass> = match ctx.caches.break_glasses(namespace) {
+        Some(cached) => cached,
+        None => list(Api::namespaced(ctx.client.clone(), namespace)).await?,
+    };
     let stable_images = stable
         .and_then(|d| d.spec.as_ref())
         .and_then(|s| s.template.spec.as_ref())

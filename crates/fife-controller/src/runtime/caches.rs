@@ -45,6 +45,10 @@ pub struct Caches {
     /// ReleasePolicies, cluster-wide: every reconcile asks which govern its Rollout, and
     /// most clusters have none, so the answer must cost no request.
     pub policies: Option<Store<DeserializeGuard<fife_api::ReleasePolicy>>>,
+    /// Approvals and BreakGlasses, read by every reconcile of a Rollout once any
+    /// ReleasePolicy exists.
+    pub approvals: Option<Store<DeserializeGuard<fife_api::Approval>>>,
+    pub break_glasses: Option<Store<DeserializeGuard<fife_api::BreakGlass>>>,
     /// The last error of each watch that has not recovered since, by kind.
     watch_errors: Arc<Mutex<BTreeMap<&'static str, String>>>,
 }
@@ -74,6 +78,8 @@ impl Caches {
             services,
             runs,
             policies: None,
+            approvals: None,
+            break_glasses: None,
             watch_errors: Arc::default(),
         }
     }
@@ -85,6 +91,28 @@ impl Caches {
     ) -> Self {
         self.policies = Some(policies);
         self
+    }
+
+    /// The same caches, with Approvals and BreakGlasses read from these stores.
+    pub fn with_release_requests(
+        mut self,
+        approvals: Store<DeserializeGuard<fife_api::Approval>>,
+        break_glasses: Store<DeserializeGuard<fife_api::BreakGlass>>,
+    ) -> Self {
+        self.approvals = Some(approvals);
+        self.break_glasses = Some(break_glasses);
+        self
+    }
+
+    /// The Approvals of `namespace`, from their cache once it has listed; `None` before
+    /// (or without a cache), when the caller reads them from the API.
+    pub fn approvals(&self, namespace: &str) -> Option<Vec<fife_api::Approval>> {
+        listed_in(self.approvals.as_ref()?, namespace)
+    }
+
+    /// The BreakGlasses of `namespace`, as [`Caches::approvals`].
+    pub fn break_glasses(&self, namespace: &str) -> Option<Vec<fife_api::BreakGlass>> {
+        listed_in(self.break_glasses.as_ref()?, namespace)
     }
 
     /// The ReleasePolicies, from their cache once it has listed; `None` before (or without
@@ -180,6 +208,24 @@ impl Caches {
         let guard = self.runs.get(&ObjectRef::new(name).within(namespace))?;
         guard.0.as_ref().ok().cloned()
     }
+}
+
+/// The objects of `namespace` that deserialize, once the store has its first list.
+fn listed_in<K>(store: &Store<DeserializeGuard<K>>, namespace: &str) -> Option<Vec<K>>
+where
+    K: kube::Resource<DynamicType = ()> + Clone,
+{
+    // Ready means the first complete list arrived; polled once, never awaited.
+    futures::FutureExt::now_or_never(store.wait_until_ready())?.ok()?;
+    Some(
+        store
+            .state()
+            .iter()
+            .filter_map(|guard| guard.0.as_ref().ok())
+            .filter(|object| object.meta().namespace.as_deref() == Some(namespace))
+            .cloned()
+            .collect(),
+    )
 }
 
 /// Drops what no kind's reader needs: managed fields and the last-applied copy.
