@@ -232,7 +232,7 @@ async fn approvals_freezes_and_break_glass_end_to_end() {
         ])
         .await;
     let audit_log = cluster.dir.path().join("audit.log");
-    let _controller = Controller::start(
+    let controller = Controller::start(
         &cluster,
         ControllerOptions {
             identity: "fife-release",
@@ -455,4 +455,44 @@ async fn approvals_freezes_and_break_glass_end_to_end() {
     );
     let rate = report["dora"]["changeFailRate"].as_f64().unwrap();
     assert!((rate - 1.0 / 3.0).abs() < 1e-9, "{report:#}");
+
+    // 5. The gate metrics count what the log holds.
+    let scrape = controller
+        .scrape()
+        .await
+        .expect("the controller's /metrics");
+    let sum = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => 0.0,
+            })
+            .sum()
+    };
+    assert_eq!(
+        sum("fife_break_glass_uses_total", &[("rollout", "web")]),
+        1.0
+    );
+    for gate in ["Approval", "Freeze"] {
+        for (outcome, key) in [
+            ("Passed", "passed"),
+            ("Blocked", "blocked"),
+            ("Bypassed", "bypassed"),
+        ] {
+            let counted = sum(
+                "fife_gate_outcomes_total",
+                &[("gate", gate), ("outcome", outcome)],
+            );
+            let logged = report["gates"][gate][key].as_f64().unwrap_or(0.0);
+            assert_eq!(
+                counted, logged,
+                "{gate} {outcome}: metrics {counted}, log {logged}"
+            );
+        }
+    }
 }

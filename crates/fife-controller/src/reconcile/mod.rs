@@ -139,6 +139,7 @@ async fn pipeline(ctx: &Context, cached: &Rollout) -> Result<Action, ReconcileEr
                     ctx.metrics.audit_written();
                 }
                 ctx.remember_recorded(&key, &version, digest);
+                crate::reconcile::release::count_gates(ctx, rollout, &decision);
                 records
             }
             Err(message) => {

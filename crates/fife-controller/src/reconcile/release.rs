@@ -255,20 +255,22 @@ pub fn deploy_entry(
     Some(entry)
 }
 
-/// Gate outcomes and break-glass uses in the metrics.
+/// Gate outcomes and break-glass uses in the metrics, counted when the decision's records
+/// are written: a gate that holds brings the same event on every reconcile of the same
+/// Rollout, which is recorded once, so counting records keeps the metrics equal to what
+/// `fife audit report` counts in the log.
 pub fn count_gates(ctx: &Context, rollout: &Rollout, decision: &Decision) {
-    let (namespace, name) = (rollout.namespace().unwrap_or_default(), rollout.name_any());
-    if decision.release.is_some() {
-        ctx.metrics.governed(&namespace, &name);
-    }
     for gate in decision.events.iter().filter_map(|e| e.gate.as_ref()) {
-        let tier = gate.tier.clone().unwrap_or_else(|| "none".to_owned());
-        ctx.metrics.gate(
-            &tier,
-            &wire_name(&gate.gate),
-            &wire_name(&gate.outcome),
-            gate.waited_millis.map(|ms| ms as f64 / 1000.0),
-        );
+        let name = wire_name(&gate.gate);
+        match gate.waited_millis {
+            // A held gate opening says how long it held; its verdict on the change follows
+            // as an event of its own (as the report counts them).
+            Some(ms) => {
+                let tier = gate.tier.clone().unwrap_or_else(|| "none".to_owned());
+                ctx.metrics.gate_waited(&tier, &name, ms as f64 / 1000.0);
+            }
+            None => ctx.metrics.gate_outcome(&name, &wire_name(&gate.outcome)),
+        }
     }
     let bypassed = decision
         .events

@@ -184,14 +184,18 @@ pub async fn publish_warning(ctx: &Context, rollout: &Rollout, reason: &str, not
         .await;
 }
 
-/// Rollout gauges and outcome counters.
+/// Rollout gauges and outcome counters. (Gate outcomes are counted with their records, in
+/// [`crate::reconcile::release::count_gates`].)
 pub fn update_metrics(ctx: &Context, rollout: &Rollout, decision: &Decision) {
-    crate::reconcile::release::count_gates(ctx, rollout, decision);
     let status = &decision.status;
     let phase = status
         .phase
         .map_or_else(|| "Unknown".to_owned(), |p| wire_name(&p));
     let (namespace, name) = (rollout.namespace().unwrap_or_default(), rollout.name_any());
+    if decision.release.is_some() {
+        // Its break-glass counter exists at 0 from the first reconcile under a policy.
+        ctx.metrics.governed(&namespace, &name);
+    }
     ctx.metrics.set_rollout(
         &namespace,
         &name,

@@ -259,19 +259,21 @@ impl Metrics {
             .remove(&rollout_labels(namespace, name, None));
     }
 
-    /// A release gate's outcome; `waited_seconds` when it stopped holding a change.
-    pub fn gate(&self, tier: &str, gate: &str, outcome: &str, waited_seconds: Option<f64>) {
+    /// A release gate's verdict on a change.
+    pub fn gate_outcome(&self, gate: &str, outcome: &str) {
         self.gate_outcomes
             .get_or_create(&vec![
                 ("gate", gate.to_owned()),
                 ("outcome", outcome.to_owned()),
             ])
             .inc();
-        if let Some(seconds) = waited_seconds {
-            self.gate_wait
-                .get_or_create(&vec![("tier", tier.to_owned()), ("gate", gate.to_owned())])
-                .observe(seconds);
-        }
+    }
+
+    /// A gate stopped holding a change after `seconds`.
+    pub fn gate_waited(&self, tier: &str, gate: &str, seconds: f64) {
+        self.gate_wait
+            .get_or_create(&vec![("tier", tier.to_owned()), ("gate", gate.to_owned())])
+            .observe(seconds);
     }
 
     /// A break-glass let a change of `namespace/name` through.
