@@ -380,6 +380,40 @@ fn simulate_pod(
     pod(&name, &values)
 }
 
+/// Whether some look of a run of `count` (the first after the lookback, then one per
+/// interval) classifies the canary High.
+fn some_look_is_high(
+    canary: &[PodSeries],
+    baseline: &[PodSeries],
+    stable: &[PodSeries],
+    count: u32,
+    cfg: &JudgeConfig,
+) -> bool {
+    let upto = |pods: &[PodSeries], points: usize| -> Vec<PodSeries> {
+        pods.iter()
+            .map(|p| PodSeries {
+                name: p.name.clone(),
+                points: p.points[..points].to_vec(),
+            })
+            .collect()
+    };
+    (1..=count).any(|k| {
+        let points = LOOKBACK_POINTS + POINTS_PER_INTERVAL * (k as usize - 1);
+        let look = Look {
+            index: k,
+            planned: Some(count),
+        };
+        let j = judge_pods(
+            &upto(canary, points),
+            &upto(baseline, points),
+            &upto(stable, points),
+            look,
+            cfg,
+        );
+        j.classification == Classification::High
+    })
+}
+
 /// Fraction of simulated runs in which some look of `count` classified the canary High.
 fn high_rate(
     runs: usize,
@@ -403,30 +437,7 @@ fn high_rate(
         let canary = side("c", pods_a_side, effect);
         let baseline = side("b", pods_a_side, 1.0);
         let stable = side("s", reference, 1.0);
-        let upto = |pods: &[PodSeries], points: usize| -> Vec<PodSeries> {
-            pods.iter()
-                .map(|p| PodSeries {
-                    name: p.name.clone(),
-                    points: p.points[..points].to_vec(),
-                })
-                .collect()
-        };
-        let failed = (1..=count).any(|k| {
-            let points = LOOKBACK_POINTS + POINTS_PER_INTERVAL * (k as usize - 1);
-            let look = Look {
-                index: k,
-                planned: Some(count),
-            };
-            let j = judge_pods(
-                &upto(&canary, points),
-                &upto(&baseline, points),
-                &upto(&stable, points),
-                look,
-                &cfg,
-            );
-            j.classification == Classification::High
-        });
-        highs += usize::from(failed);
+        highs += usize::from(some_look_is_high(&canary, &baseline, &stable, count, &cfg));
     }
     highs as f64 / runs as f64
 }
@@ -524,30 +535,7 @@ fn one_pod_error_ratio_high_rate(runs: usize, count: u32, seed: u64) -> f64 {
         let stable: Vec<PodSeries> = (0..3)
             .map(|i| error_ratio_pod(&mut rng, format!("s{i}"), total))
             .collect();
-        let upto = |pods: &[PodSeries], points: usize| -> Vec<PodSeries> {
-            pods.iter()
-                .map(|p| PodSeries {
-                    name: p.name.clone(),
-                    points: p.points[..points].to_vec(),
-                })
-                .collect()
-        };
-        let failed = (1..=count).any(|k| {
-            let points = LOOKBACK_POINTS + POINTS_PER_INTERVAL * (k as usize - 1);
-            let look = Look {
-                index: k,
-                planned: Some(count),
-            };
-            let j = judge_pods(
-                &upto(&canary, points),
-                &upto(&baseline, points),
-                &upto(&stable, points),
-                look,
-                &cfg,
-            );
-            j.classification == Classification::High
-        });
-        highs += usize::from(failed);
+        highs += usize::from(some_look_is_high(&canary, &baseline, &stable, count, &cfg));
     }
     highs as f64 / runs as f64
 }

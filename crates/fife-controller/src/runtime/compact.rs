@@ -25,6 +25,27 @@ use kube::runtime::watcher;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
+/// The static half of `Resource` for a wrapper of `K`: it is the kind it holds.
+macro_rules! kind_of_k {
+    () => {
+        fn kind(dt: &()) -> Cow<'_, str> {
+            K::kind(dt)
+        }
+        fn group(dt: &()) -> Cow<'_, str> {
+            K::group(dt)
+        }
+        fn version(dt: &()) -> Cow<'_, str> {
+            K::version(dt)
+        }
+        fn api_version(dt: &()) -> Cow<'_, str> {
+            K::api_version(dt)
+        }
+        fn plural(dt: &()) -> Cow<'_, str> {
+            K::plural(dt)
+        }
+    };
+}
+
 /// `K` with its metadata kept as it is and the rest as JSON text.
 pub struct Compact<K> {
     metadata: ObjectMeta,
@@ -91,21 +112,7 @@ impl<K: Resource<DynamicType = ()>> Resource for Compact<K> {
     type DynamicType = ();
     type Scope = K::Scope;
 
-    fn kind(dt: &()) -> Cow<'_, str> {
-        K::kind(dt)
-    }
-    fn group(dt: &()) -> Cow<'_, str> {
-        K::group(dt)
-    }
-    fn version(dt: &()) -> Cow<'_, str> {
-        K::version(dt)
-    }
-    fn api_version(dt: &()) -> Cow<'_, str> {
-        K::api_version(dt)
-    }
-    fn plural(dt: &()) -> Cow<'_, str> {
-        K::plural(dt)
-    }
+    kind_of_k!();
     fn meta(&self) -> &ObjectMeta {
         &self.metadata
     }
@@ -176,21 +183,7 @@ impl<K: Resource<DynamicType = ()>> Resource for CompactGuard<K> {
     type DynamicType = ();
     type Scope = K::Scope;
 
-    fn kind(dt: &()) -> Cow<'_, str> {
-        K::kind(dt)
-    }
-    fn group(dt: &()) -> Cow<'_, str> {
-        K::group(dt)
-    }
-    fn version(dt: &()) -> Cow<'_, str> {
-        K::version(dt)
-    }
-    fn api_version(dt: &()) -> Cow<'_, str> {
-        K::api_version(dt)
-    }
-    fn plural(dt: &()) -> Cow<'_, str> {
-        K::plural(dt)
-    }
+    kind_of_k!();
     fn meta(&self) -> &ObjectMeta {
         match &self.0 {
             Ok(compact) => &compact.metadata,
