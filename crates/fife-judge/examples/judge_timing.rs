@@ -10,24 +10,9 @@ use std::time::Instant;
 
 use fife_judge::{JudgeConfig, judge};
 
-/// Deterministic log-normal latencies (ms) at full precision, as Prometheus returns them.
-fn latencies(len: usize, seed: u64, scale: f64) -> Vec<f64> {
-    let mut state = seed;
-    let mut uniform = move || {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
-    (0..len)
-        .map(|_| {
-            let normal = (-2.0 * (1.0 - uniform()).ln()).sqrt()
-                * (2.0 * std::f64::consts::PI * uniform()).cos();
-            (normal * 0.4).exp() * 100.0 * scale
-        })
-        .collect()
-}
+#[path = "../benches/support/latencies.rs"]
+mod latencies;
+use latencies::latencies;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -37,8 +22,8 @@ fn main() {
     let runs: usize = args
         .next()
         .map_or(21, |a| a.parse().expect("runs: a whole number"));
-    let canary = latencies(n, 1, 1.01);
-    let baseline = latencies(n, 2, 1.0);
+    let canary = latencies(n, 1, 1.01, false);
+    let baseline = latencies(n, 2, 1.0, false);
     let config = JudgeConfig::default();
     let mut times: Vec<f64> = (0..runs)
         .map(|_| {
