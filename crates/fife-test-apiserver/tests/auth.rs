@@ -2,7 +2,9 @@
 //! can-i` (and `--list`) for Fife's ServiceAccount bound to the install's ClusterRole,
 //! forbidden writes with kube-apiserver's message, tokens from a token file and `kubectl
 //! create token`, anonymous requests refused, a ValidatingAdmissionPolicy that holds an
-//! approval to the authenticated user and a CEL rule of Fife's CRDs refusing a Rollout.
+//! approval to the authenticated user and a CEL rule of Fife's CRDs refusing a Rollout; the
+//! release roles of `examples/install/release-policy.yaml`, each bound to a group, give each
+//! group its part of the release policy and nothing else.
 
 use fife_test_apiserver::authn::parse_token_file;
 use fife_test_apiserver::{ApiServer, Authentication, AuthorizationMode, Config};
@@ -21,7 +23,13 @@ impl Cluster {
     async fn start() -> Self {
         let config = Config {
             authentication: Authentication {
-                static_tokens: parse_token_file("alice-token,alice,1001,\"dev,qa\"\n").unwrap(),
+                static_tokens: parse_token_file(concat!(
+                    "alice-token,alice,1001,\"dev,qa\"\n",
+                    "pat-token,pat,1002,platform\n",
+                    "ann-token,ann,1003,approvers\n",
+                    "otto-token,otto,1004,oncall\n",
+                ))
+                .unwrap(),
                 anonymous: false,
             },
             authorization_mode: AuthorizationMode::Rbac,
@@ -395,4 +403,71 @@ async fn a_client_certificate_is_the_user_and_groups_of_its_subject() {
         err.contains("pods is forbidden: User \"jane\" cannot list resource \"pods\""),
         "{err}"
     );
+}
+
+/// The three roles `examples/install/release-policy.yaml` ships, bound to groups as its
+/// header says: the platform team writes ReleasePolicies, approvers create Approvals and
+/// approve or review BreakGlasses, on-call requests BreakGlasses; nobody else (alice, an
+/// application developer) does any of it, and none of them may edit a Rollout.
+#[tokio::test]
+async fn the_release_roles_give_each_group_its_part_and_nothing_else() {
+    let cluster = Cluster::start().await;
+    cluster
+        .admin(&["apply", "-f", workspace().join("crds").to_str().unwrap()])
+        .await;
+    let policy = workspace().join("examples/install/release-policy.yaml");
+    cluster
+        .admin(&["apply", "-f", policy.to_str().unwrap()])
+        .await;
+    let bindings: String = [
+        ("fife-release-platform", "platform"),
+        ("fife-release-approver", "approvers"),
+        ("fife-break-glass", "oncall"),
+    ]
+    .iter()
+    .map(|(role, group)| {
+        format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\n\
+             metadata: {{name: {role}-{group}}}\n\
+             roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {role}}}\n\
+             subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: Group, name: {group}}}]\n---\n"
+        )
+    })
+    .collect();
+    let file = cluster.dir.path().join("bindings.yaml");
+    std::fs::write(&file, bindings).unwrap();
+    cluster
+        .admin(&["apply", "-f", file.to_str().unwrap()])
+        .await;
+
+    let users = [
+        ("pat", cluster.user("pat", "pat-token")),
+        ("ann", cluster.user("ann", "ann-token")),
+        ("otto", cluster.user("otto", "otto-token")),
+        ("alice", cluster.user("alice", "alice-token")),
+    ];
+    // (verb, resource, who may): everyone else may not.
+    let table: &[(&str, &str, &[&str])] = &[
+        ("create", "releasepolicies.fife.dev", &["pat"]),
+        ("delete", "releasepolicies.fife.dev", &["pat"]),
+        ("create", "approvals.fife.dev", &["ann"]),
+        ("delete", "approvals.fife.dev", &[]),
+        ("patch", "breakglasses.fife.dev", &["ann"]),
+        ("create", "breakglasses.fife.dev", &["otto"]),
+        ("get", "rollouts.fife.dev", &["ann", "otto"]),
+        ("patch", "rollouts.fife.dev", &[]),
+    ];
+    for (verb, resource, allowed) in table {
+        for (name, who) in &users {
+            let (_, out, err) = cluster
+                .kubectl(who, &["auth", "can-i", verb, resource, "-n", "shop"])
+                .await;
+            let expected = if allowed.contains(name) { "yes" } else { "no" };
+            assert_eq!(
+                out.trim(),
+                expected,
+                "{name} can-i {verb} {resource}: {out}{err}"
+            );
+        }
+    }
 }
