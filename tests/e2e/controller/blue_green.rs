@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use crate::harness::{Cluster, Controller, audit_records, image_patch, slow_and_same};
+use fife_api::labels::REVISION_LABEL;
 use serde_json::Value;
 
 const TEMPLATE: &str = r#"apiVersion: fife.dev/v1alpha1
@@ -82,7 +83,7 @@ async fn selected_revision(cluster: &Cluster, service: &str) -> Value {
     cluster
         .get(&format!("service/{service}"))
         .await
-        .map(|s| s["spec"]["selector"]["fife.dev/revision"].clone())
+        .map(|s| s["spec"]["selector"][REVISION_LABEL].clone())
         .unwrap_or(Value::Null)
 }
 

@@ -16,6 +16,7 @@ use std::time::Duration;
 use crate::harness::{
     Cluster, Controller, ControllerOptions, Prometheus, image_patch, rollout, workspace,
 };
+use fife_api::labels::ROLLOUT_LABEL;
 use fife_test_apiserver::{Authentication, AuthorizationMode, Config};
 use serde_json::Value;
 
@@ -523,7 +524,7 @@ async fn the_cluster_role_grants_exactly_what_releases_with_every_router_and_ana
     let rule = cluster.get("destinationrule/mesh").await.unwrap();
     assert_eq!(rule["spec"]["subsets"][1]["name"], "canary", "{rule:#}");
     let legacy = cluster.get("deployment/legacy").await.unwrap();
-    assert_eq!(legacy["metadata"]["labels"]["fife.dev/rollout"], "edge");
+    assert_eq!(legacy["metadata"]["labels"][ROLLOUT_LABEL], "edge");
     let forbidden = refused(&cluster);
     assert!(forbidden.is_empty(), "refused requests: {forbidden:#?}");
 

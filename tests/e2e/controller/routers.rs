@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::harness::{Cluster, Controller, image_patch, manual, rollout};
+use fife_api::labels::ROLE_LABEL;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -95,7 +96,7 @@ async fn istio_subsets_carry_the_step_weights_and_header_routes_leave_with_their
     let subsets = &dr["spec"]["subsets"];
     for (i, role) in ["stable", "canary", "baseline"].into_iter().enumerate() {
         assert_eq!(subsets[i]["name"], role);
-        assert_eq!(subsets[i]["labels"], json!({ "fife.dev/role": role }));
+        assert_eq!(subsets[i]["labels"], json!({ ROLE_LABEL: role }));
     }
     assert_eq!(subsets[0]["trafficPolicy"]["tls"]["mode"], "ISTIO_MUTUAL");
     assert_eq!(

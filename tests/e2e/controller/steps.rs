@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::harness::{Cluster, Controller, audit_records, image_patch, manual, rollout};
+use fife_api::labels::{REVISION_LABEL, ROLE_LABEL};
 use serde_json::{Value, json};
 
 const ROUTE: &str = r#"apiVersion: gateway.networking.k8s.io/v1
@@ -56,9 +57,9 @@ async fn a_new_image_walks_the_steps_with_replicas_and_route_weights() {
         assert!(services.contains(s), "{s} missing from {services}");
     }
     let stable = cluster.get("deployment/web-stable").await.unwrap();
-    let stable_revision = stable["metadata"]["labels"]["fife.dev/revision"].clone();
+    let stable_revision = stable["metadata"]["labels"][REVISION_LABEL].clone();
     assert_eq!(
-        stable["spec"]["template"]["metadata"]["labels"]["fife.dev/role"],
+        stable["spec"]["template"]["metadata"]["labels"][ROLE_LABEL],
         "stable"
     );
     assert_eq!(stable["metadata"]["ownerReferences"][0]["controller"], true);
@@ -91,12 +92,12 @@ async fn a_new_image_walks_the_steps_with_replicas_and_route_weights() {
         );
         let canary = cluster.get("deployment/web-canary").await.unwrap();
         assert_ne!(
-            canary["metadata"]["labels"]["fife.dev/revision"],
+            canary["metadata"]["labels"][REVISION_LABEL],
             stable_revision
         );
         let baseline = cluster.get("deployment/web-baseline").await.unwrap();
         assert_eq!(
-            baseline["metadata"]["labels"]["fife.dev/revision"],
+            baseline["metadata"]["labels"][REVISION_LABEL],
             stable_revision
         );
         assert_eq!(

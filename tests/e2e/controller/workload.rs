@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use crate::harness::{Cluster, Controller};
+use fife_api::labels::ROLLOUT_LABEL;
 use serde_json::json;
 
 fn deployment(name: &str, image: &str, replicas: i32) -> String {
@@ -106,7 +107,7 @@ async fn a_referenced_deployment_is_named_when_missing_then_adopted_and_scaled_d
     );
     assert_eq!(stable["spec"]["replicas"], 4);
     let legacy = cluster.get("deployment/legacy").await.unwrap();
-    assert_eq!(legacy["metadata"]["labels"]["fife.dev/rollout"], "web");
+    assert_eq!(legacy["metadata"]["labels"][ROLLOUT_LABEL], "web");
     assert_eq!(
         legacy["metadata"]["ownerReferences"],
         serde_json::Value::Null,

@@ -550,10 +550,10 @@ mod tests {
         assert_eq!(
             Value::Array(subsets),
             json!([
-                { "name": "stable", "labels": { "fife.dev/role": "stable" }, "trafficPolicy": { "tls": { "mode": "ISTIO_MUTUAL" } } },
+                { "name": "stable", "labels": { ROLE_LABEL: "stable" }, "trafficPolicy": { "tls": { "mode": "ISTIO_MUTUAL" } } },
                 { "name": "legacy", "labels": { "version": "v0" } },
-                { "name": "canary", "labels": { "fife.dev/role": "canary" } },
-                { "name": "baseline", "labels": { "fife.dev/role": "baseline" } }
+                { "name": "canary", "labels": { ROLE_LABEL: "canary" } },
+                { "name": "baseline", "labels": { ROLE_LABEL: "baseline" } }
             ])
         );
     }
