@@ -107,27 +107,18 @@ impl Caches {
     /// The Approvals of `namespace`, from their cache once it has listed; `None` before
     /// (or without a cache), when the caller reads them from the API.
     pub fn approvals(&self, namespace: &str) -> Option<Vec<fife_api::Approval>> {
-        listed_in(self.approvals.as_ref()?, namespace)
+        listed_in(self.approvals.as_ref()?, Some(namespace))
     }
 
     /// The BreakGlasses of `namespace`, as [`Caches::approvals`].
     pub fn break_glasses(&self, namespace: &str) -> Option<Vec<fife_api::BreakGlass>> {
-        listed_in(self.break_glasses.as_ref()?, namespace)
+        listed_in(self.break_glasses.as_ref()?, Some(namespace))
     }
 
     /// The ReleasePolicies, from their cache once it has listed; `None` before (or without
     /// a cache), when the caller reads them from the API.
     pub fn release_policies(&self) -> Option<Vec<fife_api::ReleasePolicy>> {
-        let store = self.policies.as_ref()?;
-        // Ready means the first complete list arrived; polled once, never awaited.
-        futures::FutureExt::now_or_never(store.wait_until_ready())?.ok()?;
-        Some(
-            store
-                .state()
-                .iter()
-                .filter_map(|guard| guard.0.as_ref().ok().cloned())
-                .collect(),
-        )
+        listed_in(self.policies.as_ref()?, None)
     }
 
     /// Waits, at most `within`, until every store holds its first complete list: before
@@ -210,8 +201,9 @@ impl Caches {
     }
 }
 
-/// The objects of `namespace` that deserialize, once the store has its first list.
-fn listed_in<K>(store: &Store<DeserializeGuard<K>>, namespace: &str) -> Option<Vec<K>>
+/// The objects that deserialize (of `namespace`, or all), once the store has its first
+/// list; `None` before.
+fn listed_in<K>(store: &Store<DeserializeGuard<K>>, namespace: Option<&str>) -> Option<Vec<K>>
 where
     K: kube::Resource<DynamicType = ()> + Clone,
 {
@@ -222,7 +214,7 @@ where
             .state()
             .iter()
             .filter_map(|guard| guard.0.as_ref().ok())
-            .filter(|object| object.meta().namespace.as_deref() == Some(namespace))
+            .filter(|object| namespace.is_none() || object.meta().namespace.as_deref() == namespace)
             .cloned()
             .collect(),
     )
@@ -287,6 +279,52 @@ mod tests {
     use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
     use std::collections::BTreeMap;
+
+    fn approval(namespace: &str, name: &str) -> DeserializeGuard<fife_api::Approval> {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "fife.dev/v1alpha1", "kind": "Approval",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"rollout": "web", "rolloutUid": "u", "revision": "r", "digests": [],
+                     "approver": "bob", "groups": []}
+        }))
+        .unwrap()
+    }
+
+    /// Before its first complete list a cache says nothing (the caller lists from the API);
+    /// after it, the objects of the namespace asked for, or of every namespace.
+    #[test]
+    fn release_requests_come_from_the_cache_once_it_has_listed() {
+        let (store, mut writer) = kube::runtime::reflector::store();
+        let (glass, mut glass_writer) = kube::runtime::reflector::store();
+        let (policies, _) = kube::runtime::reflector::store();
+        let (r, _) = kube::runtime::reflector::store();
+        let (d, _) = kube::runtime::reflector::store();
+        let (sv, _) = kube::runtime::reflector::store();
+        let (runs, _) = kube::runtime::reflector::store();
+        let caches = Caches::new(r, d, sv, runs)
+            .with_policies(policies)
+            .with_release_requests(store, glass);
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitApply(approval("shop", "a1")));
+        writer.apply_watcher_event(&watcher::Event::InitApply(approval("blog", "a2")));
+        assert!(caches.approvals("shop").is_none(), "not listed yet");
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let names = |list: Vec<fife_api::Approval>| -> Vec<String> {
+            list.iter()
+                .map(|a| a.metadata.name.clone().unwrap())
+                .collect()
+        };
+        assert_eq!(names(caches.approvals("shop").unwrap()), ["a1"]);
+        assert_eq!(
+            names(caches.approvals("other").unwrap()),
+            Vec::<String>::new()
+        );
+        assert!(caches.break_glasses("shop").is_none());
+        glass_writer.apply_watcher_event(&watcher::Event::Init);
+        glass_writer.apply_watcher_event(&watcher::Event::InitDone);
+        assert_eq!(caches.break_glasses("shop").unwrap(), Vec::new());
+        assert!(caches.release_policies().is_none());
+    }
 
     fn meta() -> ObjectMeta {
         ObjectMeta {
