@@ -6,31 +6,9 @@
 
 use std::time::Duration;
 
-use crate::harness::{Cluster, Controller, audit_records, image_patch, rollout, slow_and_same};
-
-const TEMPLATE: &str = r#"apiVersion: fife.dev/v1alpha1
-kind: AnalysisTemplate
-metadata: {name: latency, namespace: default}
-spec:
-  args: [{name: job}, {name: prometheus}]
-  metrics:
-    - name: latency-vs-baseline
-      interval: 1s
-      count: 2
-      failureLimit: 0
-      provider:
-        prometheus:
-          address: "{{args.prometheus}}"
-          query: |
-            histogram_quantile(0.5, sum by (le, instance) (rate(
-              http_request_duration_seconds_bucket{job="{{args.job}}",fife_role="{{role}}"}[3s])))
-          range: {lookback: 10s, step: 1s}
-      compare:
-        direction: increase
-        confidence: 0.99
-        allowedIncrease: 1.10
-        minSamples: 6
-"#;
+use crate::harness::{
+    Cluster, Controller, LATENCY_TEMPLATE, audit_records, image_patch, rollout, slow_and_same,
+};
 
 fn steps(job: &str, prometheus: &str) -> String {
     format!(
@@ -43,7 +21,7 @@ async fn a_slower_canary_is_rolled_back_and_an_identical_one_promoted() {
     let (_pods, prometheus) = slow_and_same().await;
     let cluster = Cluster::start().await;
     let controller = Controller::simple(&cluster);
-    cluster.apply(TEMPLATE).await;
+    cluster.apply(LATENCY_TEMPLATE).await;
     let baseline = "      baseline: true\n";
     cluster
         .apply(&rollout(

@@ -7,33 +7,11 @@
 
 use std::time::Duration;
 
-use crate::harness::{Cluster, Controller, audit_records, image_patch, slow_and_same};
+use crate::harness::{
+    Cluster, Controller, LATENCY_TEMPLATE, audit_records, image_patch, slow_and_same,
+};
 use fife_api::labels::REVISION_LABEL;
 use serde_json::Value;
-
-const TEMPLATE: &str = r#"apiVersion: fife.dev/v1alpha1
-kind: AnalysisTemplate
-metadata: {name: latency, namespace: default}
-spec:
-  args: [{name: job}, {name: prometheus}]
-  metrics:
-    - name: latency-vs-baseline
-      interval: 1s
-      count: 2
-      failureLimit: 0
-      provider:
-        prometheus:
-          address: "{{args.prometheus}}"
-          query: |
-            histogram_quantile(0.5, sum by (le, instance) (rate(
-              http_request_duration_seconds_bucket{job="{{args.job}}",fife_role="{{role}}"}[3s])))
-          range: {lookback: 10s, step: 1s}
-      compare:
-        direction: increase
-        confidence: 0.99
-        allowedIncrease: 1.10
-        minSamples: 6
-"#;
 
 fn services(name: &str) -> String {
     let service = |service: &str| {
@@ -92,7 +70,7 @@ async fn a_passing_preview_is_promoted_and_a_slower_one_aborted_with_the_active_
     let (_pods, prometheus) = slow_and_same().await;
     let cluster = Cluster::start().await;
     let controller = Controller::simple(&cluster);
-    cluster.apply(TEMPLATE).await;
+    cluster.apply(LATENCY_TEMPLATE).await;
     for name in ["slow", "same"] {
         cluster.apply(&services(name)).await;
         cluster

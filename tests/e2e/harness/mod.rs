@@ -390,6 +390,33 @@ pub async fn workload(role: WorkloadRole, scale: f64, seed: u64) -> Workload {
         .unwrap()
 }
 
+/// The comparison template the `slow_and_same` jobs are judged with: per-pod p50 latency
+/// of `{{args.job}}`, canary against baseline with the default pod test, two looks a second
+/// apart.
+pub const LATENCY_TEMPLATE: &str = r#"apiVersion: fife.dev/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: latency, namespace: default}
+spec:
+  args: [{name: job}, {name: prometheus}]
+  metrics:
+    - name: latency-vs-baseline
+      interval: 1s
+      count: 2
+      failureLimit: 0
+      provider:
+        prometheus:
+          address: "{{args.prometheus}}"
+          query: |
+            histogram_quantile(0.5, sum by (le, instance) (rate(
+              http_request_duration_seconds_bucket{job="{{args.job}}",fife_role="{{role}}"}[3s])))
+          range: {lookback: 10s, step: 1s}
+      compare:
+        direction: increase
+        confidence: 0.99
+        allowedIncrease: 1.10
+        minSamples: 6
+"#;
+
 /// Two jobs of three canary and three baseline workloads each, scraped by a real
 /// Prometheus: in `slow` the canary is 20% slower, in `same` identical. Persistent pod
 /// offsets: each side's pods run at 0.97, 1.00 and 1.03 of its scale. Keep the workloads
