@@ -3,17 +3,17 @@
 //! when a judgement was made (whatever it says), 2 when the input, the source or the flags
 //! are unusable.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use fife_judge::{
-    DecisionRule, Direction, JudgeConfig, Judgement, Method, NanPolicy, OutlierPolicy, Scale, Test,
-    judge,
+    CleanSample, DecisionRule, Direction, JudgeConfig, Judgement, Method, NanPolicy, OutlierPolicy,
+    Scale, Test, judge_clean,
 };
 
-use crate::judge_live::{CanaryAndBaseline, LiveSource};
+use crate::judge_live::LiveSource;
+use crate::sample_file::{SampleFileError, read_samples};
 
 /// Exit code for unusable input or flags (the same clap uses for usage errors).
 const EXIT_BAD_INPUT: u8 = 2;
@@ -121,71 +121,21 @@ impl JudgeArgs {
     }
 }
 
-/// Why a sample file could not be used.
-#[derive(Debug)]
-enum SampleFileError {
-    Unreadable {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    NotANumber {
-        path: PathBuf,
-        line: usize,
-        text: String,
-    },
-}
-
-impl fmt::Display for SampleFileError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SampleFileError::Unreadable { path, source } => {
-                write!(f, "cannot read {}: {source}", path.display())
-            }
-            SampleFileError::NotANumber { path, line, text } => write!(
-                f,
-                "{}:{line}: {text:?} is not a number; write one number per line (NaN allowed, \
-                 blank lines ignored)",
-                path.display()
-            ),
-        }
-    }
-}
-
-/// Reads one number per line; blank lines are skipped, `NaN` is a value.
-fn read_samples(path: &Path) -> Result<Vec<f64>, SampleFileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SampleFileError::Unreadable {
-        path: path.to_owned(),
-        source,
-    })?;
-    let mut samples = Vec::with_capacity(text.len() / 8);
-    for (index, line) in text.lines().enumerate() {
-        let trimmed = line.trim();
-        if trimmed.is_empty() {
-            continue;
-        }
-        let value = trimmed
-            .parse::<f64>()
-            .map_err(|_| SampleFileError::NotANumber {
-                path: path.to_owned(),
-                line: index + 1,
-                text: trimmed.to_owned(),
-            })?;
-        samples.push(value);
-    }
-    Ok(samples)
-}
-
-/// Both sample files; clap makes sure they were given when --prometheus was not.
-fn read_sample_files(args: &JudgeArgs) -> Result<CanaryAndBaseline, SampleFileError> {
+/// Both sample files, each read, cleaned and sorted on a thread of its own; clap makes
+/// sure they were given when --prometheus was not.
+fn read_sample_files(
+    args: &JudgeArgs,
+    config: &JudgeConfig,
+) -> Result<(CleanSample, CleanSample), SampleFileError> {
     let (Some(canary), Some(baseline)) = (&args.canary, &args.baseline) else {
         unreachable!("clap requires --canary and --baseline without --prometheus")
     };
-    // Parsing dominates reading: the two files are parsed side by side.
+    let prepare = |path: &Path| read_samples(path).map(|raw| CleanSample::new(raw, config));
     let (canary, baseline) = std::thread::scope(|scope| {
-        let canary = scope.spawn(|| read_samples(canary));
-        let baseline = read_samples(baseline);
+        let canary = scope.spawn(|| prepare(canary));
+        let baseline = prepare(baseline);
         (
-            canary.join().expect("parsing samples does not panic"),
+            canary.join().expect("reading samples does not panic"),
             baseline,
         )
     });
@@ -198,10 +148,15 @@ pub fn run(args: JudgeArgs) -> ExitCode {
         eprintln!("error: {error}");
         return ExitCode::from(EXIT_BAD_INPUT);
     }
-    let samples = args
-        .live
-        .fetch_if_requested()
-        .unwrap_or_else(|| read_sample_files(&args).map_err(|e| e.to_string()));
+    let samples = match args.live.fetch_if_requested() {
+        Some(fetched) => fetched.map(|(canary, baseline)| {
+            (
+                CleanSample::new(canary, &config),
+                CleanSample::new(baseline, &config),
+            )
+        }),
+        None => read_sample_files(&args, &config).map_err(|e| e.to_string()),
+    };
     let (canary, baseline) = match samples {
         Ok(samples) => samples,
         Err(error) => {
@@ -209,7 +164,7 @@ pub fn run(args: JudgeArgs) -> ExitCode {
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
-    let judgement = judge(&canary, &baseline, &config);
+    let judgement = judge_clean(&canary, &baseline, &config);
     match args.output {
         OutputArg::Json => println!(
             "{}",

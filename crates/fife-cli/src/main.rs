@@ -10,6 +10,7 @@ mod judge;
 mod judge_live;
 mod ops;
 mod replay;
+mod sample_file;
 mod time_arg;
 mod validate;
 mod verify_image;

@@ -34,6 +34,7 @@ pub use config::{
 pub use counts::{CountJudgement, CountMethod, CounterSeries, PodCounts, judge_counts};
 pub use judgement::{Classification, Judgement, Method};
 pub use pods::{Look, MIN_POINTS_PER_POD, PodJudgement, PodLocation, PodSeries, Point, judge_pods};
+pub use samples::CleanSample;
 
 use differences::PairwiseDifferences;
 use judgement::Statistics;
@@ -45,10 +46,29 @@ use null_distribution::{EXACT_LIMIT, ExactNull};
 /// `Classification::NoData` with a reason. Callers that accept configuration from users
 /// should run [`JudgeConfig::validate`] first to report the problem where it was made.
 pub fn judge(canary: &[f64], baseline: &[f64], config: &JudgeConfig) -> Judgement {
-    let canary_raw = canary.len();
-    let baseline_raw = baseline.len();
-    let canary = samples::clean_sorted(canary, config.nan_policy, config.outlier_policy);
-    let baseline = samples::clean_sorted(baseline, config.nan_policy, config.outlier_policy);
+    judge_clean(
+        &CleanSample::new(canary.to_vec(), config),
+        &CleanSample::new(baseline.to_vec(), config),
+        config,
+    )
+}
+
+/// [`judge`] on samples already cleaned and sorted, each perhaps on a thread of its own.
+///
+/// # Panics
+/// When a sample was cleaned under other NaN or outlier policies than `config`'s: the
+/// caller prepared it for another comparison.
+pub fn judge_clean(
+    canary: &CleanSample,
+    baseline: &CleanSample,
+    config: &JudgeConfig,
+) -> Judgement {
+    assert!(
+        canary.cleaned_as(config) && baseline.cleaned_as(config),
+        "judge_clean: both samples must be cleaned under the config's NaN and outlier policies"
+    );
+    let (canary_raw, baseline_raw) = (canary.given(), baseline.given());
+    let (canary, baseline) = (canary.values(), baseline.values());
     let (n, m) = (canary.len(), baseline.len());
 
     if let Err(error) = config.validate() {
@@ -70,7 +90,7 @@ pub fn judge(canary: &[f64], baseline: &[f64], config: &JudgeConfig) -> Judgemen
     }
 
     let mean_ratio = {
-        let (mean_canary, mean_baseline) = (samples::mean(&canary), samples::mean(&baseline));
+        let (mean_canary, mean_baseline) = (samples::mean(canary), samples::mean(baseline));
         (mean_canary != 0.0 && mean_baseline != 0.0).then(|| mean_canary / mean_baseline)
     };
     let pairs = n as u64 * m as u64;
@@ -95,10 +115,10 @@ pub fn judge(canary: &[f64], baseline: &[f64], config: &JudgeConfig) -> Judgemen
         return j;
     }
 
-    let ranks = ranks::rank_summary(&canary, &baseline);
+    let ranks = ranks::rank_summary(canary, baseline);
     let method = null_distribution_method(n, m, ranks.has_ties);
     let alpha = config.alpha();
-    let differences = PairwiseDifferences::new(&canary, &baseline);
+    let differences = PairwiseDifferences::new(canary, baseline);
 
     let (p_value, ci_rank) = match method {
         Method::Exact => {

@@ -8,13 +8,15 @@
 //! ```text
 //! cargo run --release -p fife-testkit --example replay_calibration -- \
 //!     [--rollouts 40] [--pods 1,3,10] [--stable 0] [--phi 0.5] [--test mannWhitney] \
-//!     [--rules significance,kayenta]
+//!     [--rules significance,kayenta] [--canaries identical,latency10,latency20,errors2]
 //! ```
 //!
 //! `--test` is written into the template's `compare.test` as given, so any test the API
 //! knows can be calibrated the same way; `counts` judges only the error rows, with the
 //! errors and requests counted per pod by `increase`. `--stable` gives every rollout that
 //! many stable pods, `--phi` sets the pod wander's correlation from one scrape to the next.
+//! `--canaries` simulates only the scenarios named (all four by default): the false-rollback
+//! rate needs about ten times the rollouts the detection rates need.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -38,16 +40,20 @@ const COUNTS: [u32; 3] = [1, 5, 20];
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Scenario {
     name: &'static str,
+    /// What `--canaries` selects it by.
+    key: &'static str,
     effect: CanaryEffect,
 }
 
 const SCENARIOS: [Scenario; 4] = [
     Scenario {
         name: "identical",
+        key: "identical",
         effect: CanaryEffect::NONE,
     },
     Scenario {
         name: "latency +10%",
+        key: "latency10",
         effect: CanaryEffect {
             latency_scale: 1.1,
             error_scale: 1.0,
@@ -55,6 +61,7 @@ const SCENARIOS: [Scenario; 4] = [
     },
     Scenario {
         name: "latency +20%",
+        key: "latency20",
         effect: CanaryEffect {
             latency_scale: 1.2,
             error_scale: 1.0,
@@ -62,6 +69,7 @@ const SCENARIOS: [Scenario; 4] = [
     },
     Scenario {
         name: "errors ×2",
+        key: "errors2",
         effect: CanaryEffect {
             latency_scale: 1.0,
             error_scale: 2.0,
@@ -113,6 +121,8 @@ struct Options {
     phi: Option<f64>,
     test: String,
     rules: Vec<String>,
+    /// Keys of the scenarios to simulate; all of them when empty.
+    canaries: Vec<String>,
 }
 
 fn options() -> Options {
@@ -123,13 +133,18 @@ fn options() -> Options {
         phi: None,
         test: "mannWhitney".to_owned(),
         rules: vec!["significance".to_owned(), "kayenta".to_owned()],
+        canaries: Vec::new(),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
         let value = pair.get(1).cloned().unwrap_or_default();
         let list = |v: &str| v.split(',').map(str::to_owned).collect::<Vec<_>>();
         match pair[0].as_str() {
-            "--rollouts" => options.rollouts = value.parse().expect("--rollouts N"),
+            "--rollouts" => {
+                options.rollouts = value.parse().expect("--rollouts N");
+                // The seeds below give each pod count a block of 1000 rollouts.
+                assert!(options.rollouts <= 1000, "--rollouts is at most 1000");
+            }
             "--pods" => {
                 options.pods = list(&value)
                     .iter()
@@ -140,6 +155,15 @@ fn options() -> Options {
             "--phi" => options.phi = Some(value.parse().expect("--phi 0.8")),
             "--test" => options.test = value,
             "--rules" => options.rules = list(&value),
+            "--canaries" => {
+                options.canaries = list(&value);
+                for key in &options.canaries {
+                    assert!(
+                        SCENARIOS.iter().any(|s| s.key == key),
+                        "--canaries takes a list of identical, latency10, latency20, errors2; not {key}"
+                    );
+                }
+            }
             other => panic!("unknown flag {other}; see the doc comment for the flags"),
         }
     }
@@ -241,6 +265,9 @@ async fn main() {
     ]
     .into_iter()
     .filter(|(_, signal)| options.test != "counts" || *signal == Signal::Errors)
+    .filter(|(s, _)| {
+        options.canaries.is_empty() || options.canaries.iter().any(|k| k == SCENARIOS[*s].key)
+    })
     .collect();
     let mut models = Vec::new();
     for (s, scenario) in SCENARIOS.iter().enumerate() {
