@@ -8,7 +8,9 @@
 //! ```text
 //! cargo run --release -p fife-testkit --example replay_calibration -- \
 //!     [--rollouts 40] [--pods 1,3,10] [--stable 0] [--phi 0.5] [--test mannWhitney] \
-//!     [--rules significance,kayenta] [--canaries identical,latency10,latency20,errors2]
+//!     [--rules significance,kayenta] [--canaries identical,latency10,latency20,errors2] \
+//!     [--first-rollout 0]
+//! cargo run --release -p fife-testkit --example replay_calibration -- --merge TABLE...
 //! ```
 //!
 //! `--test` is written into the template's `compare.test` as given, so any test the API
@@ -16,7 +18,11 @@
 //! errors and requests counted per pod by `increase`. `--stable` gives every rollout that
 //! many stable pods, `--phi` sets the pod wander's correlation from one scrape to the next.
 //! `--canaries` simulates only the scenarios named (all four by default): the false-rollback
-//! rate needs about ten times the rollouts the detection rates need.
+//! rate needs about ten times the rollouts the detection rates need. `--first-rollout K`
+//! simulates rollouts K..K+N (same seeds as in one run of K+N): a query's cost grows with
+//! everything the Prometheus holds (about six times slower per query at 1000 rollouts than
+//! at 20), so 1000 rollouts run fastest as batches of about 200, each with its own
+//! Prometheus, whose tables add up.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -116,6 +122,8 @@ type Cell = (usize, &'static str, usize, String, u32);
 
 struct Options {
     rollouts: usize,
+    /// The first rollout's number: batches with their own Prometheus add up to one run.
+    first_rollout: usize,
     pods: Vec<usize>,
     stable: usize,
     phi: Option<f64>,
@@ -128,6 +136,7 @@ struct Options {
 fn options() -> Options {
     let mut options = Options {
         rollouts: 40,
+        first_rollout: 0,
         pods: vec![1, 3, 10],
         stable: 0,
         phi: None,
@@ -140,10 +149,9 @@ fn options() -> Options {
         let value = pair.get(1).cloned().unwrap_or_default();
         let list = |v: &str| v.split(',').map(str::to_owned).collect::<Vec<_>>();
         match pair[0].as_str() {
-            "--rollouts" => {
-                options.rollouts = value.parse().expect("--rollouts N");
-                // The seeds below give each pod count a block of 1000 rollouts.
-                assert!(options.rollouts <= 1000, "--rollouts is at most 1000");
+            "--rollouts" => options.rollouts = value.parse().expect("--rollouts N"),
+            "--first-rollout" => {
+                options.first_rollout = value.parse().expect("--first-rollout N");
             }
             "--pods" => {
                 options.pods = list(&value)
@@ -167,6 +175,11 @@ fn options() -> Options {
             other => panic!("unknown flag {other}; see the doc comment for the flags"),
         }
     }
+    // The seeds give each pod count a block of 1000 rollouts.
+    assert!(
+        options.first_rollout + options.rollouts <= 1000,
+        "--first-rollout plus --rollouts is at most 1000"
+    );
     options
 }
 
@@ -232,6 +245,45 @@ fn run_spec(yaml: &str, service: &str, prometheus: &str) -> AnalysisRunSpec {
     }
 }
 
+/// `--merge TABLE...`: adds up the tables of batches (`--first-rollout`), cell by cell, and
+/// prints one table of rates with their Wilson intervals. A median time cannot be added up,
+/// so the merged table leaves it out; each batch's table has its own.
+fn merge(paths: &[String]) {
+    let mut cells: Vec<(String, Proportion)> = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        for line in text.lines() {
+            // | canary | metric | pods | test, rule | count | k/n = … | median |
+            let columns: Vec<&str> = line.split('|').map(str::trim).collect();
+            let Some((hits, trials)) = columns
+                .get(6)
+                .and_then(|c| c.split(" = ").next())
+                .and_then(|c| c.split_once('/'))
+                .and_then(|(k, n)| Some((k.parse::<usize>().ok()?, n.parse::<usize>().ok()?)))
+            else {
+                continue;
+            };
+            let key = columns[1..6].join(" | ");
+            match cells.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, p)) => *p = Proportion::new(p.hits + hits, p.trials + trials),
+                None => cells.push((key, Proportion::new(hits, trials))),
+            }
+        }
+    }
+    println!("| canary | metric | pods/side | test, rule | count | rolled back (95% CI) |");
+    println!("|---|---|---|---|---|---|");
+    for (key, p) in &cells {
+        println!(
+            "| {key} | {}/{} = {:.1}% ({:.1}–{:.1}%) |",
+            p.hits,
+            p.trials,
+            100.0 * p.rate,
+            100.0 * p.ci95[0],
+            100.0 * p.ci95[1],
+        );
+    }
+}
+
 /// Rolled back (Failed or Error), and after how many seconds of analysis.
 fn outcome(replay: &Replay, from: jiff::Timestamp) -> Option<i64> {
     let rolled_back = matches!(
@@ -248,6 +300,11 @@ fn outcome(replay: &Replay, from: jiff::Timestamp) -> Option<i64> {
 
 #[tokio::main]
 async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--merge") {
+        merge(&args[1..]);
+        return;
+    }
     let options = options();
     let wall = Instant::now();
     let range = ScrapeRange {
@@ -275,7 +332,7 @@ async fn main() {
             continue;
         }
         for &pods in &options.pods {
-            for r in 0..options.rollouts {
+            for r in options.first_rollout..options.first_rollout + options.rollouts {
                 let mut model = ClusterModel::new(
                     service(s, pods, r),
                     (s * 1_000_000 + pods * 1000 + r) as u64,
@@ -306,7 +363,7 @@ async fn main() {
         for &pods in &options.pods {
             for rule in &options.rules {
                 for count in COUNTS {
-                    for r in 0..options.rollouts {
+                    for r in options.first_rollout..options.first_rollout + options.rollouts {
                         jobs.push((s, signal, pods, rule.clone(), count, r));
                     }
                 }
