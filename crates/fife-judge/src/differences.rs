@@ -24,17 +24,24 @@ const MATERIALISE_LIMIT: u64 = 1 << 16;
 /// pivots in it costs less than one staircase walk over 10⁶ rows, and each pass then
 /// shrinks the window about a hundredfold.
 const MAX_SAMPLE_SIZE: usize = 1 << 16;
+/// From this many rows on, the cuts of a window's pivots are walked on two threads: a walk
+/// then takes about 0.1 ms, several times what starting a thread costs.
+const PARALLEL_ROWS: usize = 1 << 14;
 /// Pivots sit this many standard deviations of the sample rank either side of the
 /// expected rank: a pass misses its target about once in 400, which costs one more pass.
 const PIVOT_SPREAD: f64 = 3.0;
+
+/// A column index of a row. 32 bits: the per-row buffers of windows and cuts are the
+/// memory a selection touches, and at 10⁵ rows half their pages are half their faults.
+type Column = u32;
 
 /// Columns lo[i]..hi[i] of every row i: the candidates that may still hold some wanted
 /// ranks. All differences left of a window are smaller than every candidate, all those
 /// right of it larger, so a rank in the whole multiset is `left` plus a rank in the window.
 #[derive(Debug)]
 struct Window {
-    lo: Vec<usize>,
-    hi: Vec<usize>,
+    lo: Vec<Column>,
+    hi: Vec<Column>,
     /// Σ lo: the differences left of the window.
     left: u64,
     /// Σ (hi − lo): the candidates.
@@ -44,8 +51,8 @@ struct Window {
 /// Where a pivot p cuts every row: how many of its differences are < p and ≤ p.
 #[derive(Debug)]
 struct Cut {
-    below: Vec<usize>,
-    through: Vec<usize>,
+    below: Vec<Column>,
+    through: Vec<Column>,
     below_total: u64,
     through_total: u64,
 }
@@ -54,15 +61,15 @@ struct Cut {
 /// reuse: a fresh buffer is fresh pages, and faulting them in cost more than the walk
 /// that fills them.
 #[derive(Debug, Default)]
-struct Buffers(Vec<Vec<usize>>);
+struct Buffers(Vec<Vec<Column>>);
 
 impl Buffers {
     /// A buffer of n columns with arbitrary contents: every user overwrites all of them.
-    fn take(&mut self, n: usize) -> Vec<usize> {
+    fn take(&mut self, n: usize) -> Vec<Column> {
         self.0.pop().unwrap_or_else(|| vec![0; n])
     }
 
-    fn give(&mut self, buffer: Vec<usize>) {
+    fn give(&mut self, buffer: Vec<Column>) {
         self.0.push(buffer);
     }
 }
@@ -90,13 +97,24 @@ impl Columns {
 pub(crate) struct PairwiseDifferences<'a> {
     canary: &'a [f64],
     baseline: &'a [f64],
+    /// [`PARALLEL_ROWS`]; lowered by tests to walk small samples on two threads.
+    parallel_rows: usize,
 }
 
 impl<'a> PairwiseDifferences<'a> {
     pub fn new(canary: &'a [f64], baseline: &'a [f64]) -> Self {
         debug_assert!(canary.is_sorted_by(|a, b| a <= b));
         debug_assert!(baseline.is_sorted_by(|a, b| a <= b));
-        PairwiseDifferences { canary, baseline }
+        assert!(
+            Column::try_from(baseline.len()).is_ok(),
+            "at most {} baseline values",
+            Column::MAX
+        );
+        PairwiseDifferences {
+            canary,
+            baseline,
+            parallel_rows: PARALLEL_ROWS,
+        }
     }
 
     /// N = n·m.
@@ -150,7 +168,7 @@ impl<'a> PairwiseDifferences<'a> {
         let mut pending = vec![(
             Window {
                 lo: vec![0; n],
-                hi: vec![m; n],
+                hi: vec![m as Column; n],
                 left: 0,
                 size: self.len(),
             },
@@ -192,8 +210,8 @@ impl<'a> PairwiseDifferences<'a> {
             } = window;
             let mut lower_total = left;
             let mut t = targets.start;
-            for pivot in pivots {
-                let cut = self.cut(pivot, &columns, &mut buffers);
+            let mut cuts = self.cuts(&pivots, &columns, &mut buffers).into_iter();
+            for (pivot, cut) in pivots.into_iter().zip(cuts.by_ref()) {
                 let first = t;
                 while t < targets.end && wanted[t] < cut.below_total {
                     t += 1;
@@ -220,6 +238,10 @@ impl<'a> PairwiseDifferences<'a> {
                     break;
                 }
             }
+            for unused in cuts {
+                buffers.give(unused.below);
+                buffers.give(unused.through);
+            }
             if t < targets.end {
                 let above = Window {
                     lo: lower,
@@ -236,6 +258,37 @@ impl<'a> PairwiseDifferences<'a> {
         found
     }
 
+    /// Where each pivot cuts every row, in the pivots' order. The walks are independent:
+    /// on large samples half of them run on a second thread.
+    fn cuts(&self, pivots: &[f64], columns: &Columns, buffers: &mut Buffers) -> Vec<Cut> {
+        if pivots.len() < 2 || self.canary.len() < self.parallel_rows {
+            return pivots
+                .iter()
+                .map(|&p| self.cut(p, columns, buffers))
+                .collect();
+        }
+        // The thread started last gets the smaller half; each cut takes two buffers.
+        let (mine, theirs) = pivots.split_at(pivots.len().div_ceil(2));
+        let spare = buffers.0.len().saturating_sub(2 * theirs.len());
+        let mut their_buffers = Buffers(buffers.0.split_off(spare));
+        let cuts = std::thread::scope(|scope| {
+            let their_cuts = scope.spawn(|| {
+                theirs
+                    .iter()
+                    .map(|&p| self.cut(p, columns, &mut their_buffers))
+                    .collect::<Vec<_>>()
+            });
+            let mut cuts: Vec<Cut> = mine
+                .iter()
+                .map(|&p| self.cut(p, columns, buffers))
+                .collect();
+            cuts.extend(their_cuts.join().expect("a staircase walk does not panic"));
+            cuts
+        });
+        buffers.0.append(&mut their_buffers.0);
+        cuts
+    }
+
     /// Where pivot p cuts every row. Differences equal to p sit just left of each row's cut
     /// (rows ascend), and a pivot is always one of the differences: counting them back from
     /// the ≤ cut gives the < cut without a second walk. On continuous data p occurs about
@@ -250,7 +303,7 @@ impl<'a> PairwiseDifferences<'a> {
         let mut budget = (n + m) / 16;
         let mut equal_total = 0u64;
         for (i, c) in below.iter_mut().enumerate() {
-            while *c > 0 && self.at(i, *c - 1) == p {
+            while *c > 0 && self.at(i, *c as usize - 1) == p {
                 if budget == 0 {
                     let below_total = self.staircase::<true>(p, columns, &mut below);
                     return Cut {
@@ -281,7 +334,7 @@ impl<'a> PairwiseDifferences<'a> {
         &self,
         p: f64,
         by_count: &Columns,
-        counts: &mut [usize],
+        counts: &mut [Column],
     ) -> u64 {
         const STREAMS: usize = 4;
         let (n, m) = (self.canary.len(), self.baseline.len());
@@ -309,7 +362,7 @@ impl<'a> PairwiseDifferences<'a> {
                     let d = self.canary[row[s]] - by_count.0[c];
                     let step = (c > 0) & outside(d);
                     let c = c - step as usize;
-                    counts[row[s]] = c;
+                    counts[row[s]] = c as Column;
                     total += (!step) as u64 * c as u64;
                     row[s] += (!step) as usize;
                     columns[s] = c;
@@ -357,9 +410,9 @@ impl<'a> PairwiseDifferences<'a> {
         let mut next = draw(q);
         let mut row_start = 0u64;
         for (i, (&lo, &hi)) in window.lo.iter().zip(&window.hi).enumerate() {
-            let row_end = row_start + (hi - lo) as u64;
+            let row_end = row_start + u64::from(hi - lo);
             while next < row_end {
-                sample.push(self.at(i, lo + (next - row_start) as usize));
+                sample.push(self.at(i, lo as usize + (next - row_start) as usize));
                 q += 1;
                 if q == strata {
                     return;
@@ -374,7 +427,7 @@ impl<'a> PairwiseDifferences<'a> {
     fn materialise(&self, window: &Window) -> Vec<f64> {
         let mut values = Vec::with_capacity(window.size as usize);
         for (i, (&lo, &hi)) in window.lo.iter().zip(&window.hi).enumerate() {
-            values.extend((lo..hi).map(|j| self.at(i, j)));
+            values.extend((lo..hi).map(|j| self.at(i, j as usize)));
         }
         values
     }
@@ -469,6 +522,13 @@ mod tests {
             let ranks = [k + 1, (k + 2).min(d.len()), 1, d.len()];
             let got = d.order_statistics(&ranks);
             for (rank, value) in ranks.iter().zip(got) {
+                prop_assert_eq!(value.to_bits(), all[*rank as usize - 1].to_bits());
+            }
+            // The same with every window's cuts walked on two threads, as from
+            // PARALLEL_ROWS rows on.
+            let parallel = PairwiseDifferences { parallel_rows: 1, ..d };
+            prop_assert_eq!(parallel.select_in_windows(k, 0).to_bits(), all[k as usize].to_bits());
+            for (rank, value) in ranks.iter().zip(parallel.order_statistics(&ranks)) {
                 prop_assert_eq!(value.to_bits(), all[*rank as usize - 1].to_bits());
             }
         }

@@ -4,7 +4,8 @@
 //! spread between pods of one version, with α spent over the looks of a run;
 //! [`judge_counts`] compares error ratios (errors over requests per pod) the same way,
 //! quasi-binomially; [`judge`] pools every point into one Mann-Whitney U test (exact for
-//! independent samples):
+//! independent samples), and [`judge_clean`] runs it on samples a caller has already
+//! cleaned and sorted ([`CleanSample`], one per thread):
 //!
 //! ```text
 //! raw samples ─▶ clean (NaN, outliers) ─▶ sort ─▶ U, ties ─▶ p (exact | asymptotic)
@@ -13,6 +14,8 @@
 //! ```
 //!
 //! Pure and deterministic: no I/O, no randomness in results, same input → same output.
+//! From 2¹⁴ canary values on, the pooled test's interval search walks on two threads (the
+//! result is the same bits).
 //! The definitions are the contract in `docs/judge.md`; tests check them against scipy
 //! and R.
 
