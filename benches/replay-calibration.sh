@@ -10,10 +10,12 @@
 #       --test pods --rules significance --canaries identical
 #
 # Every other flag goes to each batch as given. The per-batch tables and timings are kept
-# in OUT (default target/replay-calibration).
+# in OUT (default target/replay-calibration). FIRST (default 0) starts at another rollout:
+# rollouts 1000 and up have seeds of their own, so a second run can add to a first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+FIRST=${FIRST:-0}
 ROLLOUTS=${ROLLOUTS:-1000}
 BATCH=${BATCH:-200}
 OUT=${OUT:-target/replay-calibration}
@@ -22,8 +24,8 @@ cargo build --release --locked -q -p fife-testkit --example replay_calibration
 bin=target/release/examples/replay_calibration
 
 tables=()
-for ((first = 0; first < ROLLOUTS; first += BATCH)); do
-  count=$((ROLLOUTS - first < BATCH ? ROLLOUTS - first : BATCH))
+for ((first = FIRST; first < FIRST + ROLLOUTS; first += BATCH)); do
+  count=$((FIRST + ROLLOUTS - first < BATCH ? FIRST + ROLLOUTS - first : BATCH))
   table="$OUT/batch-$first.md"
   "$bin" --rollouts "$count" --first-rollout "$first" "$@" >"$table" 2>"$OUT/batch-$first.err"
   echo "rollouts $first..$((first + count)): $(tail -n 1 "$OUT/batch-$first.err")" >&2

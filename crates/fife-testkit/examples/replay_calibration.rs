@@ -9,7 +9,7 @@
 //! cargo run --release -p fife-testkit --example replay_calibration -- \
 //!     [--rollouts 40] [--pods 1,3,10] [--stable 0] [--phi 0.5] [--test mannWhitney] \
 //!     [--rules significance,kayenta] [--canaries identical,latency10,latency20,errors2] \
-//!     [--first-rollout 0]
+//!     [--first-rollout 0] [--counts 1,5,20]
 //! cargo run --release -p fife-testkit --example replay_calibration -- --merge TABLE...
 //! ```
 //!
@@ -22,7 +22,9 @@
 //! simulates rollouts K..K+N (same seeds as in one run of K+N): a query's cost grows with
 //! everything the Prometheus holds (about six times slower per query at 1000 rollouts than
 //! at 20), so 1000 rollouts run fastest as batches of about 200, each with its own
-//! Prometheus, whose tables add up.
+//! Prometheus, whose tables add up. `--counts` sets the template's counts (1, 5 and 20 by
+//! default); the data end where the largest count's last look does, so `--counts 1`
+//! simulates 7 minutes a rollout instead of 47.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -41,7 +43,6 @@ const START: i64 = 1_700_000_000;
 /// The first look: the template's 5 minute lookback (and 2 minute rate) have data.
 const WARM_UP_SECONDS: i64 = 420;
 const INTERVAL_SECONDS: i64 = 120;
-const COUNTS: [u32; 3] = [1, 5, 20];
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Scenario {
@@ -131,6 +132,8 @@ struct Options {
     rules: Vec<String>,
     /// Keys of the scenarios to simulate; all of them when empty.
     canaries: Vec<String>,
+    /// The template's `count`s; the data reach as far as the largest needs.
+    counts: Vec<u32>,
 }
 
 fn options() -> Options {
@@ -143,6 +146,7 @@ fn options() -> Options {
         test: "mannWhitney".to_owned(),
         rules: vec!["significance".to_owned(), "kayenta".to_owned()],
         canaries: Vec::new(),
+        counts: vec![1, 5, 20],
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
@@ -150,6 +154,13 @@ fn options() -> Options {
         let list = |v: &str| v.split(',').map(str::to_owned).collect::<Vec<_>>();
         match pair[0].as_str() {
             "--rollouts" => options.rollouts = value.parse().expect("--rollouts N"),
+            "--counts" => {
+                options.counts = list(&value)
+                    .iter()
+                    .map(|c| c.parse().expect("--counts 1,5,20"))
+                    .collect();
+                assert!(!options.counts.contains(&0), "--counts are 1 or more");
+            }
             "--first-rollout" => {
                 options.first_rollout = value.parse().expect("--first-rollout N");
             }
@@ -175,12 +186,15 @@ fn options() -> Options {
             other => panic!("unknown flag {other}; see the doc comment for the flags"),
         }
     }
-    // The seeds give each pod count a block of 1000 rollouts.
-    assert!(
-        options.first_rollout + options.rollouts <= 1000,
-        "--first-rollout plus --rollouts is at most 1000"
-    );
     options
+}
+
+/// Rollout r of a scenario and pod count: the seeds of rollouts 0..1000 are those of the
+/// tables already published (scenario·10⁶ + pods·10³ + r); each further thousand moves by 10⁹.
+fn seed(scenario: usize, pods: usize, rollout: usize) -> u64 {
+    assert!(pods < 1000, "fewer than 1000 pods a side");
+    (scenario * 1_000_000 + pods * 1000 + rollout % 1000) as u64
+        + (rollout / 1000) as u64 * 1_000_000_000
 }
 
 fn service(scenario: usize, pods: usize, rollout: usize) -> String {
@@ -309,7 +323,9 @@ async fn main() {
     let wall = Instant::now();
     let range = ScrapeRange {
         start_seconds: START,
-        end_seconds: START + WARM_UP_SECONDS + INTERVAL_SECONDS * 20,
+        end_seconds: START
+            + WARM_UP_SECONDS
+            + INTERVAL_SECONDS * i64::from(options.counts.iter().copied().max().unwrap_or(1)),
         interval_seconds: 15,
     };
     // `counts` judges error ratios only.
@@ -333,10 +349,7 @@ async fn main() {
         }
         for &pods in &options.pods {
             for r in options.first_rollout..options.first_rollout + options.rollouts {
-                let mut model = ClusterModel::new(
-                    service(s, pods, r),
-                    (s * 1_000_000 + pods * 1000 + r) as u64,
-                );
+                let mut model = ClusterModel::new(service(s, pods, r), seed(s, pods, r));
                 model.pods = PodCounts {
                     canary: pods,
                     baseline: pods,
@@ -362,7 +375,7 @@ async fn main() {
     for &(s, signal) in &rows {
         for &pods in &options.pods {
             for rule in &options.rules {
-                for count in COUNTS {
+                for &count in &options.counts {
                     for r in options.first_rollout..options.first_rollout + options.rollouts {
                         jobs.push((s, signal, pods, rule.clone(), count, r));
                     }
