@@ -215,13 +215,7 @@ pub fn compact_guard_event<K>(
 where
     K: Resource + Serialize + DeserializeOwned,
 {
-    match event {
-        watcher::Event::Apply(k) => watcher::Event::Apply(CompactGuard::new(k)),
-        watcher::Event::Delete(k) => watcher::Event::Delete(CompactGuard::new(k)),
-        watcher::Event::Init => watcher::Event::Init,
-        watcher::Event::InitApply(k) => watcher::Event::InitApply(CompactGuard::new(k)),
-        watcher::Event::InitDone => watcher::Event::InitDone,
-    }
+    map_object(event, CompactGuard::new)
 }
 
 /// A watch event with its object compacted.
@@ -229,11 +223,17 @@ pub fn compact_event<K>(event: watcher::Event<K>) -> watcher::Event<Compact<K>>
 where
     K: Resource + Serialize + DeserializeOwned,
 {
+    map_object(event, Compact::new)
+}
+
+/// The same event with `f` applied to its object, if it carries one (kube's
+/// `Event::modify` keeps the type).
+fn map_object<A, B>(event: watcher::Event<A>, f: impl FnOnce(A) -> B) -> watcher::Event<B> {
     match event {
-        watcher::Event::Apply(k) => watcher::Event::Apply(Compact::new(k)),
-        watcher::Event::Delete(k) => watcher::Event::Delete(Compact::new(k)),
+        watcher::Event::Apply(k) => watcher::Event::Apply(f(k)),
+        watcher::Event::Delete(k) => watcher::Event::Delete(f(k)),
         watcher::Event::Init => watcher::Event::Init,
-        watcher::Event::InitApply(k) => watcher::Event::InitApply(Compact::new(k)),
+        watcher::Event::InitApply(k) => watcher::Event::InitApply(f(k)),
         watcher::Event::InitDone => watcher::Event::InitDone,
     }
 }
